@@ -1,0 +1,5 @@
+"""`python -m visionbench` runs the CLI."""
+
+from visionbench.cli import main
+
+main()

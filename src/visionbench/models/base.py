@@ -1,0 +1,171 @@
+"""The one interface every model family implements: build, preprocess, forward, postprocess.
+
+A `VisionModel` owns the real `torch.nn.Module` of its library plus that family's own pre- and
+post-processing, so every measurement (timing, memory, dissection, depth export) drives any model
+the same way: `batch = m.preprocess(images)`, `out = m.forward(batch)`, `preds = m.postprocess(out, batch)`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from visionbench.models.card import ModelCard
+
+WeightsMode = Literal["pretrained", "random"]
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where the weights of a built model came from; every output repeats this."""
+
+    mode: WeightsMode
+    source: str  # e.g. "hub cache apple/DepthPro-hf", "file /x/model.safetensors", "random init (seed 0)"
+    warning: str | None = None  # set when `auto` fell back to random weights: said loudly everywhere
+
+
+@dataclass
+class Batch:
+    """Model-ready inputs plus what postprocessing needs to map outputs back to the images."""
+
+    inputs: dict[str, torch.Tensor]  # keyword arguments of the module's forward
+    sizes: list[tuple[int, int]]  # original (height, width) of each image
+    extras: dict[str, Any] = field(default_factory=dict)  # family-specific (letterbox ratios, prompts)
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.sizes)
+
+
+@dataclass
+class Prediction:
+    """The task's result for one image, at the image's own resolution."""
+
+    task: str
+    depth: np.ndarray | None = None  # [H, W] float32: metres (metric) or relative inverse depth
+    depth_kind: Literal["metric", "relative-inverse"] | None = None
+    fov_deg: float | None = None  # horizontal field of view, degrees
+    focal_px: float | None = None  # focal length in pixels at the image's resolution
+    boxes: np.ndarray | None = None  # [N, 4] xyxy pixels
+    scores: np.ndarray | None = None  # [N]
+    classes: np.ndarray | None = None  # [N] int
+    masks: np.ndarray | None = None  # [N, H, W] bool
+    keypoints: np.ndarray | None = None  # [N, K, 3] x, y, visibility
+
+    def summary(self) -> dict[str, Any]:
+        """Small JSON-ready facts about the output (depth statistics, detection counts)."""
+        out: dict[str, Any] = {"task": self.task}
+        if self.depth is not None:
+            d = self.depth[np.isfinite(self.depth)]
+            out.update(
+                depth_kind=self.depth_kind,
+                height=int(self.depth.shape[0]),
+                width=int(self.depth.shape[1]),
+                depth_min=float(d.min()) if d.size else None,
+                depth_max=float(d.max()) if d.size else None,
+                depth_mean=float(d.mean()) if d.size else None,
+                depth_median=float(np.median(d)) if d.size else None,
+                depth_std=float(d.std()) if d.size else None,
+                fov_deg=self.fov_deg,
+                focal_px=self.focal_px,
+            )
+        if self.boxes is not None:
+            out["detections"] = int(len(self.boxes))
+        if self.masks is not None:
+            out["masks"] = int(len(self.masks))
+        if self.keypoints is not None:
+            out["instances_with_keypoints"] = int(len(self.keypoints))
+        return out
+
+
+class VisionModel(ABC):
+    """A built model of one family. Create through `visionbench.create_model`, never directly."""
+
+    def __init__(
+        self,
+        card: ModelCard,
+        module: torch.nn.Module,
+        weights: WeightsInfo,
+        *,
+        input_size: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        self.card = card
+        self.module = module
+        self.weights = weights
+        self.input_size = input_size
+        self.device = device
+        self.dtype = dtype
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    @abstractmethod
+    def preprocess(self, images: list[Image.Image]) -> Batch:
+        """RGB PIL images -> model inputs on the model's device and dtype, the family's own way."""
+
+    def forward(self, batch: Batch) -> Any:
+        """One forward pass of the module; callers wrap it in inference_mode and time it."""
+        return self.module(**batch.inputs)
+
+    @abstractmethod
+    def postprocess(self, outputs: Any, batch: Batch) -> list[Prediction]:
+        """Raw module outputs -> one Prediction per image, at each image's own resolution."""
+
+    @abstractmethod
+    def example_batch(self, batch_size: int = 1, device: torch.device | str | None = None) -> Batch:
+        """Random inputs of the right shape at `input_size` (also on `meta`, for tracing)."""
+
+    def predict(self, images: list[Image.Image]) -> list[Prediction]:
+        """End to end: preprocess, forward under inference_mode, postprocess."""
+        batch = self.preprocess(images)
+        with torch.inference_mode():
+            outputs = self.forward(batch)
+        return self.postprocess(outputs, batch)
+
+    def components(self) -> dict[str, list[str]]:
+        """Top-level parts of the architecture: label -> module-path prefixes (for breakdowns)."""
+        return {name: [name] for name, _ in self.module.named_children()}
+
+    def token_layout(self) -> dict[str, Any] | None:
+        """For transformer encoders: how [B, tokens, dim] outputs map to a patch grid, else None.
+
+        Keys: `prefix_tokens` (class + register tokens to drop), `grid` ((rows, cols) of patches),
+        `module_prefixes` (paths whose outputs follow this layout).
+        """
+        return None
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> VisionModel:
+        """Move the module; float buffers follow `dtype`, as with `nn.Module.to`."""
+        if device is not None:
+            self.device = torch.device(device)
+        if dtype is not None:
+            self.dtype = dtype
+        self.module.to(device=self.device, dtype=self.dtype)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready identity of this built model: card facts plus how it was built."""
+        return {
+            "name": self.name,
+            "task": self.card.task,
+            "library": self.card.library,
+            "architecture": self.card.architecture,
+            "params": self.num_params(),
+            "input_size": self.input_size,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "weights_mode": self.weights.mode,
+            "weights_source": self.weights.source,
+            "weights_warning": self.weights.warning,
+        }

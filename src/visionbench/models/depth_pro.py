@@ -1,0 +1,170 @@
+"""Apple DepthPro (transformers `DepthProForDepthEstimation`): metric depth plus a field-of-view head.
+
+Three DINOv2 ViT-L/16 encoders at 384 px (patch, image, FOV) see a 1536 px input as 35 overlapping
+patches at three scales (1 + 3x3 + 5x5). Output: depth in metres, FOV in degrees, focal length in px.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import torch
+from PIL import Image
+
+from visionbench.models.base import Batch, Prediction, VisionModel
+from visionbench.models.card import ModelCard
+from visionbench.models.hf_common import build_transformers, meta_module
+from visionbench.models.registry import BuildSpec, register
+
+IMAGENET_STANDARD = (0.5, 0.5, 0.5)
+DINOV2_L16 = dict(
+    model_type="dinov2", num_hidden_layers=24, patch_size=16, hidden_size=1024,
+    num_attention_heads=16, image_size=384, use_mask_token=False,
+)  # fmt: skip
+# Tiny but complete: same 35-patch tiling (patch_size 64 of a 256 px input), two-layer encoders.
+DINOV2_TINY = dict(
+    model_type="dinov2", num_hidden_layers=2, patch_size=16, hidden_size=32,
+    num_attention_heads=2, image_size=64, use_mask_token=False,
+)  # fmt: skip
+
+
+def depth_pro_config(tiny: bool = False, use_fov_model: bool = True) -> Any:
+    from transformers import DepthProConfig
+
+    if not tiny:
+        enc = DINOV2_L16
+        return DepthProConfig(
+            patch_model_config=enc, image_model_config=enc, fov_model_config=enc, use_fov_model=use_fov_model
+        )
+    enc = DINOV2_TINY
+    return DepthProConfig(
+        patch_size=64,
+        patch_model_config=enc,
+        image_model_config=enc,
+        fov_model_config=enc,
+        use_fov_model=use_fov_model,
+        fusion_hidden_size=16,
+        intermediate_hook_ids=[1, 0],
+        intermediate_feature_dims=[16, 16],
+        scaled_images_feature_dims=[32, 32, 16],
+    )
+
+
+class DepthProModel(VisionModel):
+    """DepthPro with the transformers image processor (normalise, then resize to the input size)."""
+
+    @cached_property
+    def processor(self) -> Any:
+        from transformers import DepthProImageProcessor
+
+        s = self.input_size
+        return DepthProImageProcessor(size={"height": s, "width": s})
+
+    def preprocess(self, images: list[Image.Image]) -> Batch:
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        sizes = [(im.height, im.width) for im in images]
+        return Batch({"pixel_values": pixels.to(self.device, self.dtype)}, sizes)
+
+    def postprocess(self, outputs: Any, batch: Batch) -> list[Prediction]:
+        outputs.predicted_depth = outputs.predicted_depth.float()
+        if outputs.field_of_view is not None:
+            outputs.field_of_view = outputs.field_of_view.float()
+        results = self.processor.post_process_depth_estimation(outputs, target_sizes=batch.sizes)
+        preds = []
+        for r in results:
+            fov, focal = r.get("field_of_view"), r.get("focal_length")
+            preds.append(
+                Prediction(
+                    task=self.card.task,
+                    depth=r["predicted_depth"].detach().float().cpu().numpy(),
+                    depth_kind="metric",
+                    fov_deg=None if fov is None else float(fov),
+                    focal_px=None if focal is None else float(focal),
+                )
+            )
+        return preds
+
+    def example_batch(self, batch_size: int = 1, device: torch.device | str | None = None) -> Batch:
+        s, dev = self.input_size, device or self.device
+        pixels = torch.randn(batch_size, 3, s, s, device=dev, dtype=self.dtype)
+        return Batch({"pixel_values": pixels}, [(s, s)] * batch_size)
+
+    def components(self) -> dict[str, list[str]]:
+        parts = {
+            "patch encoder": ["depth_pro.encoder.patch_encoder"],
+            "image encoder": ["depth_pro.encoder.image_encoder"],
+            "neck": ["depth_pro.neck"],
+            "fusion": ["fusion_stage"],
+            "head": ["head"],
+        }
+        if getattr(self.module, "fov_model", None) is not None:
+            parts["fov"] = ["fov_model"]
+        return parts
+
+    def token_layout(self, batch: Batch | None = None) -> dict[str, Any] | None:
+        enc = self.module.config.patch_model_config
+        side = enc.image_size // enc.patch_size
+        return {
+            "prefix_tokens": 1,
+            "grid": (side, side),
+            "module_prefixes": [
+                "depth_pro.encoder.patch_encoder",
+                "depth_pro.encoder.image_encoder",
+                "fov_model.fov_encoder",
+            ],
+            # the patch encoder's batch axis holds 35 patches per image: 1 + 3x3 + 5x5 by scale
+            "patch_scales": _patch_scales(self.module.config),
+        }
+
+
+def _patch_scales(config: Any) -> list[str]:
+    """Label of each of the patch encoder's patches, e.g. 'scale 0.25 (1x1) #0'."""
+    labels: list[str] = []
+    size = config.patch_size / min(config.scaled_images_ratios) / 1  # full input size in px
+    for ratio, overlap in zip(config.scaled_images_ratios, config.scaled_images_overlap_ratios, strict=True):
+        side_px = size * ratio
+        stride = config.patch_size * (1 - overlap)
+        n = max(1, int(round((side_px - config.patch_size) / stride)) + 1) if side_px > config.patch_size else 1
+        labels += [f"scale {ratio:g} ({n}x{n}) #{i}" for i in range(n * n)]
+    return labels
+
+
+def _builder(tiny: bool, use_fov: bool = True) -> Any:
+    def build(spec: BuildSpec) -> VisionModel:
+        from transformers import DepthProForDepthEstimation
+
+        config = depth_pro_config(tiny=tiny, use_fov_model=spec.overrides.get("use_fov_model", use_fov))
+        if spec.device.type == "meta":
+            from visionbench.models.base import WeightsInfo
+
+            module, info = meta_module(DepthProForDepthEstimation, config), WeightsInfo("random", "meta (no weights)")
+        else:
+            module, info, _ = build_transformers(
+                spec, DepthProForDepthEstimation, config, None if tiny else spec.card.weights_source
+            )
+        return DepthProModel(
+            spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype
+        )
+
+    return build
+
+
+_COMMON = dict(
+    task="depth-metric", library="transformers", architecture="DepthProForDepthEstimation",
+    mean=IMAGENET_STANDARD, std=IMAGENET_STANDARD, license="apple-amlr",
+    paper="https://arxiv.org/abs/2410.02073",
+)  # fmt: skip
+
+register(
+    ModelCard(
+        name="depthpro", params=951_991_330, input_size=1536, weights_source="apple/DepthPro-hf",
+        description="Apple DepthPro: metric depth + field of view, 3x DINOv2 ViT-L/16", **_COMMON,
+    )  # fmt: skip
+)(_builder(tiny=False))
+register(
+    ModelCard(
+        name="depthpro-tiny", params=None, input_size=256, hidden=True,
+        description="DepthPro architecture at test size (2-layer, width-32 encoders)", **_COMMON,
+    )  # fmt: skip
+)(_builder(tiny=True))

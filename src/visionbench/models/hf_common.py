@@ -1,0 +1,85 @@
+"""Building transformers models under every weights mode, shared by DepthPro, Depth Anything and `hf:`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from visionbench.errors import WeightsError
+from visionbench.models.base import WeightsInfo
+from visionbench.models.materialize import build_with_random_weights, parameters_on_meta
+from visionbench.models.registry import BuildSpec
+from visionbench.models.weights import (
+    fetch_hf_snapshot,
+    load_into,
+    random_fallback_warning,
+    read_state_dict,
+    resolve_file_in_folder,
+)
+
+log = logging.getLogger("visionbench")
+
+
+def build_transformers(
+    spec: BuildSpec,
+    model_cls: Any,
+    config: Any,
+    repo_id: str | None,
+) -> tuple[nn.Module, WeightsInfo, Path | None]:
+    """The module, where its weights came from, and the pretrained folder (for its processor config)."""
+    req = spec.weights
+    if req.kind == "random":
+        return _random(spec, model_cls, config), WeightsInfo("random", f"random init (seed {spec.seed})"), None
+    if req.kind == "path":
+        assert req.path is not None
+        folder = req.path if req.path.is_dir() and (req.path / "config.json").exists() else None
+        if folder is not None:
+            return _from_folder(spec, model_cls, folder), WeightsInfo("pretrained", f"folder {folder}"), folder
+        file = resolve_file_in_folder(req.path) if req.path.is_dir() else req.path
+        module = _from_file(spec, model_cls, config, file)
+        return module, WeightsInfo("pretrained", f"file {file}"), None
+    # auto: cache or hub, else random with a loud warning
+    folder = fetch_hf_snapshot(repo_id) if repo_id else None
+    if folder is not None:
+        return _from_folder(spec, model_cls, folder), WeightsInfo("pretrained", f"hub {repo_id} ({folder})"), folder
+    where = f"{repo_id} is not in the local Hugging Face cache and the hub is unreachable" if repo_id else "none known"
+    warning = random_fallback_warning(spec.card.name, where)
+    log.warning(warning)
+    module = _random(spec, model_cls, config)
+    return module, WeightsInfo("random", f"random init (seed {spec.seed})", warning), None
+
+
+def _random(spec: BuildSpec, model_cls: Any, config: Any) -> nn.Module:
+    factory: Callable[[], nn.Module] = lambda: model_cls(config)  # noqa: E731
+    return build_with_random_weights(factory, device=spec.device, dtype=spec.dtype, seed=spec.seed)
+
+
+def _from_folder(spec: BuildSpec, model_cls: Any, folder: Path) -> nn.Module:
+    try:
+        module = model_cls.from_pretrained(
+            str(folder), dtype=spec.dtype, local_files_only=True, trust_remote_code=spec.trust_remote_code
+        )
+    except Exception as exc:  # noqa: BLE001 - wrong architecture, broken files: one clear line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{folder}: cannot load as {spec.card.architecture}: {first}") from exc
+    return module.to(spec.device).eval()
+
+
+def _from_file(spec: BuildSpec, model_cls: Any, config: Any, file: Path) -> nn.Module:
+    """Architecture on meta, then the file's tensors assigned in place: one copy of the weights."""
+    state = read_state_dict(file, allow_pickle=spec.trust_remote_code)
+    with parameters_on_meta():
+        module = model_cls(config)
+    load_into(module, state, str(file))
+    return module.to(device=spec.device, dtype=spec.dtype).eval()
+
+
+def meta_module(model_cls: Any, config: Any) -> nn.Module:
+    """The whole module on `meta` (parameters and buffers): shapes and FLOPs without memory."""
+    with torch.device("meta"):
+        return model_cls(config).eval()

@@ -1,0 +1,159 @@
+"""The open doors: `hf:<repo id or folder>` (any transformers depth-estimation model) and
+`ultralytics:<yaml or checkpoint>` (any ultralytics detect / segment / pose model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from visionbench.errors import UnknownModelError, UnsupportedOptionError, WeightsError
+from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
+from visionbench.models.card import ModelCard
+from visionbench.models.depth_anything import IMAGENET_MEAN, IMAGENET_STD
+from visionbench.models.hf_common import build_transformers
+from visionbench.models.registry import BuildSpec, register
+from visionbench.models.weights import fetch_hf_snapshot, read_state_dict
+from visionbench.models.yolo import TASK_CLASSES, YoloModel, build_yolo_module, meta_copy
+
+_OPEN = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, license="see the model's own card", params=None)
+
+
+class HFDepthModel(VisionModel):
+    """Any transformers depth model, with the image processor saved next to its weights."""
+
+    processor: Any = None
+
+    def preprocess(self, images: list[Image.Image]) -> Batch:
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        return Batch({"pixel_values": pixels.to(self.device, self.dtype)}, [(im.height, im.width) for im in images])
+
+    def postprocess(self, outputs: Any, batch: Batch) -> list[Prediction]:
+        depth = outputs.predicted_depth.float().unsqueeze(1)
+        kind = "metric" if self.card.task == "depth-metric" else "relative-inverse"
+        return [
+            Prediction(
+                task=self.card.task,
+                depth=F.interpolate(depth[i : i + 1], size=hw, mode="bicubic")[0, 0].cpu().numpy(),
+                depth_kind=kind,
+            )
+            for i, hw in enumerate(batch.sizes)
+        ]
+
+    def example_batch(self, batch_size: int = 1, device: torch.device | str | None = None) -> Batch:
+        s = self.input_size
+        pixels = torch.randn(batch_size, 3, s, s, device=device or self.device, dtype=self.dtype)
+        return Batch({"pixel_values": pixels}, [(s, s)] * batch_size)
+
+
+def _hf_folder(target: str, spec: BuildSpec) -> Path:
+    local = Path(target).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").exists():
+            raise WeightsError(f"hf:{target}: folder has no config.json")
+        return local
+    folder = fetch_hf_snapshot(target)
+    if folder is None:
+        raise UnknownModelError(
+            f"hf:{target}: not a local folder, not in the Hugging Face cache, and the hub is unreachable "
+            "(set HF_HUB_OFFLINE=1 to skip the probe; download it once where the hub is reachable)"
+        )
+    return folder
+
+
+@register(
+    ModelCard(name="hf:", task="depth-relative", library="transformers", architecture="AutoModelForDepthEstimation",
+              input_size=518, hidden=True, description="any transformers depth model", **_OPEN)  # fmt: skip
+)
+def build_hf(spec: BuildSpec) -> VisionModel:
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+
+    assert spec.target is not None
+    folder = _hf_folder(spec.target, spec)
+    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
+    metric = getattr(config, "depth_estimation_type", "relative") == "metric" or config.model_type == "depth_pro"
+    card = spec.card.model_copy(
+        update={"name": f"hf:{spec.target}", "task": "depth-metric" if metric else "depth-relative",
+                "architecture": (config.architectures or ["AutoModelForDepthEstimation"])[0]}  # fmt: skip
+    )
+    spec.card = card
+    weights = spec.weights if spec.weights.kind != "auto" else type(spec.weights)("path", folder)
+    model_cls = AutoModelForDepthEstimation
+    if weights.kind == "random":
+        model_cls = _FromConfig(AutoModelForDepthEstimation, spec.trust_remote_code)
+    module, info, _ = build_transformers(
+        BuildSpec(**{**spec.__dict__, "weights": weights}), model_cls, config, None
+    )
+    if weights.path == folder:
+        info = WeightsInfo("pretrained", f"hf {spec.target} ({folder})")
+    model = HFDepthModel(card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
+    try:
+        model.processor = AutoImageProcessor.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
+    except Exception:  # noqa: BLE001 - no processor saved: the DPT defaults most depth models use
+        from transformers import DPTImageProcessor
+
+        s = spec.input_size
+        model.processor = DPTImageProcessor(size={"height": s, "width": s}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+    return model
+
+
+class _FromConfig:
+    """Adapter so `build_transformers` can call `cls(config)` on an Auto class."""
+
+    def __init__(self, auto: Any, trust: bool) -> None:
+        self.auto, self.trust = auto, trust
+
+    def __call__(self, config: Any) -> Any:
+        return self.auto.from_config(config, trust_remote_code=self.trust)
+
+
+@register(
+    ModelCard(name="ultralytics:", task="detect", library="ultralytics", architecture="ultralytics yaml",
+              input_size=640, hidden=True, description="any ultralytics detect/segment/pose model",
+              **{**_OPEN, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)})  # fmt: skip
+)
+def build_ultralytics(spec: BuildSpec) -> VisionModel:
+    from ultralytics.nn.tasks import guess_model_task
+
+    assert spec.target is not None
+    target = spec.target
+    path = Path(target).expanduser()
+    if path.suffix in {".yaml", ".yml"}:
+        task = guess_model_task(str(path) if path.exists() else target)
+        if task not in TASK_CLASSES:
+            raise UnsupportedOptionError(f"ultralytics:{target}: task {task!r} is not supported (detect, segment, pose)")
+        make = lambda: build_yolo_module(str(path) if path.exists() else target, task)  # noqa: E731
+        spec.card = spec.card.model_copy(update={"name": f"ultralytics:{target}", "task": task, "architecture": target})
+        if spec.device.type == "meta":
+            module, info = meta_copy(make()), WeightsInfo("random", "meta (no weights)")
+        else:
+            from visionbench.models.ultralytics_common import load_ultralytics_weights
+
+            module, info = load_ultralytics_weights(spec, make, None)
+            module = module.to(spec.device, spec.dtype).eval()
+    elif path.suffix == ".pt" and path.is_file():
+        module = _whole_checkpoint(path, spec)
+        task = guess_model_task(module)
+        spec.card = spec.card.model_copy(update={"name": f"ultralytics:{target}", "task": task, "architecture": path.name})
+        info = WeightsInfo("pretrained", f"file {path}")
+        module = module.to(spec.device, spec.dtype).eval()
+    else:
+        raise UnknownModelError(f"ultralytics:{target}: expected a model yaml (e.g. yolo11s.yaml) or an existing .pt file")
+    return YoloModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
+
+
+def _whole_checkpoint(path: Path, spec: BuildSpec) -> torch.nn.Module:
+    """An ultralytics .pt holds a pickled model: allowed only with --trust-remote-code."""
+    if not spec.trust_remote_code:
+        read_state_dict(path)  # raises a clear WeightsError unless it is a plain weights_only file
+        raise WeightsError(
+            f"{path}: holds tensors only, no architecture; use ultralytics:<model>.yaml --weights {path}"
+        )
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else ckpt
+    if not isinstance(model, torch.nn.Module):
+        raise WeightsError(f"{path}: no ultralytics model inside")
+    return model.float()
