@@ -74,7 +74,7 @@ def list_models(pattern: str = "*", include_hidden: bool = False) -> list[str]:
     return [
         name
         for name, entry in _REGISTRY.items()
-        if fnmatch.fnmatch(name, pattern) and (include_hidden or not entry.card.hidden)
+        if name not in OPEN_DOORS and fnmatch.fnmatch(name, pattern) and (include_hidden or not entry.card.hidden)
     ]
 
 

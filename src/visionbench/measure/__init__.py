@@ -1,0 +1,1 @@
+"""Measurements: timing, memory, FLOPs, shape tracing, dissection. Each module measures one thing."""
