@@ -1,0 +1,290 @@
+"""The result schema of a benchmark run (run.json), versioned, plus atomic load/save.
+
+Records only: measurements are data, renderers (markdown, HTML, terminal) read them. Every figure
+carries its unit in its name (`_ms`, `_s`, `_bytes`, `_per_s`). A run folder looks like:
+
+    runs/20261124_193000/
+      run.json        RunResult (this module), rewritten atomically after every model
+      summary.csv     one row a model (report.analysis.summary_rows)
+      report.md       report.markdown.render_report
+      <model>/        per-model files: result.json (ModelResult), worker.log, dissection output
+
+Compatibility: `SCHEMA_VERSION` is "MAJOR.MINOR". Readers accept any file of the same MAJOR; fields
+are only ever added (with defaults) within a MAJOR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from visionbench.bench.options import BenchConfig
+from visionbench.errors import BadInputError
+
+SCHEMA_VERSION = "1.0"
+RUN_FILE = "run.json"
+MODEL_FILE = "result.json"
+
+Status = Literal["ok", "failed", "timeout", "oom", "interrupted"]
+
+
+class LatencyStats(BaseModel):
+    """Statistics of one timed loop; `samples_ms` keeps every sample in the order measured."""
+
+    kind: Literal["model", "end_to_end"] = Field(
+        description="model: forward on prepared tensors; end_to_end: decode + preprocess + forward + postprocess."
+    )
+    batch_size: int = Field(description="Images per call.")
+    samples_ms: list[float] = Field(description="Every timed call, milliseconds, in order.")
+    count: int = Field(description="Number of samples.")
+    mean_ms: float
+    std_ms: float = Field(description="Sample standard deviation (ddof=1; 0 for a single sample).")
+    median_ms: float
+    p90_ms: float = Field(description="90th percentile (linear interpolation, numpy's default).")
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    total_s: float = Field(description="Sum of the samples, seconds.")
+    fps: float = Field(description="Calls per second at the median latency: 1000 / median_ms.")
+    throughput_images_per_s: float = Field(description="Sustained images per second: batch_size * count / total_s.")
+    warmup_calls: int = Field(default=0, description="Untimed calls before the first sample.")
+    stop_reason: str = Field(
+        default="", description="Why the loop stopped: minimum runs reached and budget spent, or max runs."
+    )
+    phases_ms: dict[str, list[float]] | None = Field(
+        default=None,
+        description="end_to_end only: per-sample time of each phase (decode, preprocess, forward, postprocess).",
+    )
+
+
+class MemoryStats(BaseModel):
+    """Memory of one worker process. CPU: resident set (RSS); CUDA: the caching allocator's counters."""
+
+    device_type: str = Field(description="cpu, cuda or mps: which counters below are filled.")
+    method: str = Field(
+        description="How the peak was read, e.g. 'VmHWM after clear_refs' or 'cuda max_memory_allocated'."
+    )
+    baseline_rss_bytes: int | None = Field(
+        default=None, description="Worker RSS after imports, before building the model."
+    )
+    after_load_rss_bytes: int | None = Field(
+        default=None, description="Worker RSS once the model is built and on its device."
+    )
+    load_peak_rss_bytes: int | None = Field(default=None, description="Highest RSS while building/loading the model.")
+    run_peak_rss_bytes: int | None = Field(default=None, description="Highest RSS while warming up and timing.")
+    cuda_after_load_allocated_bytes: int | None = None
+    cuda_peak_allocated_bytes: int | None = Field(
+        default=None, description="torch.cuda.max_memory_allocated after a reset before warmup."
+    )
+    cuda_peak_reserved_bytes: int | None = Field(
+        default=None, description="torch.cuda.max_memory_reserved (what nvidia-smi sees, roughly)."
+    )
+    after_load_bytes: int | None = Field(
+        default=None, description="Headline: memory held by the loaded model (CPU: above baseline)."
+    )
+    peak_bytes: int | None = Field(
+        default=None, description="Headline: peak while running (CPU: RSS above baseline; CUDA: peak allocated)."
+    )
+
+
+class BatchResult(BaseModel):
+    """Everything measured at one batch size."""
+
+    batch_size: int
+    status: Status = Field(description="ok, or oom (this batch size is the model's limit), or failed.")
+    error: str | None = None
+    model_latency: LatencyStats | None = None
+    e2e_latency: LatencyStats | None = None
+    memory: MemoryStats | None = None
+    flops: int | None = Field(default=None, description="FLOPs of one forward at this batch size (2 per multiply-add).")
+    achieved_flops_per_s: float | None = Field(default=None, description="flops / median model latency.")
+
+
+class WeightsRecord(BaseModel):
+    mode: Literal["pretrained", "random"]
+    source: str
+    warning: str | None = None
+
+
+class DissectionRef(BaseModel):
+    """Where the dissection of this model (issue 5) was written, and its headline facts."""
+
+    path: str = Field(description="Folder, relative to the run folder, holding layers.json and pictures.")
+    summary: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class ModelResult(BaseModel):
+    """One model of a run: identity, how it was built, and every figure measured."""
+
+    name: str = Field(description="Name as asked for (registry name or open door).")
+    status: Status
+    error: str | None = Field(default=None, description="One-line reason when status is not ok.")
+    card: dict[str, Any] = Field(default_factory=dict, description="The model card's facts (ModelCard.model_dump()).")
+    weights: WeightsRecord | None = None
+    device: str = ""
+    dtype: str = ""
+    input_size: int | None = None
+    compile: bool = False
+    channels_last: bool = False
+    threads: int | None = Field(default=None, description="torch.get_num_threads() in the worker.")
+    plan: dict[str, Any] = Field(
+        default_factory=dict, description="Effective repeat policy: runs, warmup, budget_s, reason."
+    )
+    load_time_s: float | None = Field(default=None, description="Cold build + move to device, as a user sees it.")
+    params: int | None = None
+    flops: int | None = Field(default=None, description="FLOPs of one forward at batch size 1.")
+    batches: list[BatchResult] = Field(default_factory=list)
+    max_batch_size: int | None = Field(default=None, description="Largest batch size that ran.")
+    oom_batch_size: int | None = Field(default=None, description="Smallest batch size that ran out of memory.")
+    output_summary: list[dict[str, Any]] = Field(
+        default_factory=list, description="Prediction.summary() of each image."
+    )
+    images: list[str] = Field(default_factory=list, description="Images used for end-to-end timing.")
+    skipped_images: list[str] = Field(default_factory=list, description="Unreadable images, with the reason.")
+    dissection: DissectionRef | None = None
+    profile: dict[str, Any] | None = Field(
+        default=None, description="Component timing breakdown (visionbench.measure.profile)."
+    )
+    wall_time_s: float | None = Field(default=None, description="Whole worker, start to finish.")
+    folder: str = Field(default="", description="Per-model folder, relative to the run folder.")
+    finished_at: str | None = None
+
+    def batch(self, batch_size: int = 1) -> BatchResult | None:
+        return next((b for b in self.batches if b.batch_size == batch_size), None)
+
+    @property
+    def primary(self) -> BatchResult | None:
+        """The smallest batch size that ran: what tables and ranks use."""
+        ok = [b for b in self.batches if b.status == "ok"]
+        return min(ok, key=lambda b: b.batch_size) if ok else None
+
+
+class GpuInfo(BaseModel):
+    name: str
+    total_memory_bytes: int
+    capability: str
+
+
+class Environment(BaseModel):
+    """Where a run happened, so two runs can be compared."""
+
+    os: str
+    python: str
+    hostname: str
+    cpu_model: str
+    cpu_cores_physical: int | None
+    cpu_cores_logical: int | None
+    memory_total_bytes: int | None
+    torch_threads: int
+    torch_interop_threads: int
+    device: str = Field(description="Resolved device of the run, e.g. cpu or cuda:0.")
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    cuda_version: str | None = None
+    cudnn_version: int | None = None
+    gpu_driver: str | None = None
+    versions: dict[str, str | None] = Field(
+        description="torch, torchvision, transformers, ultralytics, visionbench, numpy."
+    )
+    git_revision: str | None = Field(
+        default=None, description="visionbench checkout's commit (+ '-dirty'), when it is a checkout."
+    )
+    seed: int
+    weights_modes: dict[str, str] = Field(default_factory=dict, description="Model -> pretrained | random.")
+    load_average: list[float] | None = Field(
+        default=None, description="1/5/15-minute load average at the start: contention."
+    )
+
+
+class RunResult(BaseModel):
+    """run.json: a whole run."""
+
+    schema_version: str = SCHEMA_VERSION
+    tool: str = "visionbench"
+    run_id: str
+    status: Literal["running", "complete", "interrupted"] = "running"
+    started_at: str
+    finished_at: str | None = None
+    command: str = Field(default="", description="The command line that produced the run.")
+    config: BenchConfig
+    environment: Environment
+    models: list[ModelResult] = Field(default_factory=list)
+
+    def result(self, name: str) -> ModelResult | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def upsert(self, result: ModelResult) -> None:
+        """Replace the model's earlier result (a resumed retry) or append it."""
+        self.models = [m for m in self.models if m.name != result.name] + [result]
+        order = {n: i for i, n in enumerate(self.config.models)}
+        self.models.sort(key=lambda m: order.get(m.name, len(order)))
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_run(run: RunResult, run_dir: str | Path) -> Path:
+    """Write `run_dir/run.json` atomically; returns its path."""
+    path = Path(run_dir) / RUN_FILE
+    atomic_write_text(path, run.model_dump_json(indent=2))
+    return path
+
+
+def load_run(run_dir: str | Path) -> RunResult:
+    """Read a run folder (or its run.json); a clear BadInputError for anything that is not one."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / RUN_FILE
+    if not path.exists():
+        raise BadInputError(f"{path.parent}: not a visionbench run folder (no {RUN_FILE})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path}: unreadable run file ({exc})") from exc
+    version = str(data.get("schema_version", "")) if isinstance(data, dict) else ""
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise BadInputError(
+            f"{path}: schema version {version or '?'} is not readable by this visionbench ({SCHEMA_VERSION})"
+        )
+    try:
+        return RunResult.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(
+            f"{path}: does not match the run schema: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"
+        ) from exc
+
+
+def save_model_result(result: ModelResult, path: str | Path) -> None:
+    atomic_write_text(path, result.model_dump_json(indent=2))
+
+
+def load_model_result(path: str | Path) -> ModelResult:
+    return ModelResult.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def run_json_schema() -> dict[str, Any]:
+    """The JSON Schema of run.json (docs/results-schema.md is generated from it)."""
+    return RunResult.model_json_schema()
