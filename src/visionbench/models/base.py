@@ -97,7 +97,7 @@ class VisionModel(ABC):
         dtype: torch.dtype,
     ) -> None:
         self.card = card
-        self.module = module
+        self.module = module.eval().requires_grad_(False)  # inference only: no autograd bookkeeping
         self.weights = weights
         self.input_size = input_size
         self.device = device
