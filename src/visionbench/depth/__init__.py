@@ -1,0 +1,1 @@
+"""Metric depth as a product: depth maps, point clouds, focal lengths, and accuracy against ground truth."""

@@ -1,0 +1,300 @@
+"""The `visionbench depth` pipeline: images -> depth model -> pictures, raw depth, point clouds, sidecars.
+
+Stages overlap so the model stays busy: worker threads decode (loader.stream_images), batches of one
+shape are formed (loader.group_batches), a background thread runs the model's preprocessing
+(loader.prefetch), the main thread runs forward + postprocess, and a writer thread encodes and writes
+files. A file that fails anywhere is recorded and skipped; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+
+from visionbench.depth import intrinsics
+from visionbench.depth.io import colour_table, write_bytes, write_json
+from visionbench.depth.loader import LoadedImage, group_batches, prefetch, stream_images
+from visionbench.depth.outputs import OutputPlan, depth_stats, plan_outputs, write_image_outputs
+from visionbench.errors import BadInputError, UnsupportedOptionError
+from visionbench.models.base import Batch, Prediction, VisionModel
+
+log = logging.getLogger("visionbench")
+FAILURES_FILE = "failures.txt"
+SUMMARY_FILE = "depth_run.json"
+
+
+class DepthOptions(BaseModel):
+    """How `visionbench depth` runs; field descriptions are the CLI's help."""
+
+    model: str = Field("depthpro", description="Depth model name (metric: depthpro; relative: depth-anything-v2-*).")
+    weights: str = Field("auto", description="auto, random, or a weights file/folder.")
+    device: str = Field("auto", description="cpu, cuda, cuda:N, mps or auto.")
+    dtype: str = Field("float32", description="float32, float16 or bfloat16.")
+    input_size: int | None = Field(None, description="Model input size in pixels (default: the model's own).")
+    batch_size: int = Field(1, ge=1, description="Images per forward pass.")
+    out: Path = Field(Path("depth_out"), description="Output folder; the inputs' relative paths are kept.")
+    cmap: str = Field("turbo", description="Matplotlib colour map of the depth picture (near = top of the map).")
+    side_by_side: bool = Field(False, description="Also write photo | depth side by side.")
+    raw: bool = Field(True, description="Write raw .npy (and 16-bit mm PNG for metric models).")
+    ply: bool = Field(False, description="Write a coloured point cloud (.ply) for metric models.")
+    ply_stride: int = Field(1, ge=1, description="Keep every n-th pixel in rows and columns of the point cloud.")
+    focal_px: float | None = Field(None, gt=0, description="Known focal length in pixels (beats EXIF and FOV head).")
+    ignore_exif: bool = Field(False, description="Do not use the EXIF 35 mm focal length.")
+    resume: bool = Field(False, description="Skip images whose outputs all exist already.")
+    workers: int | None = Field(None, ge=1, description="Decoding threads (default: min(4, CPUs)).")
+    seed: int = Field(0, description="Seed for random weights.")
+
+
+class Failure(BaseModel):
+    path: str
+    error: str
+
+
+class DepthRunSummary(BaseModel):
+    """What a run did: counts, failures (also in failures.txt), throughput."""
+
+    model: str
+    weights_mode: str
+    weights_warning: str | None = None
+    out: str
+    total: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    excluded_in_out: int = 0
+    failures: list[Failure] = Field(default_factory=list)
+    failures_file: str | None = None
+    seconds: float = 0.0
+    images_per_s: float = 0.0
+
+
+def is_depth_pro(model: VisionModel) -> bool:
+    from visionbench.models.depth_pro import DepthProModel
+
+    return isinstance(model, DepthProModel)
+
+
+def batch_key(model: VisionModel) -> Any:
+    """DepthPro resizes every image to one square: any images stack. Others keep aspect: group by size."""
+    return None if is_depth_pro(model) else (lambda im: im.size)
+
+
+def resolve_focal(
+    model: VisionModel, pred: Prediction, item: LoadedImage, opts: DepthOptions
+) -> tuple[Any, dict[str, Any]]:
+    """Depth with the best known focal length applied, and the focal facts for the sidecar."""
+    w, h = item.image.size  # type: ignore[union-attr]
+    depth = pred.depth
+    exif = None if opts.ignore_exif else item.exif_focal_35mm
+    focal, source = intrinsics.choose_focal(
+        cli_px=opts.focal_px, exif_35mm=exif, model_px=pred.focal_px, width=w, height=h
+    )
+    facts: dict[str, Any] = {"focal_px_predicted": pred.focal_px, "fov_deg_predicted": pred.fov_deg,
+                             "exif_focal_35mm": item.exif_focal_35mm}  # fmt: skip
+    if pred.depth_kind == "metric" and is_depth_pro(model):
+        # transformers: depth = f / (W * canonical inverse depth), f from the FOV head or W without one
+        used = pred.focal_px if pred.focal_px else float(w)
+        if source in {"cli", "exif"}:
+            depth = intrinsics.rescale_metric_depth(depth, used, focal)  # type: ignore[arg-type]
+            facts["depth_rescaled_by"] = float(focal) / used  # type: ignore[arg-type]
+        elif focal is None:
+            focal, source = used, "assumed"
+    facts.update(focal_px=focal, focal_source=source,
+                 fov_deg=intrinsics.fov_deg_from_focal(focal, w) if focal else None)  # fmt: skip
+    return depth, facts
+
+
+def run_depth(inputs: list[str | Path], opts: DepthOptions, *, show_progress: bool = True) -> DepthRunSummary:
+    """Run a depth model over images, folders and path lists; write outputs under `opts.out`."""
+    from visionbench.models.registry import create_model
+
+    if not inputs:
+        raise BadInputError("no input given: pass images, folders or a .txt list of paths")
+    colour_table(opts.cmap)  # an unknown colour map fails before any work
+    plans, excluded = plan_outputs(inputs, opts.out)
+    if not plans:
+        raise BadInputError(f"no images found in {', '.join(map(str, inputs))} (looked for jpg, jpeg, png, webp, bmp, tiff)")
+    if excluded:
+        log.info("left out %d file(s) inside the output folder %s", len(excluded), opts.out)
+    model = create_model(opts.model, weights=opts.weights, device=_device(opts.device), dtype=opts.dtype,
+                         input_size=opts.input_size, seed=opts.seed)  # fmt: skip
+    kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
+    if not model.card.task.startswith("depth"):
+        raise UnsupportedOptionError(f"{opts.model} is a {model.card.task} model; `depth` needs a depth model")
+    if opts.ply and kind != "metric":
+        raise UnsupportedOptionError(f"--ply needs metric depth; {opts.model} predicts relative inverse depth")
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = DepthRunSummary(model=model.name, weights_mode=model.weights.mode, out=str(out),
+                              weights_warning=model.weights.warning, total=len(plans),
+                              excluded_in_out=len(excluded))  # fmt: skip
+    file_kw = dict(kind=kind, side_by_side=opts.side_by_side, ply=opts.ply, raw=opts.raw)
+    todo = [p for p in plans if not (opts.resume and p.complete(**file_kw))]
+    summary.skipped = len(plans) - len(todo)
+    t0 = time.perf_counter()
+    with _progress(show_progress, len(todo)) as advance:
+        _pipeline(model, todo, opts, kind, summary, advance)
+    summary.seconds = time.perf_counter() - t0
+    summary.images_per_s = summary.done / summary.seconds if summary.seconds > 0 else 0.0
+    _write_summary(out, summary, opts)
+    return summary
+
+
+def _device(name: str) -> str:
+    from visionbench.models.registry import resolve_device
+
+    return str(resolve_device(name))
+
+
+def _pipeline(
+    model: VisionModel, todo: list[OutputPlan], opts: DepthOptions, kind: str, summary: DepthRunSummary, advance: Any
+) -> None:
+    by_path = {i: p for i, p in enumerate(todo)}
+    stream = stream_images([p.source for p in todo], workers=opts.workers, read_exif=not opts.ignore_exif)
+    batches = group_batches(stream, opts.batch_size, key=batch_key(model))
+
+    def fail(item: LoadedImage, error: str) -> None:
+        summary.failed += 1
+        summary.failures.append(Failure(path=str(item.path), error=error))
+        log.warning("skipped %s", error)
+        advance(1)
+
+    def prepare(items: list[LoadedImage]) -> tuple[list[LoadedImage], Batch | None, str | None]:
+        if items[0].error is not None:
+            return items, None, items[0].error
+        try:
+            return items, model.preprocess([it.image for it in items]), None  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - one odd image must not end the run
+            return items, None, f"preprocessing failed ({type(exc).__name__}: {exc})"
+
+    pending: list[Future[None]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vb-write") as writer:
+        for items, batch, error in prefetch(batches, prepare, depth=2):
+            if batch is None:
+                for it in items:
+                    fail(it, error if it.error else f"{it.path}: {error}")  # type: ignore[arg-type]
+                continue
+            t = time.perf_counter()
+            with torch.inference_mode():
+                preds = model.postprocess(model.forward(batch), batch)
+            per_image_ms = (time.perf_counter() - t) * 1e3 / len(items)
+            for it, pred in zip(items, preds, strict=True):
+                pending.append(writer.submit(_finish, model, it, pred, by_path[it.index], opts, kind, per_image_ms))
+            pending = _collect(pending, summary, fail, limit=2 * opts.batch_size + 4, advance=advance)
+        _collect(pending, summary, fail, limit=0, advance=advance)
+
+
+def _collect(pending: list[Future[None]], summary: DepthRunSummary, fail: Any, limit: int,
+             advance: Any) -> list[Future[None]]:  # fmt: skip
+    """Wait for the oldest writes until at most `limit` remain (bounded memory); count their outcome."""
+    while len(pending) > limit or (pending and pending[0].done()):
+        fut = pending.pop(0)
+        exc = fut.exception()
+        if exc is None:
+            summary.done += 1
+            advance(1)
+        else:
+            item = getattr(exc, "item", None)
+            fail(item, str(exc))
+    return pending
+
+
+class _WriteError(Exception):
+    def __init__(self, item: LoadedImage, message: str) -> None:
+        super().__init__(message)
+        self.item = item
+
+
+def _finish(model: VisionModel, item: LoadedImage, pred: Prediction, plan: OutputPlan, opts: DepthOptions,
+            kind: str, runtime_ms: float) -> None:  # fmt: skip
+    try:
+        depth, focal = resolve_focal(model, pred, item, opts) if kind == "metric" else (pred.depth, _rel_focal(item, opts))
+        photo = item.image
+        assert photo is not None and depth is not None
+        sidecar = {
+            "source": str(item.path),
+            "model": model.name,
+            "weights_mode": model.weights.mode,
+            "weights_source": model.weights.source,
+            "weights_warning": model.weights.warning,
+            "depth_kind": kind,
+            "depth_unit": "metres" if kind == "metric" else "relative inverse depth (larger is nearer, no unit)",
+            "input_width": photo.width,
+            "input_height": photo.height,
+            "model_input_size": model.input_size,
+            "output_width": int(depth.shape[1]),
+            "output_height": int(depth.shape[0]),
+            "depth": depth_stats(depth),
+            **focal,
+            "runtime_ms": runtime_ms,
+            "decode_ms": item.decode_ms,
+            "device": str(model.device),
+            "dtype": str(model.dtype).removeprefix("torch."),
+        }
+        write_image_outputs(plan, photo, depth, kind=kind, focal_px=focal.get("focal_px"), cmap=opts.cmap,
+                            side_by_side=opts.side_by_side, ply=opts.ply, ply_stride=opts.ply_stride,
+                            sidecar=sidecar, raw=opts.raw)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - reported as this image's failure
+        raise _WriteError(item, f"{item.path}: writing outputs failed ({type(exc).__name__}: {exc})") from exc
+    finally:
+        item.image = None  # free the decoded photo as soon as its files are written
+
+
+def _rel_focal(item: LoadedImage, opts: DepthOptions) -> dict[str, Any]:
+    """Relative models predict no focal length; a known one is still recorded."""
+    w, h = item.image.size  # type: ignore[union-attr]
+    exif = None if opts.ignore_exif else item.exif_focal_35mm
+    focal, source = intrinsics.choose_focal(cli_px=opts.focal_px, exif_35mm=exif, model_px=None, width=w, height=h)
+    fov = intrinsics.fov_deg_from_focal(focal, w) if focal else None
+    return {"focal_px": focal, "focal_source": source, "fov_deg": fov, "exif_focal_35mm": item.exif_focal_35mm}
+
+
+def _write_summary(out: Path, summary: DepthRunSummary, opts: DepthOptions) -> None:
+    failures = out / FAILURES_FILE
+    if summary.failures:
+        text = "".join(f"{f.path}\t{f.error}\n" for f in summary.failures)
+        write_bytes(failures, text.encode())
+        summary.failures_file = str(failures)
+    elif failures.exists():
+        failures.unlink()  # stale list from an earlier run: every file it named has now been handled
+    write_json(out / SUMMARY_FILE, {"summary": summary.model_dump(), "options": opts.model_dump(mode="json")})
+
+
+class _progress:
+    """A rich progress bar on stderr with images/s and ETA; a no-op when hidden."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.show, self.total = show, total
+
+    def __enter__(self) -> Any:
+        if not self.show:
+            return lambda n: None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)  # fmt: skip
+
+        from rich.console import Console
+
+        self.bar = Progress(TextColumn("depth"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=Console(stderr=True))  # fmt: skip
+        self.bar.__enter__()
+        self.task = self.bar.add_task("depth", total=self.total, rate="")
+        self.t0 = time.perf_counter()
+        self.count = 0
+
+        def advance(n: int) -> None:
+            self.count += n
+            dt = time.perf_counter() - self.t0
+            self.bar.update(self.task, advance=n, rate=f"{self.count / dt:.1f} img/s" if dt > 0 else "")
+
+        return advance
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.show:
+            self.bar.__exit__(*exc)
