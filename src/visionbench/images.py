@@ -61,7 +61,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadInputError(f"{path}: refused as a decompression bomb ({exc})") from exc
-    except UnidentifiedImageError as exc:
+    except (UnidentifiedImageError, ImportError) as exc:  # ImportError: ultralytics' HEIF fallback, absent
         raise BadInputError(f"{path}: not an image Pillow can read") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadInputError(f"{path}: corrupt or truncated image ({exc})") from exc

@@ -39,6 +39,7 @@ class TraceResult(BaseModel):
 
 def trace(name: str, input_size: int | None = None, batch_size: int = 1, **overrides: Any) -> TraceResult:
     """Build `name` on meta, run one forward under FlopCounterMode with hooks on every leaf module."""
+    from torch.fx.experimental import _config as fx_config
     from torch.utils.flop_counter import FlopCounterMode
 
     start = time.perf_counter()
@@ -60,7 +61,12 @@ def trace(name: str, input_size: int | None = None, batch_size: int = 1, **overr
 
     handles = [m.register_forward_hook(hook) for m in model.module.modules() if not list(m.children())]
     try:
-        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        # Boolean-mask indexing (SAM's prompt encoder) needs nonzero(); on meta it is shape-only anyway.
+        with (
+            fx_config.patch(meta_nonzero_assume_all_nonzero=True),
+            FlopCounterMode(display=False) as counter,
+            torch.inference_mode(),
+        ):
             output = model.forward(batch)
     finally:
         for h in handles:

@@ -101,12 +101,14 @@ def build_yolo_module(yaml: str, task: str) -> nn.Module:
 
 
 def meta_copy(module: nn.Module) -> nn.Module:
-    """Parameters and tensor attributes (strides, anchors) moved to `meta` for a shape-only pass."""
+    """Parameters and buffers on `meta` for a shape-only pass. Plain tensor attributes (the head's
+    strides) stay real: ultralytics reads them as Python numbers while building anchors, and its
+    `_apply` override would otherwise move them too."""
+    saved = {id(m): m.stride for m in module.modules() if isinstance(getattr(m, "stride", None), torch.Tensor)}
     module = module.to("meta")
-    for sub in module.modules():
-        for key, value in list(vars(sub).items()):
-            if isinstance(value, torch.Tensor) and value.device.type != "meta":
-                setattr(sub, key, value.to("meta"))
+    for m in module.modules():
+        if id(m) in saved:
+            m.stride = saved[id(m)]
     return module
 
 
