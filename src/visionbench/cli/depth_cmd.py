@@ -1,1 +1,209 @@
-"""Placeholder: commands of this group are added by their own issue."""
+"""`visionbench depth` (depth maps, point clouds, sidecars for images and folders) and `visionbench eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from visionbench.cli import app
+from visionbench.cli.common import (
+    DeviceOpt,
+    DtypeOpt,
+    InputSizeOpt,
+    JsonOpt,
+    ModelArg,
+    SeedOpt,
+    WeightsOpt,
+    command,
+    console,
+    err_console,
+    print_json,
+)
+
+if TYPE_CHECKING:
+    from visionbench.depth.evaluate import EvalOptions, EvalResult
+
+DEPTH_MODEL_HELP = "Depth model: depthpro (metric + focal length) or depth-anything-v2-small/base/large (relative)."
+
+
+@command(app, "depth")
+def depth_cmd(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Images, folders (searched recursively) or .txt files listing image paths.")
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help=DEPTH_MODEL_HELP)] = "depthpro",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; each input's relative path is kept.")] = Path(
+        "depth_out"
+    ),
+    weights: WeightsOpt = "auto",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 1,
+    input_size: InputSizeOpt = None,
+    cmap: Annotated[
+        str, typer.Option("--cmap", help="Matplotlib colour map of the depth picture: near is its bright end.")
+    ] = "turbo",
+    side_by_side: Annotated[
+        bool, typer.Option("--side-by-side", help="Also write photo | depth (NAME.side.png).")
+    ] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw/--no-raw", help="Raw float32 .npy, plus a 16-bit millimetre PNG for metric models.")
+    ] = True,
+    ply: Annotated[
+        bool, typer.Option("--ply", help="Coloured point cloud NAME.ply (metric models; pinhole model).")
+    ] = False,
+    ply_stride: Annotated[
+        int, typer.Option("--ply-stride", min=1, help="Keep every n-th row and column in the .ply.")
+    ] = 1,
+    focal_px: Annotated[
+        float | None,
+        typer.Option(
+            "--focal-px",
+            min=0.0,
+            help="Known focal length in pixels; beats EXIF and the FOV head (DepthPro depth is rescaled to it).",
+        ),
+    ] = None,  # fmt: skip
+    ignore_exif: Annotated[
+        bool, typer.Option("--ignore-exif", help="Do not use the EXIF 35 mm-equivalent focal length.")
+    ] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip images whose outputs all exist already.")] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Decoding threads (default min(4, CPUs)).")
+    ] = None,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Depth maps for images and folders: colourised PNG, raw .npy, 16-bit mm PNG, optional .ply, JSON sidecar.
+
+    Focal length: --focal-px, else EXIF (35 mm equivalent, diagonal convention), else the model's FOV head.
+    Failed files are listed in OUT/failures.txt; the run summary is OUT/depth_run.json. See docs/depth.md.
+    """
+    from visionbench.depth.run_depth import DepthOptions, run_depth
+    from visionbench.errors import BadInputError
+
+    if focal_px is not None and focal_px <= 0:
+        raise BadInputError("--focal-px must be a positive number of pixels")
+    opts = DepthOptions(model=model, weights=weights, device=device, dtype=dtype, input_size=input_size,
+                        batch_size=batch_size, out=out, cmap=cmap, side_by_side=side_by_side, raw=raw, ply=ply,
+                        ply_stride=ply_stride, focal_px=focal_px, ignore_exif=ignore_exif, resume=resume,
+                        workers=workers, seed=seed)  # fmt: skip
+    summary = run_depth(list(inputs), opts, show_progress=not as_json)
+    if as_json:
+        print_json(summary.model_dump())
+    else:
+        colour = "red" if summary.failed else "green"
+        console.print(
+            f"[{colour}]{summary.done} done[/], {summary.skipped} skipped (resume), {summary.failed} failed "
+            f"of {summary.total} in {summary.seconds:.1f} s ({summary.images_per_s:.2f} images/s) -> {summary.out}"
+        )
+        if summary.weights_warning:
+            err_console.print(f"[yellow]warning:[/] {summary.weights_warning}")
+        if summary.excluded_in_out:
+            console.print(f"left out {summary.excluded_in_out} file(s) already inside the output folder")
+        for f in summary.failures[:10]:
+            err_console.print(f"  [red]failed[/] {f.error}", highlight=False)
+        if summary.failures_file:
+            console.print(f"failures listed in {summary.failures_file}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@command(app, "eval")
+def eval_cmd(
+    model: ModelArg,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="middlebury-motorcycle (built in, offline) or a folder: images/, "
+            "depth/ (NAME.npy in m or 16-bit NAME.png), optional intrinsics.json.",
+        ),
+    ] = "middlebury-motorcycle",  # fmt: skip
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write eval.json and eval.csv here.")] = None,
+    weights: WeightsOpt = "auto",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    input_size: InputSizeOpt = None,
+    depth_scale: Annotated[
+        float | None, typer.Option("--depth-scale", help="Metres per ground-truth unit (default: npy 1, png 0.001).")
+    ] = None,
+    min_depth: Annotated[float, typer.Option("--min-depth", help="Ground truth below this (m) is not scored.")] = 1e-3,
+    max_depth: Annotated[
+        float | None, typer.Option("--max-depth", help="Ground truth above this (m) is not scored.")
+    ] = None,
+    use_known_focal: Annotated[
+        bool, typer.Option("--use-known-focal", help="DepthPro: rescale depth with the dataset's focal length.")
+    ] = False,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a depth model against ground truth: AbsRel, SqRel, RMSE, RMSE log, log10, SILog (two conventions),
+    delta1-3, scale-invariant boundary F1, focal-length error. Relative models are aligned first (said in the output).
+    """
+    from visionbench.depth.evaluate import EvalOptions, write_eval
+    from visionbench.errors import BadInputError
+
+    if min_depth <= 0:
+        raise BadInputError("--min-depth must be positive")
+    opts = EvalOptions(model=model, dataset=dataset, weights=weights, device=device, dtype=dtype, input_size=input_size,
+                       seed=seed, depth_scale=depth_scale, min_depth=min_depth, max_depth=max_depth,
+                       use_known_focal=use_known_focal)  # fmt: skip
+    result = _run_eval(opts, show_progress=not as_json)
+    files = write_eval(result, out) if out is not None else {}
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        _print_eval(result)
+        for kind, path in files.items():
+            console.print(f"{kind}: {path}")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _run_eval(opts: EvalOptions, show_progress: bool) -> EvalResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from visionbench.depth.datasets import load_dataset
+    from visionbench.depth.evaluate import evaluate
+
+    if not show_progress:
+        return evaluate(opts)
+    total = len(load_dataset(opts.dataset, opts.depth_scale))
+    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("eval", total=total)
+        return evaluate(opts, progress=lambda n: bar.advance(task, n))
+
+
+COLUMNS = [("abs_rel", "AbsRel", ".4f"), ("sq_rel", "SqRel", ".4f"), ("rmse", "RMSE m", ".3f"),
+           ("rmse_log", "RMSE log", ".4f"), ("log10", "log10", ".4f"), ("silog_eigen", "SILog(0.5)", ".4f"),
+           ("silog_kitti", "SILog x100", ".2f"), ("delta1", "δ1", ".3f"), ("delta2", "δ2", ".3f"),
+           ("delta3", "δ3", ".3f"), ("boundary_f1", "bF1", ".3f"),
+           ("focal_error_pct", "focal err %", ".1f")]  # fmt: skip
+
+
+def _print_eval(r: EvalResult) -> None:
+    title = f"eval {r.model} on {r.dataset} ({r.weights_mode} weights)"
+    table = Table(title=title, header_style="bold", caption=f"alignment: {r.alignment}")
+    table.add_column("image")
+    for _, label, _ in COLUMNS:
+        table.add_column(label, justify="right")
+    for row in r.rows:
+        if row.error:
+            table.add_row(row.name, f"[red]{row.error}[/]", *[""] * (len(COLUMNS) - 1))
+            continue
+        table.add_row(row.name, *[_fmt(getattr(row, k), f) for k, _, f in COLUMNS])
+    table.add_row("[bold]mean[/]", *[_fmt(r.summary.get(k), f) for k, _, f in COLUMNS], end_section=True)
+    console.print(table)
+    if r.weights_warning:
+        err_console.print(f"[yellow]warning:[/] {r.weights_warning}")
+    if r.skipped_without_gt:
+        console.print(f"{len(r.skipped_without_gt)} image(s) without ground truth left out")
+
+
+def _fmt(v: float | None, f: str) -> str:
+    return "-" if v is None else format(v, f)

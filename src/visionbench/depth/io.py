@@ -87,7 +87,9 @@ def colour_table(cmap: str) -> np.ndarray:
     try:
         cm = matplotlib.colormaps[cmap]
     except KeyError as exc:
-        raise UnsupportedOptionError(f"--cmap {cmap!r}: not a matplotlib colour map (try turbo, inferno, magma, gray)") from exc
+        raise UnsupportedOptionError(
+            f"--cmap {cmap!r}: not a matplotlib colour map (try turbo, inferno, magma, gray)"
+        ) from exc
     return (cm(np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
 
 

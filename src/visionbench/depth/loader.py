@@ -103,8 +103,7 @@ def group_batches(
             biggest = max(groups, key=lambda g: len(groups[g]))
             waiting -= len(groups[biggest])
             yield groups.pop(biggest)
-    for group in groups.values():
-        yield group
+    yield from groups.values()
 
 
 _DONE = object()

@@ -119,7 +119,9 @@ def run_depth(inputs: list[str | Path], opts: DepthOptions, *, show_progress: bo
     colour_table(opts.cmap)  # an unknown colour map fails before any work
     plans, excluded = plan_outputs(inputs, opts.out)
     if not plans:
-        raise BadInputError(f"no images found in {', '.join(map(str, inputs))} (looked for jpg, jpeg, png, webp, bmp, tiff)")
+        raise BadInputError(
+            f"no images found in {', '.join(map(str, inputs))} (looked for jpg, jpeg, png, webp, bmp, tiff)"
+        )
     if excluded:
         log.info("left out %d file(s) inside the output folder %s", len(excluded), opts.out)
     model = create_model(opts.model, weights=opts.weights, device=_device(opts.device), dtype=opts.dtype,
@@ -214,7 +216,9 @@ class _WriteError(Exception):
 def _finish(model: VisionModel, item: LoadedImage, pred: Prediction, plan: OutputPlan, opts: DepthOptions,
             kind: str, runtime_ms: float) -> None:  # fmt: skip
     try:
-        depth, focal = resolve_focal(model, pred, item, opts) if kind == "metric" else (pred.depth, _rel_focal(item, opts))
+        depth, focal = (
+            resolve_focal(model, pred, item, opts) if kind == "metric" else (pred.depth, _rel_focal(item, opts))
+        )
         photo = item.image
         assert photo is not None and depth is not None
         sidecar = {
@@ -275,10 +279,16 @@ class _progress:
     def __enter__(self) -> Any:
         if not self.show:
             return lambda n: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)  # fmt: skip
-
         from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,  # fmt: skip
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(TextColumn("depth"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
