@@ -5,16 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_flop_count
 
 from visionbench.models.base import Batch, VisionModel
 
 
 def count_flops(model: VisionModel, batch: Batch) -> tuple[int, dict[str, int]]:
     """Total FLOPs of one forward and FLOPs per module path (nested paths include their children)."""
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+    with flop_counter() as counter, torch.inference_mode():
         model.forward(batch)
     return counter.get_total_flops(), flops_by_module(counter)
+
+
+def flop_counter() -> FlopCounterMode:
+    """A FlopCounterMode that also counts CPU attention: torch has no formula for the CPU flash-attention
+    kernel that SDPA uses there, so without this CPU counts miss every attention matmul (meta counts them)."""
+    aten = torch.ops.aten
+    cpu_op = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    extra = {}
+    if cpu_op is not None and cpu_op not in flop_registry:
+        extra[cpu_op] = lambda q, k, v, *_a, out_shape=None, **_kw: sdpa_flop_count(q, k, v)
+    return FlopCounterMode(display=False, custom_mapping=extra)
 
 
 def flops_by_module(counter: FlopCounterMode) -> dict[str, int]:
