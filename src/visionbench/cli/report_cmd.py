@@ -1,1 +1,88 @@
-"""Placeholder: commands of this group are added by their own issue."""
+"""`visionbench profile MODEL` (measured compute breakdown), `report RUN_DIR` and `compare RUN_A RUN_B`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from visionbench.cli import app
+from visionbench.cli.common import (
+    DeviceOpt,
+    DtypeOpt,
+    InputSizeOpt,
+    JsonOpt,
+    ModelArg,
+    SeedOpt,
+    WeightsOpt,
+    command,
+    console,
+    err_console,
+    print_json,
+)
+from visionbench.errors import UnsupportedOptionError
+
+RunDirArg = Annotated[Path, typer.Argument(help="A run folder written by `visionbench bench` or `visionbench run`.")]
+
+
+@command(app, "profile")
+def profile_cmd(
+    model: ModelArg,
+    input_size: InputSizeOpt = None,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    weights: WeightsOpt = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward (copies of bus.jpg).")] = 1,
+    runs: Annotated[int, typer.Option("--runs", help="Timed runs; each times a plain and a hooked forward.")] = 5,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs before timing.")] = 1,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure where one forward's time, FLOPs and parameters go, component by component.
+
+    Each component's root modules get pre/post forward hooks that synchronise the device; time outside
+    every component is 'other (glue)', so the rows add up to the measured total. Medians over --runs.
+    """
+    from visionbench.measure.profile import profile
+
+    if runs < 1 or warmup < 0 or batch_size < 1:
+        raise UnsupportedOptionError("--runs and --batch-size must be at least 1, --warmup at least 0")
+    with Progress(
+        TextColumn(f"profiling {model}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+        TimeRemainingColumn(), console=err_console, transient=True, disable=as_json,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("profile", total=runs + warmup)
+        result = profile(
+            model, input_size=input_size, device=device, dtype=dtype, weights=weights, batch_size=batch_size,
+            runs=runs, warmup=warmup, seed=seed, progress=lambda done, _total: bar.update(task, completed=done),
+        )  # fmt: skip
+    if as_json:
+        print_json(result.model_dump())
+        return
+    title = (
+        f"profile {result.model} ({result.device}, {result.dtype}, input {result.input_size} px, "
+        f"batch {result.batch_size}, {result.weights_mode} weights)"
+    )
+    table = Table(title=title, header_style="bold")
+    for col in ("component", "calls", "time (ms)", "time share", "GFLOP", "FLOP share", "parameters", "param share"):
+        table.add_column(col, justify="left" if col == "component" else "right")
+    for c in result.components:
+        table.add_row(
+            c.label, str(c.calls or "-"), f"{c.time_ms:,.2f}", f"{c.time_share:.1%}", f"{c.flops / 1e9:,.2f}",
+            f"{c.flop_share:.1%}", f"{c.params:,}", f"{c.param_share:.1%}",
+        )  # fmt: skip
+    table.add_section()
+    table.add_row("total (hooked forward)", "", f"{result.hooked_ms:,.2f}", "100%",
+                  f"{result.flops / 1e9:,.2f}", "", f"{result.params:,}", "")  # fmt: skip
+    console.print(table)
+    console.print(
+        f"plain forward (no hooks): median {result.forward_ms:,.2f} ms over {result.runs} runs; "
+        f"hooks cost {result.hook_overhead:+.1%}; breakdown averaged over the middle {len(result.used_runs)} runs "
+        f"(noise: IQR {result.noise:.1%} of the median)."
+    )
+    console.print(f"[dim]method: {result.method}[/]")
+    if result.noise > 0.10:
+        console.print("[yellow]timings are noisy (IQR above 10 % of the median): a busy machine; try more --runs.[/]")

@@ -1,0 +1,323 @@
+"""Measured compute breakdown: time, FLOPs and parameters per component of one forward pass.
+
+Hand-written reports guess where the time goes from layer counts; this module measures it. Each
+component (`VisionModel.components()`: label -> module-path prefixes, e.g. DepthPro's patch encoder,
+image encoder, neck, fusion, head, FOV) gets a forward pre-hook and a forward hook on its root
+modules. Every hook synchronises the device (CUDA / MPS) and reads a monotonic clock, and the
+elapsed time since the previous hook goes to the component on top of a stack. So:
+
+- a component called several times in one forward (YOLO's backbone layers, a shared block)
+  accumulates all its calls;
+- time is exclusive: if one component's module runs inside another's call, it is not counted twice;
+- the time of the forward outside every component (tensor plumbing between the parts, interpolation
+  in the top-level forward) is the row "other (glue)", so all rows add up to the measured total.
+
+Each run times one plain forward (no hooks) and one hooked forward. Within one run the rows add up
+exactly to that hooked forward's time. Across runs, the breakdown is averaged over the middle half of
+the runs ranked by their hooked total (a trimmed mean, robust like a median): per-component medians
+would not add up to the median total on a busy machine, where a burst of contention hits one
+component in one run and another in the next. `forward_ms` (median of the plain forwards) is the
+headline time, `hook_overhead` what the synchronising hooks cost, `noise` the spread of the totals.
+FLOPs come from `torch.utils.flop_counter` (2 FLOPs per multiply-add) in a separate forward.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+
+from visionbench.measure.flops import component_flops, count_flops
+from visionbench.models.base import Batch, VisionModel
+
+OTHER = "other (glue)"
+METHOD = (
+    "forward pre/post hooks on each component's root modules; the device is synchronised at every hook "
+    "(torch.cuda.synchronize on CUDA) and time between hooks goes to the innermost running component "
+    "(exclusive, calls accumulate); time outside all components is 'other (glue)'; breakdown averaged over "
+    "the middle half of the runs ranked by total, so rows add up to the total; "
+    "FLOPs from torch.utils.flop_counter (2 per multiply-add)"
+)
+
+
+class ComponentProfile(BaseModel):
+    """One component's share of a forward pass."""
+
+    label: str = Field(description="Component name, e.g. 'patch encoder'; 'other (glue)' for the rest.")
+    prefixes: list[str] = Field(description="Module paths of the component's roots.")
+    calls: int = Field(description="Root-module calls in one forward pass.")
+    time_ms: float = Field(description="Exclusive time per forward (mean over the middle-half runs), milliseconds.")
+    time_share: float = Field(description="time_ms / hooked_ms (0..1; the rows add up to 1).")
+    time_ms_samples: list[float] = Field(description="Exclusive time in each timed run, milliseconds.")
+    flops: int = Field(description="FLOPs of the component in one forward (2 per multiply-add).")
+    flop_share: float = Field(description="flops / the forward's total FLOPs (0..1).")
+    params: int = Field(description="Parameters under the component's prefixes.")
+    param_share: float = Field(description="params / all parameters (0..1).")
+
+
+class ProfileResult(BaseModel):
+    """Where the time, FLOPs and parameters of one forward pass go, component by component."""
+
+    model: str
+    task: str
+    device: str
+    dtype: str
+    input_size: int
+    batch_size: int
+    input_shapes: dict[str, list[int]] = Field(description="Shape of each model input.")
+    weights_mode: str = Field(description="'pretrained' or 'random' (timing and FLOPs are valid either way).")
+    runs: int = Field(description="Timed runs (each: one plain and one hooked forward).")
+    warmup: int = Field(description="Untimed warmup runs before timing.")
+    method: str = Field(default=METHOD, description="How the figures were measured.")
+    forward_ms: float = Field(description="Median time of a plain forward (no hooks), milliseconds.")
+    forward_ms_samples: list[float]
+    hooked_ms: float = Field(description="Hooked forward, mean over the middle-half runs: the total of the rows, ms.")
+    hooked_ms_samples: list[float]
+    hook_overhead: float = Field(description="hooked_ms / forward_ms - 1: what the synchronising hooks cost.")
+    noise: float = Field(description="Interquartile range / median of the hooked totals: timing noise of the runs.")
+    used_runs: list[int] = Field(description="Indices of the runs averaged (the middle half by hooked total).")
+    params: int
+    flops: int
+    components: list[ComponentProfile] = Field(description="Components in model order, then 'other (glue)'.")
+
+    def shares(self) -> dict[str, float]:
+        return {c.label: c.time_share for c in self.components}
+
+
+def synchronizer(device: torch.device) -> Callable[[], None]:
+    """A function that waits for all queued work on `device` (a no-op on CPU, where ops are synchronous)."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
+def component_roots(module: torch.nn.Module, components: dict[str, list[str]]) -> dict[str, list[torch.nn.Module]]:
+    """The root modules of each component; prefixes that name no module are skipped, nested ones refused."""
+    paths = [(label, p) for label, prefixes in components.items() for p in prefixes]
+    for label, p in paths:
+        for other_label, q in paths:
+            if p != q and (q.startswith(p + ".") or p == ""):
+                raise ValueError(f"components overlap: {label!r} ({p}) contains {other_label!r} ({q})")
+    roots: dict[str, list[torch.nn.Module]] = {}
+    for label, prefixes in components.items():
+        found = []
+        for p in prefixes:
+            try:
+                found.append(module.get_submodule(p))
+            except AttributeError:
+                continue
+        roots[label] = found
+    return roots
+
+
+class _StackTimer:
+    """Exclusive time per label: the clock's increments go to the label on top of the stack."""
+
+    def __init__(self, sync: Callable[[], None]) -> None:
+        self.sync = sync
+        self.stack: list[str] = []
+        self.ns: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self.mark = 0
+
+    def reset(self) -> None:
+        self.stack.clear()
+        self.ns = {}
+        self.calls = {}
+
+    def _tick(self) -> int:
+        self.sync()
+        now = time.perf_counter_ns()
+        if self.stack:
+            top = self.stack[-1]
+            self.ns[top] = self.ns.get(top, 0) + now - self.mark
+        return now
+
+    def enter(self, label: str) -> None:
+        now = self._tick()
+        self.stack.append(label)
+        self.calls[label] = self.calls.get(label, 0) + 1
+        self.mark = now
+
+    def leave(self, label: str) -> None:
+        now = self._tick()
+        if self.stack and self.stack[-1] == label:
+            self.stack.pop()
+        self.mark = now
+
+
+def _install(roots: dict[str, list[torch.nn.Module]], timer: _StackTimer) -> list[Any]:
+    handles = []
+    for label, modules in roots.items():
+        for mod in modules:
+            handles.append(mod.register_forward_pre_hook(lambda *_a, _l=label: timer.enter(_l)))
+            handles.append(mod.register_forward_hook(lambda *_a, _l=label: timer.leave(_l)))
+    return handles
+
+
+def _timed(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
+    sync()
+    start = time.perf_counter_ns()
+    fn()
+    sync()
+    return (time.perf_counter_ns() - start) / 1e6
+
+
+def _params(module: torch.nn.Module, components: dict[str, list[str]]) -> dict[str, int]:
+    out = {label: 0 for label in components}
+    prefix_to_label = [(p, label) for label, prefixes in components.items() for p in prefixes]
+    for name, p in module.named_parameters():
+        for prefix, label in prefix_to_label:
+            if name == prefix or name.startswith(prefix + "."):
+                out[label] += p.numel()
+                break
+    return out
+
+
+def profile_model(
+    model: VisionModel,
+    batch: Batch,
+    runs: int = 5,
+    warmup: int = 1,
+    flops: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> ProfileResult:
+    """Time, FLOPs and parameters per component of `model.forward(batch)`; see the module docstring.
+
+    `progress(done, total)` is called after each warmup and timed run (for a progress bar).
+    """
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    components = model.components()
+    roots = component_roots(model.module, components)
+    sync = synchronizer(model.device)
+    timer = _StackTimer(sync)
+
+    def forward() -> None:
+        model.forward(batch)
+
+    plain, hooked = [], []
+    per_run: list[dict[str, int]] = []
+    calls: dict[str, int] = {}
+    total = warmup + runs
+    with torch.inference_mode():
+        for i in range(total):
+            plain_ms = _timed(forward, sync)
+            handles = _install(roots, timer)
+            timer.reset()
+            try:
+                hooked_ms = _timed(forward, sync)
+            finally:
+                for h in handles:
+                    h.remove()
+            if i >= warmup:
+                plain.append(plain_ms)
+                hooked.append(hooked_ms)
+                per_run.append(dict(timer.ns))
+                calls = dict(timer.calls)
+            if progress is not None:
+                progress(i + 1, total)
+
+    total_flops, per_module = count_flops(model, batch) if flops else (0, {})
+    comp_flops = component_flops(per_module, components) if flops else {label: 0 for label in components}
+    comp_params = _params(model.module, components)
+    n_params = model.num_params()
+    used = middle_half(hooked)
+    hooked_mean = statistics.fmean(hooked[k] for k in used)
+
+    rows: list[ComponentProfile] = []
+    for label, prefixes in components.items():
+        samples = [run.get(label, 0) / 1e6 for run in per_run]
+        rows.append(_row(label, prefixes, calls.get(label, 0), samples, used, hooked_mean, comp_flops[label],
+                         total_flops, comp_params[label], n_params))  # fmt: skip
+    glue = [h - sum(run.values()) / 1e6 for h, run in zip(hooked, per_run, strict=True)]
+    rows.append(_row(OTHER, [], 0, glue, used, hooked_mean, total_flops - sum(comp_flops.values()), total_flops,
+                     n_params - sum(comp_params.values()), n_params))  # fmt: skip
+    plain_med = statistics.median(plain)
+    first = next(iter(batch.inputs.values()))
+    return ProfileResult(
+        model=model.name,
+        task=model.card.task,
+        device=str(model.device),
+        dtype=str(model.dtype).removeprefix("torch."),
+        input_size=model.input_size,
+        batch_size=int(first.shape[0]) if first.dim() else batch.batch_size,
+        input_shapes={k: list(v.shape) for k, v in batch.inputs.items()},
+        weights_mode=model.weights.mode,
+        runs=runs,
+        warmup=warmup,
+        forward_ms=plain_med,
+        forward_ms_samples=plain,
+        hooked_ms=hooked_mean,
+        hooked_ms_samples=hooked,
+        hook_overhead=statistics.median(hooked) / plain_med - 1 if plain_med > 0 else 0.0,
+        noise=_relative_iqr(hooked),
+        used_runs=used,
+        params=n_params,
+        flops=total_flops,
+        components=rows,
+    )
+
+
+def middle_half(totals: list[float]) -> list[int]:
+    """Indices of the runs whose totals rank in the middle half (a quarter trimmed at each end; at least one)."""
+    order = sorted(range(len(totals)), key=totals.__getitem__)
+    cut = len(order) // 4
+    return sorted(order[cut : len(order) - cut])
+
+
+def _relative_iqr(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    med = statistics.median(values)
+    return (q[2] - q[0]) / med if med > 0 else 0.0
+
+
+def _row(label: str, prefixes: list[str], calls: int, samples: list[float], used: list[int], total_ms: float,
+         flops: int, total_flops: int, params: int, total_params: int) -> ComponentProfile:  # fmt: skip
+    ms = statistics.fmean(samples[k] for k in used)
+    return ComponentProfile(
+        label=label,
+        prefixes=prefixes,
+        calls=calls,
+        time_ms=ms,
+        time_share=ms / total_ms if total_ms > 0 else 0.0,
+        time_ms_samples=samples,
+        flops=flops,
+        flop_share=flops / total_flops if total_flops else 0.0,
+        params=params,
+        param_share=params / total_params if total_params else 0.0,
+    )
+
+
+def profile(
+    name: str,
+    *,
+    input_size: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    weights: str = "auto",
+    batch_size: int = 1,
+    runs: int = 5,
+    warmup: int = 1,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    **overrides: Any,
+) -> ProfileResult:
+    """Build `name` and profile it on the bundled photo (bus.jpg), repeated to `batch_size` images."""
+    from visionbench.images import default_image_path, load_image
+    from visionbench.models.registry import create_model
+
+    model = create_model(
+        name, weights=weights, device=device, dtype=dtype, input_size=input_size, seed=seed, **overrides
+    )
+    image = load_image(default_image_path())
+    batch = model.preprocess([image] * batch_size)
+    return profile_model(model, batch, runs=runs, warmup=warmup, progress=progress)
