@@ -110,8 +110,13 @@ def resolve_focal(
     return depth, facts
 
 
-def run_depth(inputs: list[str | Path], opts: DepthOptions, *, show_progress: bool = True) -> DepthRunSummary:
-    """Run a depth model over images, folders and path lists; write outputs under `opts.out`."""
+def run_depth(
+    inputs: list[str | Path], opts: DepthOptions, *, show_progress: bool = True, model: VisionModel | None = None
+) -> DepthRunSummary:
+    """Run a depth model over images, folders and path lists; write outputs under `opts.out`.
+
+    `model` reuses an already built model (then opts.model, weights, device, dtype, input_size are ignored).
+    """
     from visionbench.models.registry import create_model
 
     if not inputs:
@@ -124,13 +129,16 @@ def run_depth(inputs: list[str | Path], opts: DepthOptions, *, show_progress: bo
         )
     if excluded:
         log.info("left out %d file(s) inside the output folder %s", len(excluded), opts.out)
-    model = create_model(opts.model, weights=opts.weights, device=_device(opts.device), dtype=opts.dtype,
-                         input_size=opts.input_size, seed=opts.seed)  # fmt: skip
+    if model is None:
+        model = create_model(
+            opts.model, weights=opts.weights, device=_device(opts.device), dtype=opts.dtype,
+            input_size=opts.input_size, seed=opts.seed,
+        )  # fmt: skip
     kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
     if not model.card.task.startswith("depth"):
-        raise UnsupportedOptionError(f"{opts.model} is a {model.card.task} model; `depth` needs a depth model")
+        raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `depth` needs a depth model")
     if opts.ply and kind != "metric":
-        raise UnsupportedOptionError(f"--ply needs metric depth; {opts.model} predicts relative inverse depth")
+        raise UnsupportedOptionError(f"--ply needs metric depth; {model.name} predicts relative inverse depth")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = DepthRunSummary(model=model.name, weights_mode=model.weights.mode, out=str(out),

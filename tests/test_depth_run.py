@@ -1,0 +1,155 @@
+"""`visionbench depth` end to end with a tiny DepthPro (random weights) on real photos and bad files.
+
+Random weights give degenerate depth, so nothing here depends on trained outputs: the tests check the
+files, their units and shapes, the focal-length rules, resume and the failure paths.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import visionbench as vb
+from visionbench.depth import intrinsics
+from visionbench.depth.pointcloud import read_ply
+from visionbench.depth.run_depth import DepthOptions, run_depth
+from visionbench.errors import BadInputError, UnsupportedOptionError
+from visionbench.images import sample_images
+
+
+@pytest.fixture(scope="module")
+def tiny_depthpro():
+    return vb.create_model("depthpro-tiny", weights="random", device="cpu")
+
+
+def _small_bus(path, size=(120, 160)):
+    with Image.open(sample_images()[0]) as im:
+        im.convert("RGB").resize(size).save(path)
+    return path
+
+
+def _bad_and_odd_folder(root):
+    """Real photos, odd-but-valid images and broken files, some in a subfolder."""
+    (root / "sub").mkdir(parents=True)
+    for p in sample_images():
+        shutil.copy(p, root / p.name)
+    photo = Image.open(sample_images()[0]).convert("RGB").resize((90, 120))
+    photo.convert("L").save(root / "sub" / "gray.png")
+    photo.convert("RGBA").save(root / "sub" / "rgba.png")
+    photo.convert("P").save(root / "sub" / "palette.png")
+    Image.fromarray(np.asarray(photo.convert("L"), np.uint16) * 257).save(root / "sub" / "sixteen.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    exif.get_ifd(intrinsics.EXIF_IFD)[intrinsics.FOCAL_35MM_TAG] = 28
+    photo.save(root / "sub" / "rotated.jpg", exif=exif)
+    good = ["bus.jpg", "zidane.jpg", "sub/gray.png", "sub/rgba.png", "sub/palette.png", "sub/sixteen.png",
+            "sub/rotated.jpg"]  # fmt: skip
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "notes.png").write_text("not an image")
+    (root / "truncated.jpg").write_bytes(sample_images()[0].read_bytes()[:5000])
+    Image.new("1", (10_000, 9_000)).save(root / "sub" / "bomb.png")  # 90 Mpx: above Pillow's bomb limit
+    (root / "readme.txt.md").write_text("ignored: not an image suffix")
+    bad = ["empty.jpg", "notes.png", "truncated.jpg", "sub/bomb.png"]
+    return good, bad
+
+
+def test_depth_end_to_end_real_photos_bad_files_and_resume(tmp_path, tiny_depthpro) -> None:
+    src = tmp_path / "photos"
+    good, bad = _bad_and_odd_folder(src)
+    out = src / "depth_out"  # inside the input folder: must not be read back on the second run
+    opts = DepthOptions(out=out, batch_size=2, ply=True, ply_stride=8, side_by_side=True, workers=2)
+    s = run_depth([src], opts, show_progress=False, model=tiny_depthpro)
+    assert (s.total, s.done, s.failed, s.skipped) == (len(good) + len(bad), len(good), len(bad), 0)
+    listed = (out / "failures.txt").read_text().splitlines()
+    assert sorted(line.split("\t")[0].removeprefix(str(src) + "/") for line in listed) == sorted(bad)
+    reasons = " ".join(f.error for f in s.failures)
+    for word in ("empty file", "not an image", "truncated", "decompression bomb"):
+        assert word in reasons
+
+    for rel in good:
+        stem = out / rel.rsplit(".", 1)[0]
+        side = json.loads(stem.with_name(stem.name + ".json").read_text())
+        files = {k: stem.parent / v for k, v in side["files"].items()}
+        assert set(files) == {"picture", "npy", "png16_mm", "side_by_side", "ply"}
+        assert all(p.exists() for p in files.values())
+        depth = np.load(files["npy"])
+        assert depth.dtype == np.float32 and depth.shape == (side["input_height"], side["input_width"])
+        assert side["depth_kind"] == "metric" and side["depth_unit"] == "metres"
+        assert side["weights_mode"] == "random" and side["model"] == "depthpro-tiny"
+        assert side["depth"]["max"] == pytest.approx(float(depth.max()))
+        assert side["output_width"] == side["input_width"] and side["model_input_size"] == 256
+        with Image.open(files["png16_mm"]) as im16:
+            mm = np.asarray(im16).astype(np.float64)
+        assert np.allclose(mm, np.clip(np.rint(depth * 1000), 0, 65535))
+        points, colours = read_ply(files["ply"])
+        assert len(points) == side["ply_points"] and colours is not None
+        assert side["focal_px"] > 0 and side["runtime_ms"] > 0
+        if rel == "sub/rotated.jpg":  # EXIF orientation applied; EXIF focal beats the FOV head
+            assert (side["input_width"], side["input_height"]) == (120, 90)
+            assert side["focal_source"] == "exif"
+            assert side["focal_px"] == pytest.approx(intrinsics.focal_px_from_35mm(28, 120, 90))
+            ratio = side["focal_px"] / side["focal_px_predicted"]
+            assert side["depth_rescaled_by"] == pytest.approx(ratio)
+        else:
+            assert side["focal_source"] == "model" and side["focal_px"] == pytest.approx(side["focal_px_predicted"])
+
+    # resume: finished images are skipped (files untouched), broken ones are tried again and fail again
+    sidecar = out / "bus.json"
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "depth_run.json"}
+    (out / "zidane.json").unlink()
+    s2 = run_depth([src], opts.model_copy(update={"resume": True}), show_progress=False, model=tiny_depthpro)
+    assert (s2.total, s2.done, s2.skipped, s2.failed) == (len(good) + len(bad), 1, len(good) - 1, len(bad))
+    assert s2.excluded_in_out == len(list(out.rglob("*.png")))  # its own outputs are never inputs
+    assert sidecar.stat().st_mtime_ns == before[sidecar]
+    assert (out / "zidane.json").exists()
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_known_focal_rescales_metric_depth_consistently(tmp_path, tiny_depthpro) -> None:
+    (tmp_path / "in").mkdir()
+    img = _small_bus(tmp_path / "in" / "bus.png")
+    base = run_depth([img], DepthOptions(out=tmp_path / "a"), show_progress=False, model=tiny_depthpro)
+    known = run_depth([img], DepthOptions(out=tmp_path / "b", focal_px=150.0, ply=True), show_progress=False,
+                      model=tiny_depthpro)  # fmt: skip
+    assert base.done == known.done == 1
+    a = json.loads((tmp_path / "a" / "bus.json").read_text())
+    b = json.loads((tmp_path / "b" / "bus.json").read_text())
+    assert a["focal_source"] == "model" and b["focal_source"] == "cli" and b["focal_px"] == 150.0
+    assert b["fov_deg"] == pytest.approx(intrinsics.fov_deg_from_focal(150.0, 120))
+    da, db = np.load(tmp_path / "a" / "bus.depth.npy"), np.load(tmp_path / "b" / "bus.depth.npy")
+    # DepthPro depth = f / (W * canonical inverse depth): a known focal length scales it by f_known / f_predicted
+    assert np.allclose(db, da * 150.0 / a["focal_px_predicted"], rtol=1e-5)
+    points, _ = read_ply(tmp_path / "b" / "bus.ply")
+    # the cloud uses the known focal length: x / z at the rightmost pixel centre is (W/2 - 0.5) / f
+    assert (points[:, 0] / points[:, 2]).max() == pytest.approx((60 - 0.5) / 150.0, rel=1e-4)
+
+
+def test_relative_model_writes_labelled_inverse_depth_and_refuses_ply(tmp_path) -> None:
+    (tmp_path / "in").mkdir()
+    img = _small_bus(tmp_path / "in" / "bus.jpg")
+    rel = vb.create_model("depth-anything-v2-tiny", weights="random", device="cpu")
+    s = run_depth([img], DepthOptions(out=tmp_path / "o", cmap="magma"), show_progress=False, model=rel)
+    assert s.done == 1
+    side = json.loads((tmp_path / "o" / "bus.json").read_text())
+    assert side["depth_kind"] == "relative-inverse" and "inverse" in side["depth_unit"]
+    assert set(side["files"]) == {"picture", "npy"} and side["files"]["npy"] == "bus.inverse_depth.npy"
+    assert side["focal_source"] == "none"
+    with pytest.raises(UnsupportedOptionError, match="metric"):
+        run_depth([img], DepthOptions(out=tmp_path / "p", ply=True), show_progress=False, model=rel)
+
+
+def test_bad_run_level_inputs_are_clear_errors(tmp_path, tiny_depthpro) -> None:
+    with pytest.raises(BadInputError, match="no such file"):
+        run_depth([tmp_path / "missing"], DepthOptions(out=tmp_path / "o"), show_progress=False, model=tiny_depthpro)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInputError, match="no images found"):
+        run_depth([tmp_path / "empty"], DepthOptions(out=tmp_path / "o"), show_progress=False, model=tiny_depthpro)
+    with pytest.raises(BadInputError, match="input folder"):
+        run_depth([tmp_path], DepthOptions(out=tmp_path), show_progress=False, model=tiny_depthpro)
+    with pytest.raises(UnsupportedOptionError, match="colour map"):
+        run_depth([tmp_path], DepthOptions(out=tmp_path / "o", cmap="rainbowz"), show_progress=False,
+                  model=tiny_depthpro)  # fmt: skip
