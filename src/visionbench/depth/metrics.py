@@ -48,7 +48,7 @@ def resize_to(depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
             f"ground truth is {gw}x{gh} but the image is {w}x{h}: another aspect ratio, so not the same view "
             "(crop or resize the ground truth to the image)"
         )
-    t = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None, None]
+    t = torch.from_numpy(np.array(depth, dtype=np.float32))[None, None]  # a writable copy
     return F.interpolate(t, size=(gh, gw), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 

@@ -1,0 +1,133 @@
+"""`visionbench eval`: the built-in Middlebury sample, a user folder, scoring rules, files and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import visionbench as vb
+from visionbench.cli import app
+from visionbench.depth.datasets import load_dataset, middlebury_motorcycle, read_depth
+from visionbench.depth.evaluate import ALIGN_LSQ, ALIGN_NONE, EvalOptions, evaluate_model, score_prediction, write_eval
+from visionbench.depth.io import save_png16_mm
+from visionbench.errors import BadInputError
+
+
+@pytest.fixture(scope="module")
+def motorcycle():
+    return middlebury_motorcycle()
+
+
+@pytest.fixture(scope="module")
+def tiny_relative():
+    return vb.create_model("depth-anything-v2-tiny", weights="random", device="cpu")
+
+
+def test_middlebury_motorcycle_depth_from_disparity(motorcycle) -> None:
+    gt = motorcycle.depth_m
+    assert motorcycle.image.size == (741, 500) and gt.shape == (500, 741)
+    known = np.isfinite(gt)
+    assert 1 - known.mean() == pytest.approx(0.0735, abs=0.001)  # 7.35 % unknown disparity
+    # depth = B f / (d + dx) over disparities 7.2 .. 59.9 px
+    assert gt[known].min() == pytest.approx(0.193001 * 994.978 / (59.90896 + 31.086), rel=1e-4)
+    assert gt[known].max() == pytest.approx(0.193001 * 994.978 / (7.1913557 + 31.086), rel=1e-4)
+    assert motorcycle.focal_px == 994.978
+
+
+def test_ground_truth_fed_back_scores_perfectly_and_scale_error_is_known(motorcycle) -> None:
+    gt = motorcycle.depth_m
+    perfect = score_prediction(gt, gt, "metric")
+    assert perfect["abs_rel"] == pytest.approx(0.0, abs=1e-7) and perfect["delta1"] == 1.0
+    assert perfect["boundary_f1"] == pytest.approx(1.0)
+    assert perfect["valid_pixels"] == int(np.isfinite(gt).sum())
+    off = score_prediction(gt * 1.1, gt, "metric")
+    assert off["abs_rel"] == pytest.approx(0.1, rel=1e-5)
+    assert off["boundary_f1"] == pytest.approx(1.0)  # scale-invariant
+    # a relative model's inverse depth, off by scale and shift, is aligned back to perfect
+    rel = np.where(np.isfinite(gt), 2.0 / gt + 0.3, 0.0).astype(np.float32)
+    aligned = score_prediction(rel, gt, "relative-inverse")
+    assert aligned["abs_rel"] < 1e-4 and aligned["align_scale"] == pytest.approx(0.5, rel=1e-4)
+    # a prediction at half resolution (same aspect) is resized to the ground truth first
+    half = np.asarray(Image.fromarray(np.where(np.isfinite(gt), gt, 3.0)).resize((370, 250), Image.BILINEAR))
+    assert score_prediction(half, gt, "metric")["abs_rel"] < 0.05
+    assert score_prediction(gt, gt, "metric", max_depth=3.0)["valid_pixels"] < perfect["valid_pixels"]
+
+
+def _user_dataset(root):
+    (root / "images").mkdir(parents=True)
+    (root / "depth").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c", "d"):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(root / "images" / f"{name}.png")
+    np.save(root / "depth" / "a.npy", rng.uniform(1, 5, (48, 64)).astype(np.float32))
+    save_png16_mm(root / "depth" / "b.png", rng.uniform(1, 5, (24, 32)).astype(np.float32))  # half size, same aspect
+    np.save(root / "depth" / "d.npy", rng.uniform(1, 5, (64, 64)).astype(np.float32))  # another aspect ratio
+    (root / "intrinsics.json").write_text(json.dumps({"a": {"fx": 100.0, "cx": 32}, "*": 80}))
+
+
+def test_user_folder_dataset_rows_summary_and_files(tmp_path, tiny_relative) -> None:
+    _user_dataset(tmp_path / "ds")
+    ds = load_dataset(tmp_path / "ds")
+    assert [r.name for r in ds] == ["a", "b", "d"] and ds.skipped == ["c.png"]
+    result = evaluate_model(tiny_relative, ds, EvalOptions())
+    assert result.alignment == ALIGN_LSQ and result.depth_kind == "relative-inverse"
+    rows = {r.name: r for r in result.rows}
+    assert rows["a"].error is None and rows["a"].focal_px_true == 100.0 and rows["b"].focal_px_true == 80.0
+    assert (rows["b"].gt_width, rows["b"].gt_height, rows["b"].image_width) == (32, 24, 64)
+    assert rows["b"].error is None and rows["b"].valid_pixels == 24 * 32
+    assert "aspect ratio" in rows["d"].error and result.failed == 1
+    assert result.summary["abs_rel"] == pytest.approx((rows["a"].abs_rel + rows["b"].abs_rel) / 2)
+    files = write_eval(result, tmp_path / "out")
+    data = json.loads(files["json"].read_text())
+    assert data["alignment"] == ALIGN_LSQ and len(data["rows"]) == 3
+    table = list(csv.DictReader(files["csv"].read_text().splitlines()))
+    assert [r["name"] for r in table] == ["a", "b", "d", "MEAN"]
+    assert float(table[-1]["abs_rel"]) == pytest.approx(result.summary["abs_rel"], rel=1e-5)
+
+
+def test_dataset_errors_are_clear(tmp_path) -> None:
+    with pytest.raises(BadInputError, match="not a built-in dataset"):
+        load_dataset(tmp_path / "nope")
+    (tmp_path / "x" / "images").mkdir(parents=True)
+    with pytest.raises(BadInputError, match="missing depth/"):
+        load_dataset(tmp_path / "x")
+    (tmp_path / "x" / "depth").mkdir()
+    with pytest.raises(BadInputError, match="no image"):
+        load_dataset(tmp_path / "x")
+    np.save(tmp_path / "rgb.npy", np.zeros((4, 4, 3)))
+    with pytest.raises(BadInputError, match="2-D"):
+        read_depth(tmp_path / "rgb.npy")
+    (tmp_path / "x" / "intrinsics.json").write_text('{"a": {"fy": 3}}')
+    with pytest.raises(BadInputError, match="fx"):
+        load_dataset(tmp_path / "x")
+
+
+def test_metric_model_on_middlebury_reports_focal_error(tmp_path) -> None:
+    model = vb.create_model("depthpro-tiny", weights="random", device="cpu")
+    result = evaluate_model(model, load_dataset("middlebury-motorcycle"), EvalOptions())
+    row = result.rows[0]
+    assert result.alignment == ALIGN_NONE and row.error is None
+    assert row.focal_px_true == 994.978 and row.focal_error_pct is not None
+    assert row.focal_error_pct == pytest.approx(abs(row.focal_px_pred - 994.978) / 994.978 * 100)
+    known = evaluate_model(model, load_dataset("middlebury-motorcycle"), EvalOptions(use_known_focal=True))
+    assert known.rows[0].abs_rel != pytest.approx(row.abs_rel)  # depth rescaled with the true focal length
+
+
+def test_eval_cli_table_json_and_errors(tmp_path) -> None:
+    _user_dataset(tmp_path / "ds")
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", "depth-anything-v2-tiny", "--weights", "random", "--device", "cpu",
+                              "--dataset", str(tmp_path / "ds"), "--out", str(tmp_path / "o")])  # fmt: skip
+    assert res.exit_code == 1, res.output  # one image could not be scored
+    assert "alignment: least-squares" in " ".join(res.output.split()) and "AbsRel" in res.output
+    assert (tmp_path / "o" / "eval.csv").exists() and (tmp_path / "o" / "eval.json").exists()
+    res = runner.invoke(app, ["eval", "depth-anything-v2-tiny", "--weights", "random", "--device", "cpu", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["summary"]["delta1"] is not None
+    res = runner.invoke(app, ["eval", "depth-anything-v2-tiny", "--dataset", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output
