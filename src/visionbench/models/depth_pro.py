@@ -119,15 +119,18 @@ class DepthProModel(VisionModel):
 
 
 def _patch_scales(config: Any) -> list[str]:
-    """Label of each of the patch encoder's patches, e.g. 'scale 0.25 (1x1) #0'."""
-    labels: list[str] = []
+    """Label of each of the patch encoder's patches, e.g. 'scale 0.25 (1x1) #0', in batch-axis order.
+
+    transformers concatenates the scales high resolution first (`torch.cat(scaled_images[::-1])`).
+    """
+    groups: list[list[str]] = []
     size = config.patch_size / min(config.scaled_images_ratios) / 1  # full input size in px
     for ratio, overlap in zip(config.scaled_images_ratios, config.scaled_images_overlap_ratios, strict=True):
         side_px = size * ratio
         stride = config.patch_size * (1 - overlap)
         n = max(1, int(round((side_px - config.patch_size) / stride)) + 1) if side_px > config.patch_size else 1
-        labels += [f"scale {ratio:g} ({n}x{n}) #{i}" for i in range(n * n)]
-    return labels
+        groups.append([f"scale {ratio:g} ({n}x{n}) #{i}" for i in range(n * n)])
+    return [label for group in reversed(groups) for label in group]
 
 
 def _builder(tiny: bool, use_fov: bool = True) -> Any:
