@@ -37,8 +37,9 @@ def main() -> None:
     args = parser.parse_args()
     name = f"depth-anything-v2-{args.variant}"
     with tempfile.TemporaryDirectory() as tmp:
-        import visionbench as vb
         from safetensors.torch import save_file
+
+        import visionbench as vb
 
         model = vb.create_model(name, weights="random")
         file = Path(tmp) / "weights.safetensors"
@@ -47,10 +48,14 @@ def main() -> None:
         del model
         print(f"{name}: weights loaded from local files, peak RSS gained during the load / weights bytes")
         for label, path in [("safetensors file", file), ("HF folder", Path(tmp) / "hf")]:
-            out = subprocess.run([sys.executable, "-c", CHILD, name, str(path)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, name, str(path)], capture_output=True, text=True, check=True
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{label:17s} weights {r['bytes'] / 2**30:.2f} GiB, peak gain {r['gain'] / 2**30:.2f} GiB, "
-                  f"ratio {r['gain'] / r['bytes']:.2f}x ({r['mode']})")
+            print(
+                f"{label:17s} weights {r['bytes'] / 2**30:.2f} GiB, peak gain {r['gain'] / 2**30:.2f} GiB, "
+                f"ratio {r['gain'] / r['bytes']:.2f}x ({r['mode']})"
+            )
 
 
 if __name__ == "__main__":

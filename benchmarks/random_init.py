@@ -34,7 +34,8 @@ else:
     model = build_with_random_weights(lambda: cls(config))
 seconds = time.perf_counter() - start
 params = sum(p.numel() for p in model.parameters())
-print(json.dumps({"seconds": seconds, "params": params, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "params": params, "peak_rss_kb": peak_kb}))
 """
 
 
@@ -55,13 +56,16 @@ def main() -> None:
     lib = statistics.median(r["seconds"] for r in results["library"])
     ours = statistics.median(r["seconds"] for r in results["visionbench"])
     assert results["library"][0]["params"] == results["visionbench"][0]["params"]
-    print(f"model: {args.model} ({results['library'][0]['params']:,} parameters), torch threads default, {args.repeats} repeats")
+    params = results["library"][0]["params"]
+    print(f"model: {args.model} ({params:,} parameters), torch threads default, {args.repeats} repeats")
     for mode, rows in results.items():
         secs = ", ".join(f"{r['seconds']:.2f}" for r in rows)
         rss = max(r["peak_rss_kb"] for r in rows) / 2**20
-        print(f"{mode:12s} median {statistics.median(r['seconds'] for r in rows):6.2f} s  (runs: {secs})  peak RSS {rss:.2f} GiB")
+        median = statistics.median(r["seconds"] for r in rows)
+        print(f"{mode:12s} median {median:6.2f} s  (runs: {secs})  peak RSS {rss:.2f} GiB")
     ratio = ours / lib
-    print(f"ratio visionbench / library constructor: {ratio:.2f}x  (goal <= 0.50x: {'met' if ratio <= 0.5 else 'NOT met'})")
+    verdict = "met" if ratio <= 0.5 else "NOT met"
+    print(f"ratio visionbench / library constructor: {ratio:.2f}x  (goal <= 0.50x: {verdict})")
 
 
 if __name__ == "__main__":

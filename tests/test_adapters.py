@@ -59,7 +59,7 @@ def test_yolo_families_return_their_task_outputs(name, field, bus, device):
     model = vb.create_model(name, weights="random", input_size=160, device=device)
     batch = model.preprocess([bus])
     assert tuple(batch.inputs["x"].shape) == (1, 3, 160, 160)
-    assert 0.0 <= float(batch.inputs["x"].min()) and float(batch.inputs["x"].max()) <= 1.0
+    assert float(batch.inputs["x"].min()) >= 0.0 and float(batch.inputs["x"].max()) <= 1.0
     (pred,) = model.postprocess(model.forward(batch), batch)
     value = getattr(pred, field)
     assert value is not None

@@ -46,7 +46,11 @@ def test_pixel_limit(tmp_path):
 def test_modes_become_rgb(tmp_path, mode):
     path = tmp_path / f"img_{mode.replace(';', '')}.{'tiff' if mode == 'CMYK' else 'png'}"
     base = Image.fromarray((np.arange(64 * 48) % 251).reshape(48, 64).astype(np.uint8))
-    img = base.convert(mode) if mode != "I;16" else Image.fromarray((np.arange(64 * 48).reshape(48, 64) * 20).astype(np.uint16))
+    img = (
+        base.convert(mode)
+        if mode != "I;16"
+        else Image.fromarray((np.arange(64 * 48).reshape(48, 64) * 20).astype(np.uint16))
+    )
     img.save(path)
     out = load_image(path)
     assert out.mode == "RGB" and out.size == (64, 48)

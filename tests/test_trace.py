@@ -44,7 +44,11 @@ def test_leaf_layers_are_in_call_order_with_own_params(depthpro_trace):
 
 @pytest.mark.parametrize(
     "name,size,output",
-    [("yolo11n", 320, [1, 84, 2100]), ("depth-anything-v2-small", 518, [1, 518, 518]), ("mobile-sam", 1024, [1, 1, 256, 256])],
+    [
+        ("yolo11n", 320, [1, 84, 2100]),
+        ("depth-anything-v2-small", 518, [1, 518, 518]),
+        ("mobile-sam", 1024, [1, 1, 256, 256]),
+    ],
 )
 def test_other_families_trace_on_meta(name, size, output):
     t = trace(name, input_size=size)

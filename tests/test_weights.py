@@ -118,7 +118,9 @@ def test_plain_state_dict_pt_loads_without_pickle(tmp_path):
 
 def test_auto_finds_local_ultralytics_checkpoint(tmp_path, monkeypatch):
     yolo = vb.create_model("yolo11n-pose", weights="random", input_size=128, seed=7)
-    save_file({k: v.contiguous() for k, v in yolo.module.state_dict().items()}, str(tmp_path / "yolo11n-pose.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in yolo.module.state_dict().items()}, str(tmp_path / "yolo11n-pose.safetensors")
+    )
     monkeypatch.chdir(tmp_path)
     found = vb.create_model("yolo11n-pose", weights="auto", input_size=128)
     assert found.weights.mode == "pretrained" and found.weights.warning is None

@@ -24,8 +24,8 @@ def _root(
         os.environ["VISIONBENCH_DEBUG"] = "1"
 
 
-# Each module adds its commands to `app` on import.
-from visionbench.cli import models_cmd  # noqa: E402,F401
+# Each module adds its commands to `app` on import, in the order `--help` lists them.
+from visionbench.cli import models_cmd  # noqa: E402,F401,I001
 from visionbench.cli import bench_cmd  # noqa: E402,F401
 from visionbench.cli import dissect_cmd  # noqa: E402,F401
 from visionbench.cli import depth_cmd  # noqa: E402,F401

@@ -86,7 +86,9 @@ def print_json(data: Any) -> None:
 
 
 # Options shared by several commands; described once here so --help says the same everywhere.
-ModelArg = Annotated[str, typer.Argument(help="Model name (see `visionbench models`), hf:<repo|folder> or ultralytics:<yaml|.pt>.")]
+ModelArg = Annotated[
+    str, typer.Argument(help="Model name (see `visionbench models`), hf:<repo|folder> or ultralytics:<yaml|.pt>.")
+]
 WeightsOpt = Annotated[
     str,
     typer.Option(
@@ -102,7 +104,9 @@ InputSizeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")]
 TrustOpt = Annotated[
     bool,
-    typer.Option("--trust-remote-code", help="Allow remote code (hf:) and unpickling .pt files. Only for sources you trust."),
+    typer.Option(
+        "--trust-remote-code", help="Allow remote code (hf:) and unpickling .pt files. Only for sources you trust."
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for random weights and random inputs.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]

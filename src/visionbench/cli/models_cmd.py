@@ -74,7 +74,9 @@ def trace_cmd(
     console.print(comp)
     if show_layers:
         layers = result.layers if show_layers < 0 else result.layers[:show_layers]
-        table = Table(title=f"leaf layers ({len(layers)} of {len(result.layers)}; --layers -1 for all)", header_style="bold")
+        table = Table(
+            title=f"leaf layers ({len(layers)} of {len(result.layers)}; --layers -1 for all)", header_style="bold"
+        )
         for col in ("#", "name", "type", "output shape(s)", "params"):
             table.add_column(col)
         for layer in layers:

@@ -22,10 +22,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # name: (hidden, layers, heads, out_indices, fusion, neck, hub repo, license, exact params)
+_V2 = "Depth-Anything-V2"
 VARIANTS: dict[str, tuple[Any, ...]] = {
-    "small": (384, 12, 6, [3, 6, 9, 12], 64, [48, 96, 192, 384], "Depth-Anything-V2-Small-hf", "apache-2.0", 24_785_089),
-    "base": (768, 12, 12, [3, 6, 9, 12], 128, [96, 192, 384, 768], "Depth-Anything-V2-Base-hf", "cc-by-nc-4.0", 97_470_785),
-    "large": (1024, 24, 16, [5, 12, 18, 24], 256, [256, 512, 1024, 1024], "Depth-Anything-V2-Large-hf", "cc-by-nc-4.0", 335_315_649),
+    "small": (384, 12, 6, [3, 6, 9, 12], 64, [48, 96, 192, 384], f"{_V2}-Small-hf", "apache-2.0", 24_785_089),
+    "base": (768, 12, 12, [3, 6, 9, 12], 128, [96, 192, 384, 768], f"{_V2}-Base-hf", "cc-by-nc-4.0", 97_470_785),
+    "large": (
+        1024, 24, 16, [5, 12, 18, 24], 256, [256, 512, 1024, 1024], f"{_V2}-Large-hf", "cc-by-nc-4.0", 335_315_649
+    ),
     "tiny": (32, 4, 2, [1, 2, 3, 4], 16, [8, 16, 32, 32], None, "apache-2.0", None),
 }  # fmt: skip
 
@@ -96,9 +99,14 @@ def _builder(variant: str) -> Any:
 
         config = depth_anything_config(variant)
         if spec.device.type == "meta":
-            module, info = meta_module(DepthAnythingForDepthEstimation, config), WeightsInfo("random", "meta (no weights)")
+            module, info = (
+                meta_module(DepthAnythingForDepthEstimation, config),
+                WeightsInfo("random", "meta (no weights)"),
+            )
         else:
-            module, info, _ = build_transformers(spec, DepthAnythingForDepthEstimation, config, spec.card.weights_source)
+            module, info, _ = build_transformers(
+                spec, DepthAnythingForDepthEstimation, config, spec.card.weights_source
+            )
         return DepthAnythingModel(
             spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype
         )
@@ -110,10 +118,18 @@ for _variant, (*_, _repo, _license, _params) in VARIANTS.items():
     _tiny = _variant == "tiny"
     register(
         ModelCard(
-            name=f"depth-anything-v2-{_variant}", task="depth-relative", library="transformers",
-            architecture="DepthAnythingForDepthEstimation", params=_params, input_size=98 if _tiny else 518,
-            mean=IMAGENET_MEAN, std=IMAGENET_STD, license=_license, paper="https://arxiv.org/abs/2406.09414",
-            weights_source=f"depth-anything/{_repo}" if _repo else None, hidden=_tiny,
+            name=f"depth-anything-v2-{_variant}",
+            task="depth-relative",
+            library="transformers",
+            architecture="DepthAnythingForDepthEstimation",
+            params=_params,
+            input_size=98 if _tiny else 518,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            license=_license,
+            paper="https://arxiv.org/abs/2406.09414",
+            weights_source=f"depth-anything/{_repo}" if _repo else None,
+            hidden=_tiny,
             description=f"Depth Anything V2 {_variant.capitalize()}: relative inverse depth, DINOv2 + DPT",
         )  # fmt: skip
     )(_builder(_variant))

@@ -146,9 +146,7 @@ def _builder(tiny: bool, use_fov: bool = True) -> Any:
             module, info, _ = build_transformers(
                 spec, DepthProForDepthEstimation, config, None if tiny else spec.card.weights_source
             )
-        return DepthProModel(
-            spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype
-        )
+        return DepthProModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
 
     return build
 
@@ -161,13 +159,21 @@ _COMMON = dict(
 
 register(
     ModelCard(
-        name="depthpro", params=951_991_330, input_size=1536, weights_source="apple/DepthPro-hf",
-        description="Apple DepthPro: metric depth + field of view, 3x DINOv2 ViT-L/16", **_COMMON,
+        name="depthpro",
+        params=951_991_330,
+        input_size=1536,
+        weights_source="apple/DepthPro-hf",
+        description="Apple DepthPro: metric depth + field of view, 3x DINOv2 ViT-L/16",
+        **_COMMON,
     )  # fmt: skip
 )(_builder(tiny=False))
 register(
     ModelCard(
-        name="depthpro-tiny", params=None, input_size=256, hidden=True,
-        description="DepthPro architecture at test size (2-layer, width-32 encoders)", **_COMMON,
+        name="depthpro-tiny",
+        params=None,
+        input_size=256,
+        hidden=True,
+        description="DepthPro architecture at test size (2-layer, width-32 encoders)",
+        **_COMMON,
     )  # fmt: skip
 )(_builder(tiny=True))

@@ -39,7 +39,9 @@ class PromptedSam(nn.Module):
         embeddings = self.image_encoder(images)
         masks, scores = [], []
         for i in range(images.shape[0]):  # the decoder pairs one image with its own prompts
-            sparse, dense = self.prompt_encoder(points=(point_coords[i : i + 1], point_labels[i : i + 1]), boxes=None, masks=None)
+            sparse, dense = self.prompt_encoder(
+                points=(point_coords[i : i + 1], point_labels[i : i + 1]), boxes=None, masks=None
+            )
             m, s = self.mask_decoder(
                 image_embeddings=embeddings[i : i + 1],
                 image_pe=self.prompt_encoder.get_dense_pe(),
@@ -115,9 +117,17 @@ def _build(spec: BuildSpec) -> VisionModel:
 
 register(
     ModelCard(
-        name="mobile-sam", task="promptable-segment", library="ultralytics", architecture="build_mobile_sam",
-        params=10_130_092, input_size=1024, mean=tuple(m / 255 for m in PIXEL_MEAN),
-        std=tuple(s / 255 for s in PIXEL_STD), license="Apache-2.0", paper="https://arxiv.org/abs/2306.14289",
-        weights_source="mobile_sam.pt", description="MobileSAM: promptable masks, TinyViT encoder + SAM decoder",
+        name="mobile-sam",
+        task="promptable-segment",
+        library="ultralytics",
+        architecture="build_mobile_sam",
+        params=10_130_092,
+        input_size=1024,
+        mean=tuple(m / 255 for m in PIXEL_MEAN),
+        std=tuple(s / 255 for s in PIXEL_STD),
+        license="Apache-2.0",
+        paper="https://arxiv.org/abs/2306.14289",
+        weights_source="mobile_sam.pt",
+        description="MobileSAM: promptable masks, TinyViT encoder + SAM decoder",
     )  # fmt: skip
 )(_build)

@@ -65,8 +65,16 @@ def _hf_folder(target: str, spec: BuildSpec) -> Path:
 
 
 @register(
-    ModelCard(name="hf:", task="depth-relative", library="transformers", architecture="AutoModelForDepthEstimation",
-              input_size=518, hidden=True, description="any transformers depth model", **_OPEN)  # fmt: skip
+    ModelCard(
+        name="hf:",
+        task="depth-relative",
+        library="transformers",
+        architecture="AutoModelForDepthEstimation",
+        input_size=518,
+        hidden=True,
+        description="any transformers depth model",
+        **_OPEN,
+    )  # fmt: skip
 )
 def build_hf(spec: BuildSpec) -> VisionModel:
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
@@ -76,17 +84,18 @@ def build_hf(spec: BuildSpec) -> VisionModel:
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
     metric = getattr(config, "depth_estimation_type", "relative") == "metric" or config.model_type == "depth_pro"
     card = spec.card.model_copy(
-        update={"name": f"hf:{spec.target}", "task": "depth-metric" if metric else "depth-relative",
-                "architecture": (config.architectures or ["AutoModelForDepthEstimation"])[0]}  # fmt: skip
+        update={
+            "name": f"hf:{spec.target}",
+            "task": "depth-metric" if metric else "depth-relative",
+            "architecture": (config.architectures or ["AutoModelForDepthEstimation"])[0],
+        }  # fmt: skip
     )
     spec.card = card
     weights = spec.weights if spec.weights.kind != "auto" else type(spec.weights)("path", folder)
     model_cls = AutoModelForDepthEstimation
     if weights.kind == "random":
         model_cls = _FromConfig(AutoModelForDepthEstimation, spec.trust_remote_code)
-    module, info, _ = build_transformers(
-        BuildSpec(**{**spec.__dict__, "weights": weights}), model_cls, config, None
-    )
+    module, info, _ = build_transformers(BuildSpec(**{**spec.__dict__, "weights": weights}), model_cls, config, None)
     if weights.path == folder:
         info = WeightsInfo("pretrained", f"hf {spec.target} ({folder})")
     model = HFDepthModel(card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
@@ -96,7 +105,9 @@ def build_hf(spec: BuildSpec) -> VisionModel:
         from transformers import DPTImageProcessor
 
         s = spec.input_size
-        model.processor = DPTImageProcessor(size={"height": s, "width": s}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+        model.processor = DPTImageProcessor(
+            size={"height": s, "width": s}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD
+        )
     return model
 
 
@@ -111,9 +122,16 @@ class _FromConfig:
 
 
 @register(
-    ModelCard(name="ultralytics:", task="detect", library="ultralytics", architecture="ultralytics yaml",
-              input_size=640, hidden=True, description="any ultralytics detect/segment/pose model",
-              **{**_OPEN, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)})  # fmt: skip
+    ModelCard(
+        name="ultralytics:",
+        task="detect",
+        library="ultralytics",
+        architecture="ultralytics yaml",
+        input_size=640,
+        hidden=True,
+        description="any ultralytics detect/segment/pose model",
+        **{**_OPEN, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)},
+    )  # fmt: skip
 )
 def build_ultralytics(spec: BuildSpec) -> VisionModel:
     from ultralytics.nn.tasks import guess_model_task
@@ -124,7 +142,9 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
     if path.suffix in {".yaml", ".yml"}:
         task = guess_model_task(str(path) if path.exists() else target)
         if task not in TASK_CLASSES:
-            raise UnsupportedOptionError(f"ultralytics:{target}: task {task!r} is not supported (detect, segment, pose)")
+            raise UnsupportedOptionError(
+                f"ultralytics:{target}: task {task!r} is not supported (detect, segment, pose)"
+            )
         make = lambda: build_yolo_module(str(path) if path.exists() else target, task)  # noqa: E731
         spec.card = spec.card.model_copy(update={"name": f"ultralytics:{target}", "task": task, "architecture": target})
         if spec.device.type == "meta":
@@ -137,11 +157,15 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
     elif path.suffix == ".pt" and path.is_file():
         module = _whole_checkpoint(path, spec)
         task = guess_model_task(module)
-        spec.card = spec.card.model_copy(update={"name": f"ultralytics:{target}", "task": task, "architecture": path.name})
+        spec.card = spec.card.model_copy(
+            update={"name": f"ultralytics:{target}", "task": task, "architecture": path.name}
+        )
         info = WeightsInfo("pretrained", f"file {path}")
         module = module.to(spec.device, spec.dtype).eval()
     else:
-        raise UnknownModelError(f"ultralytics:{target}: expected a model yaml (e.g. yolo11s.yaml) or an existing .pt file")
+        raise UnknownModelError(
+            f"ultralytics:{target}: expected a model yaml (e.g. yolo11s.yaml) or an existing .pt file"
+        )
     return YoloModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
 
 

@@ -84,9 +84,7 @@ def fetch_hf_snapshot(repo_id: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(
-            snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"], etag_timeout=5)
-        )
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"], etag_timeout=5))
     except Exception as exc:  # noqa: BLE001
         log.warning("download of %s failed: %s", repo_id, exc)
         return None
@@ -133,7 +131,9 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str) ->
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
         if mismatched:
             k = mismatched[0]
-            parts.append(f"{len(mismatched)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+            parts.append(
+                f"{len(mismatched)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})"
+            )
         raise WeightsError(f"{source} does not fit this architecture: {'; '.join(parts)}")
     module.load_state_dict(state, strict=True, assign=True)
 

@@ -48,9 +48,7 @@ class YoloModel(VisionModel):
         proto = None
         if isinstance(preds, (list, tuple)):  # segment: (detections, prototypes)
             preds, proto = preds[0], preds[1]
-        dets = non_max_suppression(
-            preds.float(), CONF_THRESHOLD, IOU_THRESHOLD, nc=len(self.module.names), max_det=300
-        )
+        dets = non_max_suppression(preds.float(), CONF_THRESHOLD, IOU_THRESHOLD, nc=len(self.module.names), max_det=300)
         img_shape = tuple(batch.inputs["x"].shape[-2:])
         results = []
         for i, det in enumerate(dets):
@@ -132,9 +130,17 @@ for _suffix, _task, _params, _what in [
     _name = f"yolo11n{_suffix}"
     register(
         ModelCard(
-            name=_name, task=_task, library="ultralytics", architecture=f"{_name}.yaml", params=_params,
-            input_size=640, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), license="AGPL-3.0",
-            paper="https://docs.ultralytics.com/models/yolo11/", weights_source=f"{_name}.pt",
+            name=_name,
+            task=_task,
+            library="ultralytics",
+            architecture=f"{_name}.yaml",
+            params=_params,
+            input_size=640,
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+            license="AGPL-3.0",
+            paper="https://docs.ultralytics.com/models/yolo11/",
+            weights_source=f"{_name}.pt",
             description=f"YOLO11 nano {_task}: {_what}",
         )  # fmt: skip
     )(yolo_builder(f"{_name}.yaml", _task, f"{_name}.pt"))
