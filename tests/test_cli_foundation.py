@@ -47,6 +47,7 @@ def test_trace_json_document():
     [
         (("trace", "depthpr0"), "Did you mean: depthpro"),
         (("trace", "yolo11n", "--input-size", "4"), "input-size"),
+        (("trace", "depthpro", "--input-size", "1024"), "needs at least 1536 px"),
         (("trace", "yolo11n", "--batch-size", "0"), "batch-size"),
         (("trace", "hf:/no/such/folder"), "hf:/no/such/folder"),
         (("trace", "ultralytics:nothing.txt"), "ultralytics:"),

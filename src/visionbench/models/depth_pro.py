@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from visionbench.errors import UnsupportedOptionError
 from visionbench.models.base import Batch, Prediction, VisionModel
 from visionbench.models.card import ModelCard
 from visionbench.models.hf_common import build_transformers, meta_module
@@ -138,6 +139,12 @@ def _builder(tiny: bool, use_fov: bool = True) -> Any:
         from transformers import DepthProForDepthEstimation
 
         config = depth_pro_config(tiny=tiny, use_fov_model=spec.overrides.get("use_fov_model", use_fov))
+        smallest = int(config.patch_size / min(config.scaled_images_ratios))
+        if spec.input_size < smallest:
+            raise UnsupportedOptionError(
+                f"--input-size {spec.input_size}: {spec.card.name} needs at least {smallest} px (its smallest scale, "
+                f"{min(config.scaled_images_ratios):g}x, must still fill one {config.patch_size} px encoder patch)"
+            )
         if spec.device.type == "meta":
             from visionbench.models.base import WeightsInfo
 
