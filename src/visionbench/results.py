@@ -54,6 +54,9 @@ class LatencyStats(BaseModel):
     fps: float = Field(description="Calls per second at the median latency: 1000 / median_ms.")
     throughput_images_per_s: float = Field(description="Sustained images per second: batch_size * count / total_s.")
     warmup_calls: int = Field(default=0, description="Untimed calls before the first sample.")
+    warmup_ms: list[float] = Field(
+        default_factory=list, description="Duration of each warmup call (the first is the cold call)."
+    )
     stop_reason: str = Field(
         default="", description="Why the loop stopped: minimum runs reached and budget spent, or max runs."
     )
@@ -137,7 +140,12 @@ class ModelResult(BaseModel):
     plan: dict[str, Any] = Field(
         default_factory=dict, description="Effective repeat policy: runs, warmup, budget_s, reason."
     )
-    load_time_s: float | None = Field(default=None, description="Cold build + move to device, as a user sees it.")
+    import_time_s: float | None = Field(
+        default=None, description="Importing the model's library (before the memory baseline)."
+    )
+    load_time_s: float | None = Field(
+        default=None, description="Cold build + weights + move to device, as a user sees it."
+    )
     params: int | None = None
     flops: int | None = Field(default=None, description="FLOPs of one forward at batch size 1.")
     batches: list[BatchResult] = Field(default_factory=list)

@@ -59,6 +59,11 @@ class BenchConfig(BaseModel):
     runs: int = Field(default=5, ge=1, description="Minimum timed repeats per loop.")
     budget_s: float = Field(default=10.0, ge=0, description="Keep repeating a loop until this many seconds are spent.")
     warmup: int = Field(default=1, ge=1, description="Untimed forwards before timing (at least one).")
+    loop_cap_s: float | None = Field(
+        default=None,
+        description="Per timed loop: after 2 samples, do not start one that would end past this many seconds "
+        "(None: always at least --runs). `run` sets 240 s so a 2-minute forward gets 2 samples.",
+    )
     e2e: bool = Field(default=True, description="Also time end to end: decode + preprocess + forward + postprocess.")
     timeout_s: float | None = Field(
         default=None, description="Kill a model's worker after this many seconds (None: no limit)."

@@ -1,0 +1,282 @@
+"""A run of several models: one worker process each, results written atomically as each finishes, resumable.
+
+    run, run_dir = run_suite(BenchConfig(models=["yolo11n", "depth-anything-v2-small"]))
+
+The run folder is complete after every model (run.json, summary.csv, report.md), so Ctrl-C, a
+crash or a timeout never loses a finished model, and `resume=RUN_DIR` runs only what is not done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from visionbench.bench.eta import Eta
+from visionbench.bench.events import EventReader
+from visionbench.bench.options import BenchConfig
+from visionbench.bench.worker import name_to_folder
+from visionbench.errors import BadInputError, UnknownModelError
+from visionbench.images import default_image_path, find_images, load_image
+from visionbench.results import (
+    MODEL_FILE,
+    ModelResult,
+    RunResult,
+    load_model_result,
+    load_run,
+    now_iso,
+)
+
+log = logging.getLogger("visionbench")
+POLL_S = 0.2
+
+
+class SuiteObserver:
+    """What a front end (the CLI's progress bar) hears; every method is optional."""
+
+    def started(self, run: RunResult, run_dir: Path, todo: list[str], eta_s: float) -> None: ...
+
+    def model_started(self, name: str, index: int, total: int, eta_s: float) -> None: ...
+
+    def progress(self, name: str, phase: str, eta_s: float) -> None: ...
+
+    def model_finished(self, result: ModelResult, eta_s: float) -> None: ...
+
+
+def prepare_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Usable images and 'path: reason' for each skipped one; a BadInputError when none is usable."""
+    paths = find_images(inputs) if inputs else [default_image_path()]
+    usable, skipped = [], []
+    for p in paths:
+        try:
+            load_image(p)
+            usable.append(p.resolve())
+        except BadInputError as exc:
+            log.warning("skipping image %s", exc)
+            skipped.append(str(exc))
+    if not usable:
+        detail = f": {'; '.join(skipped[:3])}" if skipped else ""
+        raise BadInputError(f"no usable image among {len(paths)} input(s){detail}")
+    return usable, skipped
+
+
+def new_run_dir(root: str | Path = "runs") -> Path:
+    """runs/<YYYYMMDD_HHMMSS>/ (a suffix when two runs start in the same second)."""
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    path = Path(root) / stamp
+    n = 2
+    while path.exists():
+        path, n = Path(root) / f"{stamp}_{n}", n + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def run_suite(
+    config: BenchConfig,
+    out_root: str | Path = "runs",
+    *,
+    resume: str | Path | None = None,
+    observer: SuiteObserver | None = None,
+    command: str = "",
+) -> tuple[RunResult, Path]:
+    """Benchmark every model of `config` (or the unfinished ones of `resume`); returns the run and its folder."""
+    from visionbench.measure.environment import capture_environment
+    from visionbench.models.registry import resolve_device
+
+    obs = observer or SuiteObserver()
+    if resume is not None:
+        run_dir = Path(resume)
+        run = load_run(run_dir)
+        extra = [m for m in config.models if m not in run.config.models]
+        run.config = run.config.model_copy(update={"models": run.config.models + extra})
+        config = run.config
+        run.status = "running"
+    else:
+        run_dir = None  # created once the inputs are known to be usable
+    images, skipped = prepare_images(config.images)
+    device = resolve_device(config.device)
+    if run_dir is None:
+        run_dir = new_run_dir(out_root)
+        env = capture_environment(str(device), config.seed)
+        run = RunResult(run_id=run_dir.name, started_at=now_iso(), command=command, config=config, environment=env)
+    todo = [m for m in config.models if (r := run.result(m)) is None or r.status != "ok"]
+    eta = Eta(config, device.type)
+    for r in run.models:
+        eta.observe(r)
+    write_outputs(run, run_dir)
+    obs.started(run, run_dir, todo, sum(eta.model_s(m) for m in todo))
+    try:
+        for i, name in enumerate(todo):
+            remaining = sum(eta.model_s(m) for m in todo[i + 1 :])
+            obs.model_started(name, i, len(todo), remaining + eta.model_s(name))
+            result = _run_one(name, config, images, skipped, run_dir, eta, remaining, obs)
+            run.upsert(result)
+            if result.weights is not None:
+                run.environment.weights_modes[name] = result.weights.mode
+            eta.observe(result)
+            write_outputs(run, run_dir)
+            obs.model_finished(result, remaining)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, _Interrupted):
+            run.upsert(exc.result)
+        run.status, run.finished_at = "interrupted", now_iso()
+        write_outputs(run, run_dir)
+        raise
+    run.status, run.finished_at = "complete", now_iso()
+    write_outputs(run, run_dir)
+    return run, run_dir
+
+
+def _run_one(
+    name: str,
+    config: BenchConfig,
+    images: list[Path],
+    skipped: list[str],
+    run_dir: Path,
+    eta: Eta,
+    later_s: float,
+    obs: SuiteObserver,
+) -> ModelResult:
+    """One model in its own worker process, with the timeout, crash and Ctrl-C policies."""
+    from visionbench.models.registry import get_card
+
+    folder = name_to_folder(name)
+    model_dir = run_dir / folder
+    try:
+        get_card(name)  # an unknown name fails here, without paying for a process
+    except UnknownModelError as exc:
+        return ModelResult(name=name, status="failed", error=str(exc), folder=folder, finished_at=now_iso())
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (MODEL_FILE, "events.jsonl", "traceback.txt"):
+        (model_dir / stale).unlink(missing_ok=True)
+    spec = {"name": name, "config": config.model_dump(), "images": [str(p) for p in images], "out_dir": str(model_dir)}
+    spec_path = model_dir / "worker_spec.json"
+    spec_path.write_text(json.dumps(spec, indent=2))
+    reader = EventReader(model_dir / "events.jsonl")
+    started = time.monotonic()
+    expected_end = started + eta.model_s(name)
+    phase = "starting"
+    status, reason = None, None
+    with open(model_dir / "worker.log", "w") as log_fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "visionbench.bench.worker", str(spec_path)],
+            stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True, env=_worker_env(),
+        )  # fmt: skip
+        try:
+            while proc.poll() is None:
+                time.sleep(POLL_S)
+                for ev in reader.read():
+                    phase, expected_end = _apply_event(ev, phase, expected_end)
+                now = time.monotonic()
+                obs.progress(name, phase, max(0.0, expected_end - now) + later_s)
+                if config.timeout_s is not None and now - started > config.timeout_s:
+                    _kill(proc)
+                    status, reason = "timeout", f"exceeded --timeout {config.timeout_s:g} s during {phase}"
+        except KeyboardInterrupt:
+            _kill(proc)
+            result = _collect(
+                name, model_dir, folder, proc.returncode, "interrupted", f"interrupted (Ctrl-C) during {phase}"
+            )
+            raise _Interrupted(result) from None
+    result = _collect(name, model_dir, folder, proc.returncode, status, reason)
+    result.skipped_images = list(skipped)
+    return result
+
+
+class _Interrupted(KeyboardInterrupt):
+    def __init__(self, result: ModelResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+def _apply_event(ev: dict[str, Any], phase: str, expected_end: float) -> tuple[str, float]:
+    kind = ev.get("event")
+    if kind == "phase":
+        bs = ev.get("batch_size")
+        phase = f"{ev['phase']}" + (f" (batch {bs})" if bs and bs != 1 else "")
+    elif kind == "estimate":
+        expected_end = time.monotonic() + float(ev.get("remaining_s", 0.0))
+    elif kind == "sample":
+        phase = f"{ev.get('loop')} #{ev.get('n')}"
+    return phase, expected_end
+
+
+def _collect(
+    name: str, model_dir: Path, folder: str, code: int | None, status: str | None, reason: str | None
+) -> ModelResult:
+    """The worker's result.json, patched with what the parent knows (timeout, crash, kill)."""
+    path = model_dir / MODEL_FILE
+    try:
+        result = load_model_result(path) if path.exists() else None
+    except ValueError:
+        result = None
+    if result is None:
+        result = ModelResult(name=name, status="failed", folder=folder)
+    died = result.status == "interrupted" and result.error == "partial"  # worker stopped between batch sizes
+    if status is not None:
+        result.status, result.error = status, reason  # type: ignore[assignment]
+    elif died or not path.exists():
+        crash = _crash_reason(code, model_dir)
+        if result.primary is not None:  # batch sizes that finished stay; the next one is the limit
+            result.status, result.error = "ok", None
+            done = max(b.batch_size for b in result.batches)
+            result.oom_batch_size = next((b for b in _batch_sizes(model_dir) if b > done), None)
+            log.warning("%s: worker died after batch size %d (%s); recorded as its limit", name, done, crash)
+        else:
+            result.status, result.error = ("oom" if code == -signal.SIGKILL else "failed"), crash
+    result.finished_at = result.finished_at or now_iso()
+    return result
+
+
+def _batch_sizes(model_dir: Path) -> list[int]:
+    try:
+        return list(json.loads((model_dir / "worker_spec.json").read_text())["config"]["batch_sizes"])
+    except (OSError, KeyError, ValueError):
+        return []
+
+
+def _crash_reason(code: int | None, model_dir: Path) -> str:
+    tail = ""
+    with contextlib.suppress(OSError):
+        lines = [ln for ln in (model_dir / "worker.log").read_text(errors="replace").splitlines() if ln.strip()]
+        tail = f"; last log line: {lines[-1][:200]}" if lines else ""
+    if code is not None and code < 0:
+        sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        hint = " (killed by the system: most likely out of memory)" if code == -signal.SIGKILL else ""
+        return f"worker killed by {sig}{hint}{tail}"
+    return f"worker exited with code {code} without a result{tail}"
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop the worker's whole process group (it may have children), politely then firmly."""
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _worker_env() -> dict[str, str]:
+    env = os.environ.copy()
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("YOLO_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def write_outputs(run: RunResult, run_dir: Path) -> None:
+    """run.json, summary.csv and report.md, each replaced atomically."""
+    from visionbench.report import write_run_files
+
+    write_run_files(run, run_dir)

@@ -1,0 +1,210 @@
+"""Analysis of a run, as pure functions over its records: ranks, ratios, efficiency, cost, suitability.
+
+Nothing here formats for a medium; report.md, report.html and the terminal all call these, so the
+figures and verdicts agree everywhere. Every verdict carries the measured value it was decided on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from visionbench.results import LatencyStats, ModelResult, RunResult
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A named application requirement, checked against one measured figure."""
+
+    key: str
+    name: str
+    figure: str  # which figure is checked, in words
+    limit: float
+    unit: str  # "ms", "MB", "s"
+    why: str
+
+
+REQUIREMENTS = [
+    Requirement("video30", "Real-time video (30 FPS)", "p90 end-to-end latency, batch 1", 1000 / 30, "ms",
+                "9 of 10 frames must be done within one 33.3 ms frame interval"),
+    Requirement("ar60", "AR (60 FPS)", "p90 end-to-end latency, batch 1", 1000 / 60, "ms",
+                "9 of 10 frames within one 16.7 ms frame interval"),
+    Requirement("driving", "Driving (< 50 ms)", "p99 end-to-end latency, batch 1", 50.0, "ms",
+                "a safety loop is judged by its tail, not its median"),
+    Requirement("mobile_mem", "Mobile memory (< 500 MB)", "peak memory while running", 500.0, "MB",
+                "what a phone app can hold in memory"),
+    Requirement("mobile_lat", "Mobile latency (< 100 ms)", "median model latency, batch 1", 100.0, "ms",
+                "interactive response; measured on this device, not a phone"),
+    Requirement("batch1000", "Batch of 1000 images (< 1 h)", "time for 1000 images at the best measured throughput", 3600.0, "s",
+                "an hourly batch job on this one device"),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Verdict:
+    requirement: Requirement
+    passed: bool | None  # None: not measured
+    value: float | None
+    note: str  # e.g. "41.2 ms vs < 33.3 ms (1.24x over)"
+
+
+def ok_models(run: RunResult) -> list[ModelResult]:
+    """Models with at least one batch size measured."""
+    return [m for m in run.models if m.status == "ok" and m.primary is not None]
+
+
+def model_latency(m: ModelResult) -> LatencyStats | None:
+    b = m.primary
+    return b.model_latency if b is not None else None
+
+
+def e2e_latency(m: ModelResult) -> LatencyStats | None:
+    b = m.primary
+    return b.e2e_latency if b is not None else None
+
+
+def peak_bytes(m: ModelResult) -> int | None:
+    """Highest memory over the batch sizes that ran (the primary batch size's for tables)."""
+    b = m.primary
+    return b.memory.peak_bytes if b is not None and b.memory is not None else None
+
+
+def ranks(values: dict[str, float | None], lower_is_better: bool = True) -> dict[str, int | None]:
+    """1 = best; ties share a rank; missing values get None."""
+    present = sorted((v if lower_is_better else -v, k) for k, v in values.items() if v is not None)
+    out: dict[str, int | None] = {k: None for k in values}
+    prev, rank = None, 0
+    for i, (v, k) in enumerate(present):
+        if v != prev:
+            rank, prev = i + 1, v
+        out[k] = rank
+    return out
+
+
+def speed_ranks(run: RunResult) -> dict[str, int | None]:
+    return ranks({m.name: (s.median_ms if (s := model_latency(m)) else None) for m in ok_models(run)})
+
+
+def memory_ranks(run: RunResult) -> dict[str, int | None]:
+    return ranks({m.name: (float(p) if (p := peak_bytes(m)) is not None else None) for m in ok_models(run)})
+
+
+def pick_baseline(run: RunResult, wanted: str | None = None) -> tuple[ModelResult | None, str]:
+    """The baseline model and a sentence on how it was chosen (the asked one, else the slowest measured)."""
+    wanted = wanted or run.config.baseline
+    models = ok_models(run)
+    for m in models:
+        if m.name == wanted:
+            return m, f"baseline: {wanted} (as asked)"
+    timed = [m for m in models if model_latency(m) is not None]
+    if not timed:
+        return None, f"no baseline: {wanted} was not measured and no other model was"
+    slowest = max(timed, key=lambda m: model_latency(m).median_ms)  # type: ignore[union-attr]
+    return slowest, f"baseline: {slowest.name} (the slowest measured), because {wanted} was not measured in this run"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    speedup: float | None  # baseline median / model median: > 1 is faster than the baseline
+    memory_factor: float | None  # baseline peak / model peak: > 1 uses less memory
+
+
+def ratios(run: RunResult, base: ModelResult | None) -> dict[str, Ratio]:
+    out: dict[str, Ratio] = {}
+    if base is None:
+        return out
+    bl, bp = model_latency(base), peak_bytes(base)
+    for m in ok_models(run):
+        ml, mp = model_latency(m), peak_bytes(m)
+        speed = bl.median_ms / ml.median_ms if bl and ml and ml.median_ms > 0 else None
+        mem = bp / mp if bp and mp else None
+        out[m.name] = Ratio(speed, mem)
+    return out
+
+
+def fps_per_mparam(m: ModelResult) -> float | None:
+    """Parameter efficiency: model FPS (batch 1) per million parameters."""
+    s = model_latency(m)
+    return s.fps / (m.params / 1e6) if s and m.params else None
+
+
+def best_throughput(m: ModelResult, kind: str = "model") -> tuple[float, int] | None:
+    """Highest images/s over the batch sizes that ran, and that batch size."""
+    best: tuple[float, int] | None = None
+    for b in m.batches:
+        s = b.model_latency if kind == "model" else b.e2e_latency
+        if b.status == "ok" and s is not None and (best is None or s.throughput_images_per_s > best[0]):
+            best = (s.throughput_images_per_s, b.batch_size)
+    return best
+
+
+def cost_per_1000_s(m: ModelResult, kind: str = "model") -> float | None:
+    """Device-seconds to process 1000 images at the best measured throughput."""
+    best = best_throughput(m, kind)
+    return 1000.0 / best[0] if best and best[0] > 0 else None
+
+
+def suitability(m: ModelResult) -> list[Verdict]:
+    """Each requirement checked against this model's measured figures (end to end where it applies)."""
+    e2e, mod, peak = e2e_latency(m), model_latency(m), peak_bytes(m)
+    cost = cost_per_1000_s(m, "end_to_end") or cost_per_1000_s(m, "model")
+    values: dict[str, float | None] = {
+        "video30": (e2e or mod).p90_ms if (e2e or mod) else None,  # type: ignore[union-attr]
+        "ar60": (e2e or mod).p90_ms if (e2e or mod) else None,  # type: ignore[union-attr]
+        "driving": (e2e or mod).p99_ms if (e2e or mod) else None,  # type: ignore[union-attr]
+        "mobile_mem": peak / MB if peak is not None else None,
+        "mobile_lat": mod.median_ms if mod else None,
+        "batch1000": cost,
+    }
+    out = []
+    for req in REQUIREMENTS:
+        v = values[req.key]
+        if v is None:
+            out.append(Verdict(req, None, None, "not measured"))
+            continue
+        passed = v < req.limit
+        factor = v / req.limit
+        how = f"{factor:.2f}x the limit" if not passed else f"{1 / factor:.2f}x headroom" if v > 0 else "no time"
+        note = f"{_fmt(v, req.unit)} vs < {_fmt(req.limit, req.unit)} ({how})"
+        if e2e is None and req.key in {"video30", "ar60", "driving"}:
+            note += "; model latency only (end to end not measured)"
+        out.append(Verdict(req, passed, v, note))
+    return out
+
+
+def _fmt(v: float, unit: str) -> str:
+    if unit == "s" and v >= 120:
+        return f"{v / 60:.1f} min"
+    return f"{v:,.1f} {unit}" if v < 1000 or unit != "ms" else f"{v / 1000:,.2f} s"
+
+
+def summary_rows(run: RunResult) -> list[dict[str, Any]]:
+    """One flat row per model (and per batch size beyond the first) for summary.csv."""
+    rows = []
+    for m in run.models:
+        batches = m.batches or [None]
+        for b in batches:
+            ml = b.model_latency if b else None
+            el = b.e2e_latency if b else None
+            mem = b.memory if b else None
+            rows.append({
+                "model": m.name, "status": m.status if b is None or b.status == "ok" else b.status,
+                "error": (b.error if b and b.error else m.error) or "",
+                "weights": m.weights.mode if m.weights else "", "device": m.device, "dtype": m.dtype,
+                "input_size": m.input_size, "batch_size": b.batch_size if b else "",
+                "load_time_s": m.load_time_s, "params": m.params, "flops": b.flops if b else m.flops,
+                "model_mean_ms": ml.mean_ms if ml else None, "model_std_ms": ml.std_ms if ml else None,
+                "model_median_ms": ml.median_ms if ml else None, "model_p90_ms": ml.p90_ms if ml else None,
+                "model_p99_ms": ml.p99_ms if ml else None, "model_min_ms": ml.min_ms if ml else None,
+                "model_max_ms": ml.max_ms if ml else None, "model_samples": ml.count if ml else None,
+                "fps": ml.fps if ml else None,
+                "throughput_images_per_s": ml.throughput_images_per_s if ml else None,
+                "e2e_mean_ms": el.mean_ms if el else None, "e2e_median_ms": el.median_ms if el else None,
+                "e2e_p90_ms": el.p90_ms if el else None, "e2e_fps": el.fps if el else None,
+                "peak_bytes": mem.peak_bytes if mem else None, "after_load_bytes": mem.after_load_bytes if mem else None,
+                "achieved_flops_per_s": b.achieved_flops_per_s if b else None,
+                "max_batch_size": m.max_batch_size, "oom_batch_size": m.oom_batch_size,
+            })  # fmt: skip
+    return rows
