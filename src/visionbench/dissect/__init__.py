@@ -1,0 +1,11 @@
+"""Layer dissection in one forward pass: per-layer statistics, feature-map pictures, transformer features, and
+precision drift, at about the cost of one plain forward.
+
+    from visionbench.dissect import dissect_model, DissectOptions
+    result = dissect_model(model, image, Path("out"), DissectOptions(layers="all", channels=16))
+"""
+
+from visionbench.dissect.core import LAYERS_FILE, dissect_model
+from visionbench.dissect.records import DissectionResult, DissectOptions, LayerRecord
+
+__all__ = ["LAYERS_FILE", "DissectOptions", "DissectionResult", "LayerRecord", "dissect_model"]

@@ -1,0 +1,233 @@
+"""`dissect_model`: one forward pass with hooks, statistics on the device, pictures written as the pass goes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from visionbench.dissect.hooks import Recorder, attached, flatten
+from visionbench.dissect.pictures import __doc__ as NORMALISATION_DOC
+from visionbench.dissect.records import FORMAT_VERSION, DissectionResult, DissectOptions, LayerRecord
+from visionbench.dissect.select import parse_layers, select_layers
+from visionbench.dissect.stats import StatsEngine
+from visionbench.dissect.tokens import TokenLayout
+from visionbench.dissect.writer import BackgroundWriter
+from visionbench.models.base import Batch, VisionModel
+
+LAYERS_FILE = "layers.json"
+
+
+def folder_name(name: str) -> str:
+    """A model's folder: open-door names (hf:org/repo) made filesystem-safe."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
+
+
+def dissect_model(
+    model: VisionModel, image: Image.Image | None, out_dir: Path, options: DissectOptions | None = None
+) -> DissectionResult:
+    """Dissect `model` on `image` (None: a seeded random input) in one forward pass; write out_dir/<model>/.
+
+    Raises BadInputError (bad selection, bad --blocks) before anything runs or is written.
+    """
+    from visionbench.dissect.blocks import BlockCapture
+    from visionbench.dissect.drift import DriftReference, compare_precision
+
+    options = options or DissectOptions()
+    start = time.perf_counter()
+    selected = select_layers(model.module, options.layers, options.match)
+    batch = _input_batch(model, image, options.seed)
+    layout = TokenLayout.from_model(model, batch)
+    blocks = BlockCapture.plan(model.module, layout, options.blocks) if options.blocks else None
+    if options.drift and model.dtype != torch.float32:
+        from visionbench.errors import UnsupportedOptionError
+
+        raise UnsupportedOptionError(f"--drift compares with float32: build the model in float32, not {model.dtype}")
+    folder = Path(out_dir) / folder_name(model.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    if options.pictures:
+        for sub in ("maps", "npy", "patches"):
+            (folder / sub).mkdir(exist_ok=True)
+    engine = StatsEngine(model.device)
+    reference = DriftReference(options.drift_sample, options.seed) if options.drift else None
+    cuda = model.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(model.device)
+        torch.cuda.reset_peak_memory_stats(model.device)
+    pass_start = time.perf_counter()
+    writer = BackgroundWriter(options.queue_size) if (options.pictures or blocks) else None
+    recorder = Recorder(
+        engine=engine, writer=writer if options.pictures else None, folder=folder, options=options, layout=layout,
+        components=model.components(), images=batch.batch_size, observer=reference.observe if reference else None,
+    )  # fmt: skip
+    try:
+        block_mods = blocks.modules if blocks else []
+        with attached(selected, recorder.hook), attached(block_mods, blocks.hook if blocks else _noop):
+            if blocks:
+                blocks.start(engine, writer, folder, batch.batch_size)
+            with torch.inference_mode():
+                output = model.forward(batch)
+            if cuda:
+                torch.cuda.synchronize(model.device)
+    except BaseException:
+        if writer is not None:
+            writer.close(wait=False)
+        raise
+    if writer is not None:
+        writer.close()
+    pass_seconds = time.perf_counter() - pass_start
+    peak = torch.cuda.max_memory_allocated(model.device) if cuda else _peak_rss()
+    stats = engine.fetch()
+    records = [_record(r, None if s is None else stats[s]) for r, s in zip(recorder.records, recorder.slots, strict=True)]
+    block_records = blocks.finish(stats) if blocks else []
+    drift = None
+    if reference is not None and options.drift:
+        drift = compare_precision(model, batch, selected, reference, output, options.drift, folder, options)
+    components = _component_totals(model, records)
+    summary = _summary(records, recorder.calls, pass_seconds, drift)
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "model": model.describe(),
+        "input": _input_info(batch, image, options),
+        "weights": {"mode": model.weights.mode, "source": model.weights.source, "warning": model.weights.warning},
+        "device": str(model.device),
+        "selection": {"layers": parse_layers(options.layers), "match": options.match, "modules": len(selected)},
+        "options": options.model_dump(mode="json"),
+        "normalisation": " ".join(NORMALISATION_DOC.split("\n\n", 1)[1].split()) if NORMALISATION_DOC else "",
+        "pass_seconds": pass_seconds,
+        "peak_bytes": peak,
+        "outputs": [{"output": k, "shape": list(v.shape)} for k, v in flatten(output) if isinstance(v, torch.Tensor)],
+        "summary": summary,
+        "components": components,
+        "records": [r.model_dump() for r in records],
+        "blocks": block_records,
+        "drift": drift,
+    }
+    path = folder / LAYERS_FILE
+    _write_json(path, doc)
+    if options.summary_plots:
+        from visionbench.dissect.plots import component_plot, summary_plot
+
+        summary_plot(records, folder / "summary.png", model.name)
+        component_plot(components, folder / "components.png", model.name)
+    return DissectionResult(
+        path=path, folder=folder, layer_count=len(records), calls=recorder.calls, seconds=pass_seconds,
+        total_seconds=time.perf_counter() - start, peak_bytes=peak, summary=summary,
+    )  # fmt: skip
+
+
+def _noop(*_: Any) -> None:
+    return None
+
+
+def _input_batch(model: VisionModel, image: Image.Image | None, seed: int) -> Batch:
+    if image is not None:
+        return model.preprocess([image])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return model.example_batch(1)
+
+
+def _input_info(batch: Batch, image: Image.Image | None, options: DissectOptions) -> dict[str, Any]:
+    source = options.input_label or ("image" if image is not None else f"random input (seed {options.seed})")
+    return {
+        "source": source,
+        "image_size": [image.height, image.width] if image is not None else None,
+        "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")} for k, v in batch.inputs.items()},
+    }
+
+
+def _record(raw: dict[str, Any], stats: dict[str, float] | None) -> LayerRecord:
+    if stats is not None:
+        n = stats["numel"] or 1.0
+        raw = {
+            **raw,
+            **{k: _num(stats[k]) for k in ("min", "max", "mean", "std")},
+            "sparsity": stats["zeros"] / n,
+            "near_zero": stats["near_zero"] / n,
+            "nan_count": int(stats["nan"]),
+            "inf_count": int(stats["inf"]),
+        }
+    return LayerRecord(**raw)
+
+
+def _num(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def _component_totals(model: VisionModel, records: list[LayerRecord]) -> dict[str, dict[str, Any]]:
+    """Per component: parameters, recorded calls, output elements and bytes, zeros, NaN/Inf."""
+    out: dict[str, dict[str, Any]] = {}
+    for label, prefixes in {**model.components(), "other": []}.items():
+        params = sum(
+            p.numel() for n, p in model.module.named_parameters() if any(n.startswith(pre + ".") for pre in prefixes)
+        )
+        mine = [r for r in records if r.component == label and r.kind == "tensor"]
+        if label == "other" and not mine:
+            continue
+        elements = sum(r.numel or 0 for r in mine)
+        zeros = sum((r.sparsity or 0.0) * (r.numel or 0) for r in mine)
+        out[label] = {
+            "params": params,
+            "records": len(mine),
+            "calls": len({r.index for r in mine}),
+            "output_elements": elements,
+            "zeros_fraction": zeros / elements if elements else None,
+            "nan_count": sum(r.nan_count or 0 for r in mine),
+            "inf_count": sum(r.inf_count or 0 for r in mine),
+            "max_abs": max((max(abs(r.min or 0.0), abs(r.max or 0.0)) for r in mine), default=None),
+        }
+    return out
+
+
+def _summary(records: list[LayerRecord], calls: int, seconds: float, drift: dict[str, Any] | None) -> dict[str, Any]:
+    tensors = [r for r in records if r.kind == "tensor"]
+    bad = [r.name for r in tensors if (r.nan_count or 0) + (r.inf_count or 0) > 0]
+    out: dict[str, Any] = {
+        "records": len(records),
+        "calls": calls,
+        "tensors": len(tensors),
+        "non_tensor_outputs": len(records) - len(tensors),
+        "pictures": sum(1 for r in records if r.picture),
+        "npy_files": sum(1 for r in records if r.npy),
+        "layers_with_nan_or_inf": len(bad),
+        "first_nan_or_inf": bad[0] if bad else None,
+        "max_abs": max((max(abs(r.min or 0.0), abs(r.max or 0.0)) for r in tensors), default=None),
+        "most_sparse": max(tensors, key=lambda r: r.sparsity or 0.0).name if tensors else None,
+        "pass_seconds": round(seconds, 4),
+    }
+    if drift:
+        out["drift"] = {k: drift.get(k) for k in ("dtype", "first_jump", "max_relative_error", "final_relative_error")}
+    return out
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Atomic: a reader never sees half a file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_clean(doc), indent=1, default=str, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def _clean(value: Any) -> Any:
+    """Strict JSON: NaN/Inf floats become null (counts of NaN/Inf are recorded separately)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,159 @@
+"""The forward hooks of one dissection pass: statistics of every output, host copies of only the saved channels.
+
+Per call the hook queues the statistics on the device (`StatsEngine`), copies at most the channels to be
+drawn or saved to the host, and hands them to the writer thread. It keeps no reference to any activation, so
+memory stays near a plain forward's. Hooks are attached in a context manager and always removed, even when a
+hook or the model raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from visionbench.dissect.pictures import write_maps, write_patches
+from visionbench.dissect.records import DissectOptions
+from visionbench.dissect.stats import StatsEngine
+from visionbench.dissect.tokens import TokenLayout, patch_labels, tokens_to_grid, whole_image_patch
+from visionbench.dissect.writer import BackgroundWriter
+
+Observer = Callable[[int, str, str, torch.Tensor], None]  # (record position, name, output key, tensor)
+
+
+def flatten(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """(key, leaf) for every tensor in tensors, tuples/lists, dicts and ModelOutputs; other leaves as they are."""
+    if isinstance(value, torch.Tensor):
+        yield key, value
+    elif isinstance(value, dict):  # ModelOutput is an OrderedDict of its non-None fields
+        for k, v in value.items():
+            yield from flatten(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple)) and value:
+        for i, v in enumerate(value):
+            yield from flatten(v, f"{key}.{i}" if key else str(i))
+    else:
+        yield key, value
+
+
+def component_of(name: str, components: dict[str, list[str]]) -> str:
+    for label, prefixes in components.items():
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return label
+    return "other"
+
+
+def file_stem(index: int, name: str, key: str) -> str:
+    stem = f"{index:04d}_{name or 'model'}" + (f"_{key}" if key else "")
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:180]
+
+
+@contextlib.contextmanager
+def attached(modules: list[tuple[str, nn.Module]], hook: Callable[..., None]) -> Iterator[None]:
+    """Forward hooks `hook(name, module, inputs, output)` on `modules`, removed however the block ends."""
+    handles = []
+    try:
+        for name, module in modules:
+            handles.append(module.register_forward_hook(partial(hook, name)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class Recorder:
+    """Collects one record per output tensor of every selected call, in execution order."""
+
+    def __init__(
+        self,
+        *,
+        engine: StatsEngine,
+        writer: BackgroundWriter | None,
+        folder: Path,
+        options: DissectOptions,
+        layout: TokenLayout | None,
+        components: dict[str, list[str]],
+        images: int,
+        observer: Observer | None = None,
+    ) -> None:
+        self.engine, self.writer, self.folder, self.options = engine, writer, folder, options
+        self.layout, self.components, self.images, self.observer = layout, components, images, observer
+        self.records: list[dict[str, Any]] = []
+        self.slots: list[int | None] = []
+        self.calls = 0
+        self._call_counts: dict[str, int] = {}
+        self._params: dict[int, int] = {}
+
+    def hook(self, name: str, module: nn.Module, _inputs: Any, output: Any) -> None:
+        index = self.calls
+        self.calls += 1
+        call = self._call_counts.get(name, 0)
+        self._call_counts[name] = call + 1
+        if id(module) not in self._params:
+            self._params[id(module)] = sum(p.numel() for p in module.parameters(recurse=False))
+        base = {
+            "index": index, "name": name, "type": type(module).__name__, "call": call,
+            "component": component_of(name, self.components), "params": self._params[id(module)],
+        }  # fmt: skip
+        for key, value in flatten(output):
+            record = {**base, "output": key}
+            if isinstance(value, torch.Tensor):
+                record.update(kind="tensor", shape=list(value.shape), dtype=str(value.dtype).removeprefix("torch."))
+                record["numel"] = value.numel()
+                slot = self.engine.add(value) if value.is_floating_point() or not value.is_complex() else None
+                if self.writer is not None and value.numel():
+                    self._pictures(record, name, key, value)
+                if self.observer is not None:
+                    self.observer(len(self.records), name, key, value)
+            else:
+                record["kind"] = type(value).__name__
+                slot = None
+            self.records.append(record)
+            self.slots.append(slot)
+        if self.options.progress is not None:
+            self.options.progress(self.calls, name)
+
+    def _pictures(self, record: dict[str, Any], name: str, key: str, value: torch.Tensor) -> None:
+        opts, writer = self.options, self.writer
+        assert writer is not None
+        maps, layout = None, None
+        if value.dim() == 4:
+            maps, layout = value, "maps"
+        elif self.layout is not None and value.dim() == 3 and self.layout.covers(name):
+            maps, layout = tokens_to_grid(value, self.layout), "tokens"
+        if maps is None or maps.shape[1] == 0:
+            return
+        c = maps.shape[1]
+        k_png = min(opts.channels, c)
+        k_npy = c if opts.npy_channels == "all" else min(int(opts.npy_channels), c)
+        k = max(k_png, k_npy)
+        stem = file_stem(record["index"], name, key)
+        record["layout"] = layout
+        covered = self.layout is not None and self.layout.covers(name)
+        labels = patch_labels(self.layout, maps.shape[0], self.images) if covered else None
+        shown = whole_image_patch(self.layout) if labels else 0  # DepthPro: draw the patch that sees everything
+        if k:
+            source = maps[:, :k].detach()
+            host = torch.empty(source.shape, dtype=torch.float32)
+            host.copy_(source)  # the only device->host copy of this output: the saved channels
+            arr = host.numpy()
+            png = self.folder / "maps" / f"{stem}.png" if k_png else None
+            npy = self.folder / "npy" / f"{stem}.npy" if k_npy else None
+            label = f"[{key}]" if key else ""
+            what = "tokens->grid " if layout == "tokens" else ""
+            title = f"#{record['index']} {name}{label} {record['type']} {record['shape']} {what}ch 0-{k_png - 1} of {c}"
+            if labels:
+                title += f" ({labels[shown]})"
+            writer.put(write_maps, arr[shown], arr[:, :k_npy] if k_npy else None, png, npy, title, k_png)
+            record["picture"] = f"maps/{stem}.png" if png else None
+            record["npy"] = f"npy/{stem}.npy" if npy else None
+        if labels:
+            norms = torch.linalg.vector_norm(maps.detach().float(), dim=1).cpu().numpy()  # [P, h, w]
+            path = self.folder / "patches" / f"{stem}.png"
+            writer.put(write_patches, norms, labels, path, f"#{record['index']} {name}: token norm per patch, by scale")
+            record["patches"] = f"patches/{stem}.png"

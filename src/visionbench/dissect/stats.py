@@ -1,0 +1,124 @@
+"""Activation statistics on the device, in float32, with as few passes over memory as possible.
+
+Why two paths: on CPU every pass over an activation costs about what the layer itself cost, and some
+reductions are slow there (`std_mean` is one Welford pass 50x slower than `sum`, `count_nonzero` of
+floats 100x). The CPU path therefore uses only fast vectorised kernels into one reused scratch buffer:
+`aminmax`, `sum`, BLAS `dot` (sum of squares; and of signs, which counts non-zeros), `hardshrink`
+(zeroes |x| <= 1e-6). A tensor with NaN/Inf, or whose variance would lose precision (var << mean^2),
+falls back to the exact masked path; on CPU that decision is free (no device to wait for). On CUDA/MPS
+the exact masked path always runs, queued without any synchronisation, each call's values stacked into
+one small tensor and fetched with a single copy at the end of the pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from visionbench.dissect.records import NEAR_ZERO
+
+# order of the values of one output; counts are exact integers held in float64
+FIELDS = ("numel", "min", "max", "mean", "std", "zeros", "near_zero", "nan", "inf")
+_EXACT_F32 = 1 << 24  # float32 holds integers exactly up to here (sums of signs above it go to float64)
+
+
+class StatsEngine:
+    """Computes one output's statistics now and hands all of them back at the end of the pass."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.fast_cpu = device.type == "cpu"
+        self._scratch: torch.Tensor | None = None
+        self._values: list[list[float] | torch.Tensor] = []
+
+    def add(self, tensor: torch.Tensor) -> int:
+        """Statistics of `tensor` (any dtype, any device); returns the slot to read after `fetch`."""
+        x = tensor.detach()
+        if x.dtype != torch.float32:
+            x = x.float()
+        x = x.reshape(-1)
+        if self.fast_cpu and x.device.type == "cpu":
+            values: list[float] | torch.Tensor = self._cpu(x)
+        else:
+            values = exact_stats(x)
+        self._values.append(values)
+        return len(self._values) - 1
+
+    def fetch(self) -> list[dict[str, float]]:
+        """Every slot's values as dicts; device values come back in one copy."""
+        on_device = [i for i, v in enumerate(self._values) if isinstance(v, torch.Tensor)]
+        rows: list[list[float]] = [v if isinstance(v, list) else [] for v in self._values]
+        if on_device:
+            stacked = torch.stack([self._values[i] for i in on_device]).cpu().tolist()  # type: ignore[misc]
+            for i, row in zip(on_device, stacked, strict=True):
+                rows[i] = row
+        return [dict(zip(FIELDS, row, strict=True)) for row in rows]
+
+    def _buffer(self, n: int) -> torch.Tensor:
+        if self._scratch is None or self._scratch.numel() < n:
+            self._scratch = torch.empty(n, dtype=torch.float32)
+        return self._scratch[:n]
+
+    def _cpu(self, x: torch.Tensor) -> list[float]:
+        n = x.numel()
+        if n == 0:
+            return [0.0, math.nan, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0]
+        if not x.is_contiguous():
+            x = x.contiguous()
+        lo, hi = torch.aminmax(x)
+        total = x.sum()
+        squares = torch.dot(x, x)
+        buf = self._buffer(n)
+        torch.sign(x, out=buf)
+        nonzero = _count(buf, n)
+        torch.hardshrink(x, NEAR_ZERO, out=buf)
+        buf.sign_()
+        far = _count(buf, n)
+        mn, mx, s, ss, nz, fr = torch.stack([lo, hi, total, squares, nonzero, far]).tolist()
+        if not all(map(math.isfinite, (mn, mx, s, ss, nz, fr))):
+            return exact_stats(x).tolist()
+        mean = s / n
+        var = ss / n - mean * mean
+        if var <= 1e-3 * mean * mean:  # cancellation would eat the digits: centre first (rare)
+            torch.sub(x, mean, out=buf)
+            var = float(torch.dot(buf, buf)) / n
+        near = n - fr
+        # hardshrink keeps |x| > 1e-6 (its threshold compares in float32); values exactly at the threshold are
+        # counted as near zero here, as with numpy's |x| < float32(1e-6) up to that single representable value
+        return [float(n), mn, mx, mean, math.sqrt(max(var, 0.0)), float(n - nz), float(near), 0.0, 0.0]
+
+
+def _count(signs: torch.Tensor, n: int) -> torch.Tensor:
+    """Number of non-zero entries of a tensor of -1/0/1 (exact at any size)."""
+    if n < _EXACT_F32:
+        return torch.dot(signs, signs)
+    return signs.abs().sum(dtype=torch.float64)
+
+
+def exact_stats(x: torch.Tensor) -> torch.Tensor:
+    """Masked statistics that stay meaningful with NaN/Inf (over finite values), queued without a sync."""
+    n = x.numel()
+    acc = torch.float64 if x.device.type != "mps" else torch.float32
+    if n == 0:
+        return torch.tensor([0.0, math.nan, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0], dtype=acc, device=x.device)
+    finite = torch.isfinite(x)
+    n_finite = finite.sum().to(acc)
+    nan = torch.isnan(x).sum().to(acc)
+    inf = n - n_finite - nan
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    xf = torch.where(finite, x, zero)
+    lo = torch.where(finite, x, torch.full_like(zero, math.inf)).amin().to(acc)
+    hi = torch.where(finite, x, torch.full_like(zero, -math.inf)).amax().to(acc)
+    mean = xf.sum(dtype=acc) / n_finite
+    centred = torch.where(finite, x - mean.to(x.dtype), zero)
+    var = (centred * centred).sum(dtype=acc) / n_finite
+    zeros = (x == 0).sum().to(acc)
+    near = (x.abs() < NEAR_ZERO).sum().to(acc)
+    none = n_finite == 0
+    nan_t = torch.full_like(mean, math.nan)
+    lo, hi = torch.where(none, nan_t, lo), torch.where(none, nan_t, hi)
+    mean = torch.where(none, nan_t, mean)
+    var = torch.where(none, nan_t, var)
+    numel = torch.full_like(mean, float(n))
+    return torch.stack([numel, lo, hi, mean, var.sqrt(), zeros, near, nan, inf])

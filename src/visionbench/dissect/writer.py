@@ -1,0 +1,74 @@
+"""A background thread that writes pictures and arrays while the forward pass goes on.
+
+The queue is bounded: when the disk (or PNG encoding) is slower than the model, the pass waits instead of
+piling host copies up in memory. An error in the writer is re-raised in the caller at the next `put` or
+at `close`, never swallowed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+_STOP = object()
+
+
+class BackgroundWriter:
+    """Runs submitted jobs in order on one thread; use as a context manager or call `close()`."""
+
+    def __init__(self, max_queue: int = 4) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._error: BaseException | None = None
+        self.busy_seconds = 0.0  # time spent running jobs (encoding, writing)
+        self.jobs = 0
+        self._thread = threading.Thread(target=self._run, name="visionbench-dissect-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, job: Callable[..., Any], *args: Any) -> None:
+        self._raise_if_failed()
+        self._queue.put((job, args))
+
+    def close(self, wait: bool = True) -> None:
+        """Finish queued jobs (wait=True) or drop them (after an error), then stop the thread."""
+        if not wait:
+            self._drain()
+        self._queue.put(_STOP)
+        self._thread.join()
+        if wait:
+            self._raise_if_failed()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(wait=exc_type is None)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if self._error is not None:
+                continue  # keep draining so `put` never blocks forever
+            job, args = item
+            start = time.perf_counter()
+            try:
+                job(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                self._error = exc
+            self.busy_seconds += time.perf_counter() - start
+            self.jobs += 1
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
