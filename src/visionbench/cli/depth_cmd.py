@@ -71,7 +71,7 @@ def depth_cmd(
     ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Skip images whose outputs all exist already.")] = False,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Decoding threads (default min(4, CPUs)).")
+        int | None, typer.Option("--workers", min=1, help="Decoding threads (default min(4, CPUs - 1)).")
     ] = None,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,

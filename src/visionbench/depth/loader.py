@@ -41,7 +41,8 @@ class LoadedImage:
 
 
 def default_workers() -> int:
-    return max(1, min(4, (os.cpu_count() or 2)))
+    """Leave a core to the model: decoding threads that outnumber the free cores only slow the forward."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def _decode(index: int, path: Path, read_exif: bool) -> LoadedImage:

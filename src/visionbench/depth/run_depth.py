@@ -47,7 +47,7 @@ class DepthOptions(BaseModel):
     focal_px: float | None = Field(None, gt=0, description="Known focal length in pixels (beats EXIF and FOV head).")
     ignore_exif: bool = Field(False, description="Do not use the EXIF 35 mm focal length.")
     resume: bool = Field(False, description="Skip images whose outputs all exist already.")
-    workers: int | None = Field(None, ge=1, description="Decoding threads (default: min(4, CPUs)).")
+    workers: int | None = Field(None, ge=1, description="Decoding threads (default: min(4, CPUs - 1)).")
     seed: int = Field(0, description="Seed for random weights.")
 
 
