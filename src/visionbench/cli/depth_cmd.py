@@ -44,8 +44,12 @@ def depth_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 1,
     input_size: InputSizeOpt = None,
     cmap: Annotated[
-        str, typer.Option("--cmap", help="Matplotlib colour map of the depth picture: near is its bright end.")
-    ] = "turbo",
+        str,
+        typer.Option(
+            "--cmap",
+            help="Matplotlib colour map of the depth picture (inferno, magma, turbo, gray...): near is its top end.",
+        ),
+    ] = "inferno",
     side_by_side: Annotated[
         bool, typer.Option("--side-by-side", help="Also write photo | depth (NAME.side.png).")
     ] = False,

@@ -22,6 +22,7 @@ from visionbench.errors import UnsupportedOptionError
 
 MM_PER_M = 1000.0
 PNG16_MAX = 65535  # 65.535 m: farther depths saturate in the 16-bit PNG (the .npy keeps them)
+FAR_INDEX = 24  # colour-table entry of the farthest depth; 0..23 are skipped (see colourise)
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once at import: mkstemp creates 0600 files, outputs get the usual permissions
 
@@ -88,7 +89,7 @@ def colour_table(cmap: str) -> np.ndarray:
         cm = matplotlib.colormaps[cmap]
     except KeyError as exc:
         raise UnsupportedOptionError(
-            f"--cmap {cmap!r}: not a matplotlib colour map (try turbo, inferno, magma, gray)"
+            f"--cmap {cmap!r}: not a matplotlib colour map (try inferno, magma, turbo, viridis, gray)"
         ) from exc
     return (cm(np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
 
@@ -116,12 +117,13 @@ def colour_range(near: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def colourise(depth: np.ndarray, kind: str, cmap: str = "turbo", scale_bar: bool | None = None) -> Image.Image:
+def colourise(depth: np.ndarray, kind: str, cmap: str = "inferno", scale_bar: bool | None = None) -> Image.Image:
     """Near bright, far dark (the colour map's top end is near); a metre scale below for metric depth."""
     near = nearness(depth, kind)
     lo, hi = colour_range(near)
     t = np.clip((near - lo) / (hi - lo), 0.0, 1.0)
-    idx = np.where(np.isfinite(t), np.rint(t * 255), 0).astype(np.uint8)
+    # the map's darkest entries are left out so that the farthest depth never looks like unknown (black)
+    idx = np.where(np.isfinite(t), np.rint(FAR_INDEX + t * (255 - FAR_INDEX)), 0).astype(np.uint8)
     rgb = colour_table(cmap)[idx]
     rgb[~np.isfinite(near)] = 0  # unknown depth is black
     picture = Image.fromarray(rgb, "RGB")
@@ -136,7 +138,7 @@ def _with_scale_bar(picture: Image.Image, inv_lo: float, inv_hi: float, cmap: st
     font_px = max(9, min(24, w // 40))
     bar_h, text_h = max(6, font_px), font_px + 4
     strip = Image.new("RGB", (w, bar_h + text_h + 4), (0, 0, 0))
-    ramp = np.linspace(0, 255, w).round().astype(np.uint8)
+    ramp = np.linspace(FAR_INDEX, 255, w).round().astype(np.uint8)
     strip.paste(Image.fromarray(np.repeat(colour_table(cmap)[ramp][None], bar_h, axis=0), "RGB"), (0, 2))
     draw = ImageDraw.Draw(strip)
     font = _font(font_px)

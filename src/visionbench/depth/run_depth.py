@@ -39,7 +39,7 @@ class DepthOptions(BaseModel):
     input_size: int | None = Field(None, description="Model input size in pixels (default: the model's own).")
     batch_size: int = Field(1, ge=1, description="Images per forward pass.")
     out: Path = Field(Path("depth_out"), description="Output folder; the inputs' relative paths are kept.")
-    cmap: str = Field("turbo", description="Matplotlib colour map of the depth picture (near = top of the map).")
+    cmap: str = Field("inferno", description="Matplotlib colour map of the depth picture (near = top of the map).")
     side_by_side: bool = Field(False, description="Also write photo | depth side by side.")
     raw: bool = Field(True, description="Write raw .npy (and 16-bit mm PNG for metric models).")
     ply: bool = Field(False, description="Write a coloured point cloud (.ply) for metric models.")
