@@ -15,12 +15,16 @@ from visionbench.results import BatchResult, MemoryStats, ModelResult, RunResult
 MB = 1_000_000
 
 
-def model(name: str, median_ms: float, peak_mb: float, params: int, e2e_ms: float | None = None, mode: str = "random") -> ModelResult:
+def model(
+    name: str, median_ms: float, peak_mb: float, params: int, e2e_ms: float | None = None, mode: str = "random"
+) -> ModelResult:
     ms = latency_stats([median_ms * f for f in (0.9, 1.0, 1.1)], kind="model")
     e2e = latency_stats([e2e_ms] * 3, kind="end_to_end") if e2e_ms else None
     mem = MemoryStats(device_type="cpu", method="test", peak_bytes=int(peak_mb * MB))
     batch = BatchResult(batch_size=1, status="ok", model_latency=ms, e2e_latency=e2e, memory=mem, flops=10**9)
-    return ModelResult(name=name, status="ok", params=params, batches=[batch], weights=WeightsRecord(mode=mode, source="t"))  # type: ignore[arg-type]
+    return ModelResult(
+        name=name, status="ok", params=params, batches=[batch], weights=WeightsRecord(mode=mode, source="t")
+    )  # type: ignore[arg-type]
 
 
 def make_run(*models: ModelResult, baseline: str = "depthpro") -> RunResult:

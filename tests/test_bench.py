@@ -52,7 +52,9 @@ def test_worker_measures_everything_in_process(photo_paths: list[Path], device: 
     assert (tmp_path / "result.json").exists()
 
 
-def test_images_corrupt_ones_are_skipped_with_their_name(photo_paths: list[Path], corrupt: Path, tmp_path: Path) -> None:
+def test_images_corrupt_ones_are_skipped_with_their_name(
+    photo_paths: list[Path], corrupt: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
     shutil.copy(photo_paths[1], folder / "zidane.jpg")
@@ -94,8 +96,8 @@ def test_cli_bad_input_is_one_line_exit_2(corrupt: Path, tmp_path: Path) -> None
 
 def test_worker_killed_after_a_batch_size_keeps_it_and_records_the_limit(tmp_path: Path) -> None:
     """A worker the kernel kills (SIGKILL, out of memory) at batch 4 keeps batch 1 and 2; 4 is the limit."""
-    partial = ModelResult(name="m", status="interrupted", error="partial",
-                          batches=[BatchResult(batch_size=1, status="ok"), BatchResult(batch_size=2, status="ok")])  # fmt: skip
+    done = [BatchResult(batch_size=1, status="ok"), BatchResult(batch_size=2, status="ok")]
+    partial = ModelResult(name="m", status="interrupted", error="partial", batches=done)
     save_model_result(partial, tmp_path / "result.json")
     spec = {"config": BenchConfig(models=["m"], batch_sizes=[1, 2, 4]).model_dump()}
     (tmp_path / "worker_spec.json").write_text(json.dumps(spec))

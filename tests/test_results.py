@@ -26,7 +26,9 @@ from visionbench.results import (
 
 def make_run(tmp_path: Path) -> RunResult:
     stats = latency_stats([3.0, 1.0, 2.0], kind="model")
-    model = ModelResult(name="yolo11n", status="ok", batches=[BatchResult(batch_size=1, status="ok", model_latency=stats)])
+    model = ModelResult(
+        name="yolo11n", status="ok", batches=[BatchResult(batch_size=1, status="ok", model_latency=stats)]
+    )
     return RunResult(
         run_id="r1", started_at=now_iso(), config=BenchConfig(models=["yolo11n", "x"]),
         environment=capture_environment("cpu", seed=3), models=[model],
@@ -62,7 +64,7 @@ def test_environment_is_read_not_assumed() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [(None, "not a visionbench run folder"), ("{not json", "unreadable"),
-     ('{"schema_version": "99.0"}', "schema version 99.0"), ('{"schema_version": "1.0", "run_id": 5}', "does not match")],
+     ('{"schema_version": "99.0"}', "version 99.0"), ('{"schema_version": "1.0", "run_id": 5}', "does not match")],
 )  # fmt: skip
 def test_bad_run_files_are_one_clear_error(tmp_path: Path, content: str | None, message: str) -> None:
     if content is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from visionbench.bench.hooks import dissection_available
 from visionbench.bench.options import BenchConfig, ModelPlan
 from visionbench.bench.suite import SuiteObserver, run_suite
 from visionbench.cli import app
@@ -35,7 +36,7 @@ class Recorder(SuiteObserver):
 def test_failures_are_recorded_and_the_others_finish(tmp_path: Path, device: str) -> None:
     config = BenchConfig(
         models=["no-such-model", "depthpro-tiny", "yolo11n"], device=device,
-        plans={"yolo11n": ModelPlan(input_size=128), "depthpro-tiny": ModelPlan(input_size=128)}, **FAST,
+        plans={"yolo11n": ModelPlan(input_size=128), "depthpro-tiny": ModelPlan(input_size=128)}, dissect=True, **FAST,
     )  # fmt: skip
     run, run_dir = run_suite(config, tmp_path)
     by = {m.name: m for m in load_run(run_dir).models}
@@ -44,6 +45,10 @@ def test_failures_are_recorded_and_the_others_finish(tmp_path: Path, device: str
     assert by["depthpro-tiny"].status == "failed" and "256" in (by["depthpro-tiny"].error or "")
     assert by["yolo11n"].status == "ok" and by["yolo11n"].input_size == 128
     assert run.status == "complete"
+    ref = by["yolo11n"].dissection  # dissected after benchmarking, next to its result.json
+    if dissection_available():
+        assert ref is not None and ref.error is None and (run_dir / ref.path / "layers.json").is_file()
+        assert ref.summary.get("layer_count", 0) > 0
     report = (run_dir / "report.md").read_text()
     assert "## Failures" in report and "no-such-model" in report
 

@@ -25,7 +25,7 @@ NATIVE_GFLOP = {
     "mobile-sam": 81.2,
 }
 NATIVE_SIZE = {"depthpro": 1536, "mobile-sam": 1024, "yolo11n": 640, "yolo11n-seg": 640, "yolo11n-pose": 640}
-PRIOR_RATE = {"cpu": 100e9, "cuda": 20e12, "mps": 2e12}  # FLOP/s before anything was measured
+PRIOR_RATE = {"cpu": 150e9, "cuda": 20e12, "mps": 2e12}  # FLOP/s before anything was measured
 STARTUP_S = 8.0  # a worker's interpreter start + imports, before anything was measured
 UNKNOWN_GFLOP = 100.0
 
@@ -65,6 +65,8 @@ class Eta:
             total += (plan.warmup or 1) * t + loops * policy.expected_runs(t) * t
         if self.config.dissect:
             total += 2 * self.forward_s(name)
+        if self.config.profile:
+            total += (2 * min(3, plan.runs or 1) + 1) * self.forward_s(name)
         return total
 
     def observe(self, result: ModelResult) -> None:

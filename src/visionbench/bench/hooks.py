@@ -8,7 +8,6 @@ next to the figures and never turns a measured model into a failed one.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 from visionbench.results import DissectionRef
 
 log = logging.getLogger("visionbench")
-DISSECT_FOLDER = "dissection"
 
 
 def dissection_available() -> bool:
@@ -32,40 +30,47 @@ def _dissect_fn() -> Any:
     return getattr(mod, "dissect_model", None)
 
 
-def run_dissection(model: Any, image: Path, model_dir: Path) -> DissectionRef | None:
-    """Dissect `model` on `image` into `model_dir/dissection`; None when the dissection part is absent."""
+def run_dissection(model: Any, image: Path, run_dir: Path, folder: str) -> DissectionRef | None:
+    """Dissect `model` on `image` into `run_dir/<folder>/` (layers.json next to result.json); None if absent."""
     fn = _dissect_fn()
     if fn is None:
         return None
     from visionbench.images import load_image
 
-    out = model_dir / DISSECT_FOLDER
-    rel = f"{model_dir.name}/{DISSECT_FOLDER}"
     try:
-        params = inspect.signature(fn).parameters
-        pil = load_image(image)
-        kwargs: dict[str, Any] = {}
-        if "out_dir" in params:
-            kwargs["out_dir"] = out
-        result = fn(model, pil, **kwargs) if kwargs else fn(model, pil, out)
+        result = fn(model, load_image(image), run_dir)
     except Exception as exc:  # noqa: BLE001 - recorded, never fatal
         log.warning("dissection of %s failed: %s", model.name, exc)
-        return DissectionRef(
-            path=rel, error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        )
+        text = str(exc).strip().splitlines()
+        return DissectionRef(path=folder, error=f"{type(exc).__name__}: {text[0] if text else ''}")
+    written = Path(getattr(result, "folder", run_dir / folder))
+    rel = written.relative_to(run_dir).as_posix() if written.is_relative_to(run_dir) else str(written)
     return DissectionRef(path=rel, summary=_summary(result))
+
+
+def run_profile(model: Any, batch: Any, runs: int) -> dict[str, Any] | None:
+    """Component timing (visionbench.measure.profile) on the already warm model; None if that part is absent."""
+    try:
+        from visionbench.measure.profile import profile_model
+    except ImportError:
+        return None
+    try:
+        return profile_model(model, batch, runs=runs, warmup=0).model_dump(mode="json")
+    except Exception as exc:  # noqa: BLE001 - recorded, never fatal
+        log.warning("component profile of %s failed: %s", model.name, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _summary(result: Any) -> dict[str, Any]:
     """Small JSON-ready facts of a dissection result, whatever its type."""
     if result is None:
         return {}
-    if hasattr(result, "summary") and callable(result.summary):
-        data = result.summary()
-        return data if isinstance(data, dict) else {"summary": str(data)}
     if hasattr(result, "model_dump"):
-        data = result.model_dump()
-        return {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        data = result.model_dump(mode="json")
+        out = {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        if isinstance(data.get("summary"), dict):
+            out.update(data["summary"])
+        return out
     if isinstance(result, dict):
         return {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) or v is None}
     return {"result": str(result)[:200]}

@@ -72,6 +72,10 @@ class BenchConfig(BaseModel):
     trust_remote_code: bool = Field(default=False, description="Allow remote code and pickled checkpoints.")
     baseline: str = Field(default="depthpro", description="Model that report ratios are computed against.")
     dissect: bool = Field(default=False, description="Dissect each model after benchmarking (visionbench run).")
+    profile: bool = Field(
+        default=False,
+        description="Also time each component (visionbench.measure.profile): 2 x min(3, runs) more forwards.",
+    )
     quick: bool = Field(default=False, description="The run was shortened with --quick (see `cuts`).")
     cuts: list[str] = Field(default_factory=list, description="What --quick or the suite plan cut, in words.")
     plans: dict[str, ModelPlan] = Field(default_factory=dict, description="Per-model overrides of the repeat policy.")

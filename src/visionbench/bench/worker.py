@@ -147,10 +147,17 @@ def _measure(
         result.error = first.error if first is not None else "no batch size ran"
         return
     result.status, result.error = "ok", None
+    model.module = eager
+    if config.profile:
+        from visionbench.bench.hooks import run_profile
+
+        events.emit("phase", phase="profile")
+        result.profile = run_profile(model, model.preprocess([load_image(images[0])]), runs=min(3, policy.min_runs))
     if config.dissect and out_dir is not None:
+        from visionbench.bench.hooks import run_dissection
+
         events.emit("phase", phase="dissect")
-        model.module = eager
-        result.dissection = _maybe_dissect(model, images[0], out_dir)
+        result.dissection = run_dissection(model, images[0], out_dir.parent, out_dir.name)
 
 
 def _measure_batch(
@@ -266,13 +273,6 @@ def _end_to_end(
         samples, kind="end_to_end", batch_size=len(paths), warmup_calls=1, stop_reason=why, phases_ms=phases
     )
     return stats, last
-
-
-def _maybe_dissect(model: Any, image: Path, out_dir: Path) -> Any:
-    """Hook for issue 5: call visionbench.dissect.dissect_model when it exists; never fails the benchmark."""
-    from visionbench.bench.hooks import run_dissection
-
-    return run_dissection(model, image, out_dir)
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:

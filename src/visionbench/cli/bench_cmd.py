@@ -59,6 +59,13 @@ ResumeOpt = Annotated[
     Path | None, typer.Option("--resume", help="Continue RUN_DIR: finished models are skipped, its options are reused.")
 ]
 NoE2EOpt = Annotated[bool, typer.Option("--no-e2e", help="Skip the end-to-end loop (model latency only).")]
+ModelsOpt = Annotated[
+    str | None, typer.Option("--models", help="Comma-separated subset (default: the 8 suite models).")
+]
+QuickOpt = Annotated[
+    bool, typer.Option("--quick", help="Finish in about 5 minutes on a 2-core CPU; prints what it cuts.")
+]
+ProfileOpt = Annotated[bool, typer.Option("--profile", help=_F["profile"].description)]
 CapOpt = Annotated[float | None, typer.Option("--max-loop-time", help=_F["loop_cap_s"].description)]
 
 
@@ -105,29 +112,29 @@ def bench(
     batch_size: BatchOpt = "1", threads: ThreadsOpt = None, runs: RunsOpt = 5, budget: BudgetOpt = 10.0,
     warmup: WarmupOpt = 1, timeout: TimeoutOpt = None, seed: SeedOpt = 0, baseline: BaselineOpt = "depthpro",
     out: OutRootOpt = Path("runs"), resume: ResumeOpt = None, no_e2e: NoE2EOpt = False, max_loop_time: CapOpt = None,
-    trust_remote_code: TrustOpt = False, as_json: JsonOpt = False,
+    trust_remote_code: TrustOpt = False, profile: ProfileOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Benchmark MODELS, each in its own process: load time, model and end-to-end latency, memory, FLOPs."""
     config = _config(
         models=models, images=images or [], weights=weights, device=device, dtype=dtype, compile=compile,
         channels_last=channels_last, input_size=input_size, batch_sizes=parse_batch_sizes(batch_size), threads=threads,
         runs=runs, budget_s=budget, warmup=warmup, timeout_s=timeout, seed=seed, baseline=baseline,
-        e2e=not no_e2e, loop_cap_s=max_loop_time, trust_remote_code=trust_remote_code,
+        e2e=not no_e2e, loop_cap_s=max_loop_time, trust_remote_code=trust_remote_code, profile=profile,
     )  # fmt: skip
     _execute(config, out, resume, as_json)
 
 
 @command(app, "run")
 def run_cmd(
-    models: Annotated[str | None, typer.Option("--models", help="Comma-separated subset (default: the 8 suite models).")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Finish in about 5 minutes on a 2-core CPU; prints what it cuts.")] = False,
+    models: ModelsOpt = None,
+    quick: QuickOpt = False,
     no_dissect: Annotated[bool, typer.Option("--no-dissect", help="Skip the per-model layer dissection.")] = False,
     images: ImagesOpt = None, weights: WeightsOpt = "auto", device: DeviceOpt = "auto", dtype: DtypeOpt = "float32",
     compile: CompileOpt = False, channels_last: ChannelsLastOpt = False, input_size: InputSizeOpt = None,
     batch_size: BatchOpt = "1", threads: ThreadsOpt = None, runs: RunsOpt = 5, budget: BudgetOpt = 10.0,
     warmup: WarmupOpt = 1, timeout: TimeoutOpt = 1800.0, seed: SeedOpt = 0, baseline: BaselineOpt = "depthpro",
     out: OutRootOpt = Path("runs"), resume: ResumeOpt = None, no_e2e: NoE2EOpt = False, max_loop_time: CapOpt = 240.0,
-    trust_remote_code: TrustOpt = False, as_json: JsonOpt = False,
+    trust_remote_code: TrustOpt = False, profile: ProfileOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """The seed suite: DepthPro, Depth Anything V2 S/B/L, YOLO11n detect/seg/pose, MobileSAM; then the reports.
 
@@ -153,7 +160,8 @@ def run_cmd(
         models=names, images=images or [], weights=weights, device=device, dtype=dtype, compile=compile,
         channels_last=channels_last, input_size=input_size, batch_sizes=parse_batch_sizes(batch_size), threads=threads,
         runs=runs, budget_s=budget, warmup=warmup, timeout_s=timeout, seed=seed, baseline=baseline, e2e=not no_e2e,
-        loop_cap_s=max_loop_time, trust_remote_code=trust_remote_code, dissect=dissect, quick=quick, cuts=cuts, plans=plans,
+        loop_cap_s=max_loop_time, trust_remote_code=trust_remote_code, dissect=dissect, quick=quick, cuts=cuts,
+        plans=plans, profile=profile,
     )  # fmt: skip
     _execute(config, out, resume, as_json)
 

@@ -55,7 +55,8 @@ class RepeatPolicy:
         if n >= self.min_runs and spent_s >= self.budget_s:
             return f"{n} runs >= min {self.min_runs} and {spent_s:.1f} s >= budget {self.budget_s:g} s"
         if self.cap_s is not None and n >= self.floor_runs and spent_s + max(samples_ms) / 1e3 > self.cap_s:
-            return f"{n} runs: another would pass the loop cap of {self.cap_s:g} s (one call takes {max(samples_ms) / 1e3:.1f} s)"
+            slowest_s = max(samples_ms) / 1e3
+            return f"{n} runs: another would pass the loop cap of {self.cap_s:g} s (one call takes {slowest_s:.1f} s)"
         return None
 
 

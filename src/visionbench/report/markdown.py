@@ -209,7 +209,8 @@ def _suitability(run: RunResult) -> list[str]:
     criteria = "; ".join(f"{r.name}: {r.figure} < {an._fmt(r.limit, r.unit)} ({r.why})" for r in an.REQUIREMENTS)
     return [
         "## Suitability on this device",
-        f"Measured on {run.environment.device} ({run.config.dtype}); a different device changes every verdict. Criteria: {criteria}.",
+        f"Measured on {run.environment.device} ({run.config.dtype}); a different device changes every verdict. "
+        f"Criteria: {criteria}.",
         _table(head, rows),
     ]
 
@@ -263,9 +264,11 @@ def _failures(run: RunResult) -> list[str]:
 def _system(run: RunResult) -> list[str]:
     e = run.environment
     rows = [
-        ["OS", e.os], ["Python", e.python], ["CPU", f"{e.cpu_model} ({e.cpu_cores_physical} physical / {e.cpu_cores_logical} logical cores)"],
-        ["Memory", _bytes(e.memory_total_bytes)], ["torch threads", f"{e.torch_threads} (inter-op {e.torch_interop_threads})"],
-        ["Device", e.device], ["GPU", ", ".join(f"{g.name} ({_bytes(g.total_memory_bytes)}, sm {g.capability})" for g in e.gpus) or "none"],
+        ["OS", e.os], ["Python", e.python],
+        ["CPU", f"{e.cpu_model} ({e.cpu_cores_physical} physical / {e.cpu_cores_logical} logical cores)"],
+        ["Memory", _bytes(e.memory_total_bytes)],
+        ["torch threads", f"{e.torch_threads} (inter-op {e.torch_interop_threads})"], ["Device", e.device],
+        ["GPU", ", ".join(f"{g.name} ({_bytes(g.total_memory_bytes)}, sm {g.capability})" for g in e.gpus) or "none"],
         ["GPU driver / CUDA / cuDNN", f"{e.gpu_driver or '-'} / {e.cuda_version or '-'} / {e.cudnn_version or '-'}"],
         ["Versions", ", ".join(f"{k} {v}" for k, v in e.versions.items() if v)],
         ["visionbench revision", e.git_revision or "not a git checkout"], ["Seed", str(e.seed)],
@@ -279,7 +282,8 @@ def _configuration(run: RunResult) -> list[str]:
     rows = [[k, str(v)] for k, v in c.model_dump(exclude={"models", "plans", "cuts"}).items()]
     rows.insert(0, ["models", ", ".join(c.models)])
     out = ["## Configuration", _table(["option", "value"], rows)]
-    policies = [f"- {m.name}: {m.plan.get('runs')} runs min, budget {m.plan.get('budget_s')} s, warmup {m.plan.get('warmup')}"
+    policies = [f"- {m.name}: {m.plan.get('runs')} runs min, budget {m.plan.get('budget_s')} s, "
+                f"warmup {m.plan.get('warmup')}"
                 + (f", input {m.input_size} px" if m.input_size else "")
                 + (f"; stopped: {s.stop_reason}" if (s := an.model_latency(m)) else "")
                 for m in run.models if m.plan]  # fmt: skip
