@@ -2,21 +2,22 @@
 
 Normalisation, the same for every channel of every layer: each channel is mapped linearly from its own
 minimum (black) to its own maximum (white) over its finite values; a constant channel is mid-grey and
-NaN/Inf pixels are drawn red. Tiles are scaled by an integer factor to at least 64 px (nearest neighbour)
-and subsampled by an integer stride to at most 256 px, so small maps stay visible and big ones stay cheap;
-the NPY files hold the full-resolution values.
+NaN/Inf pixels are drawn red. Channels run left to right, top to bottom. Tiles are scaled by an integer
+factor to at least 32 px (nearest neighbour) and subsampled by an integer stride to at most 192 px, so small
+maps stay visible and big ones stay cheap to encode; the NPY files hold the full-resolution values.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-MIN_TILE, MAX_TILE, GAP, TITLE_PX = 64, 256, 2, 18
+MIN_TILE, MAX_TILE, GAP, TITLE_PX = 32, 192, 2, 18
 BACKGROUND = 40
 BAD_RGB = (220, 40, 40)
 
@@ -100,8 +101,7 @@ def channel_grid(maps: np.ndarray, title: str) -> Image.Image:
     tiles = fit_tile(tiles)
     if bad is not None:
         bad = fit_tile(bad)
-    labels = [f"ch {i}" for i in range(len(tiles))] if tiles.shape[-1] >= 48 else None
-    return grid(tiles, bad, labels, title=title)
+    return grid(tiles, bad, None, title=title)
 
 
 def save_png(image: Image.Image, path: Path) -> None:
@@ -125,6 +125,10 @@ def write_patches(norms: np.ndarray, labels: list[str], path: Path, title: str) 
     p, h, w = norms.shape
     tiles, bad = normalise(norms.reshape(1, p * h, w))
     tiles, bad = tiles.reshape(p, h, w), None if bad is None else bad.reshape(p, h, w)
+    if max(h, w) < 64:
+        k = 64 // max(h, w) + 1
+        tiles, bad = tiles.repeat(k, 1).repeat(k, 2), None if bad is None else bad.repeat(k, 1).repeat(k, 2)
+    labels = [re.sub(r"^scale (\S+) \(\d+x\d+\) #(\d+)$", r"x\1 #\2", label) for label in labels]
     tiles = fit_tile(tiles)
     cols = 5 if len(tiles) >= 25 else None
     grid(tiles, None if bad is None else fit_tile(bad), labels, cols=cols, title=title).save(path, compress_level=1)

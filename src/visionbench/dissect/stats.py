@@ -81,8 +81,10 @@ class StatsEngine:
         mean = s / n
         var = ss / n - mean * mean
         if var <= 1e-3 * mean * mean:  # cancellation would eat the digits: centre first (rare)
-            torch.sub(x, mean, out=buf)
-            var = float(torch.dot(buf, buf)) / n
+            torch.sub(x, mean, out=buf)  # corrected two-pass: also removes the rounding error of `mean` itself
+            shift = float(buf.sum(dtype=torch.float64)) / n
+            var = float(torch.dot(buf, buf)) / n - shift * shift
+            mean += shift
         near = n - fr
         # hardshrink keeps |x| > 1e-6 (its threshold compares in float32); values exactly at the threshold are
         # counted as near zero here, as with numpy's |x| < float32(1e-6) up to that single representable value
