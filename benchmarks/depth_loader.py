@@ -64,7 +64,8 @@ def with_loader(model: VisionModel, paths: list[Path], batch_size: int, workers:
     stream = stream_images(paths, workers=workers, read_exif=True)
     batches = group_batches(stream, batch_size, key=batch_key(model))
     with torch.inference_mode():
-        for batch in prefetch(batches, lambda items: model.preprocess([it.image for it in items]), depth=2):
+        prep = lambda items: model.preprocess([it.image for it in items])  # noqa: E731
+        for batch in prefetch(batches, prep, depth=2, torch_threads=1 if model.device.type == "cpu" else None):
             model.forward(batch)
             n += batch.batch_size
     return n / (time.perf_counter() - t)

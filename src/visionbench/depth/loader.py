@@ -110,16 +110,22 @@ def group_batches(
 _DONE = object()
 
 
-def prefetch(items: Iterable[T], fn: Callable[[T], U], depth: int = 2) -> Iterator[U]:
+def prefetch(items: Iterable[T], fn: Callable[[T], U], depth: int = 2, torch_threads: int | None = None) -> Iterator[U]:
     """`fn(item)` for each item, computed in a background thread up to `depth` results ahead.
 
     Used for the model's preprocessing so that the main thread only runs forwards. An exception in
-    `fn` or in `items` is re-raised in the consumer.
+    `fn` or in `items` is re-raised in the consumer. `torch_threads` caps torch's intra-op threads in
+    that thread only (OpenMP's setting is per thread): with the model on the CPU, a preprocessing thread
+    that starts its own team of threads fights the forward's team for the same cores.
     """
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
 
     def work() -> None:
+        if torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(torch_threads)
         try:
             for item in items:
                 if stop.is_set():

@@ -165,7 +165,7 @@ def _device(name: str) -> str:
 def _pipeline(
     model: VisionModel, todo: list[OutputPlan], opts: DepthOptions, kind: str, summary: DepthRunSummary, advance: Any
 ) -> None:
-    by_path = {i: p for i, p in enumerate(todo)}
+    plan_of = {i: p for i, p in enumerate(todo)}
     stream = stream_images([p.source for p in todo], workers=opts.workers, read_exif=not opts.ignore_exif)
     batches = group_batches(stream, opts.batch_size, key=batch_key(model))
 
@@ -185,7 +185,8 @@ def _pipeline(
 
     pending: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vb-write") as writer:
-        for items, batch, error in prefetch(batches, prepare, depth=2):
+        cpu = model.device.type == "cpu"
+        for items, batch, error in prefetch(batches, prepare, depth=2, torch_threads=1 if cpu else None):
             if batch is None:
                 for it in items:
                     fail(it, error if it.error else f"{it.path}: {error}")  # type: ignore[arg-type]
@@ -195,7 +196,7 @@ def _pipeline(
                 preds = model.postprocess(model.forward(batch), batch)
             per_image_ms = (time.perf_counter() - t) * 1e3 / len(items)
             for it, pred in zip(items, preds, strict=True):
-                pending.append(writer.submit(_finish, model, it, pred, by_path[it.index], opts, kind, per_image_ms))
+                pending.append(writer.submit(_finish, model, it, pred, plan_of[it.index], opts, kind, per_image_ms))
             pending = _collect(pending, summary, fail, limit=2 * opts.batch_size + 4, advance=advance)
         _collect(pending, summary, fail, limit=0, advance=advance)
 
