@@ -87,3 +87,15 @@ def test_json_schema_documents_the_fields() -> None:
     assert {"schema_version", "config", "environment", "models"} <= set(props)
     latency = schema["$defs"]["LatencyStats"]["properties"]
     assert "samples_ms" in latency and "description" in latency["p90_ms"]
+
+
+def test_schema_doc_is_current() -> None:
+    """docs/results-schema.md is generated; VISIONBENCH_UPDATE_SNAPSHOTS=1 rewrites it."""
+    import os
+
+    from visionbench.report import schema_doc
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "results-schema.md"
+    if os.environ.get("VISIONBENCH_UPDATE_SNAPSHOTS"):
+        doc.write_text(schema_doc())
+    assert doc.read_text() == schema_doc(), "regenerate: VISIONBENCH_UPDATE_SNAPSHOTS=1 pytest tests/test_results.py"

@@ -43,13 +43,13 @@ class LatencyStats(BaseModel):
     batch_size: int = Field(description="Images per call.")
     samples_ms: list[float] = Field(description="Every timed call, milliseconds, in order.")
     count: int = Field(description="Number of samples.")
-    mean_ms: float
+    mean_ms: float = Field(description="Arithmetic mean of the samples.")
     std_ms: float = Field(description="Sample standard deviation (ddof=1; 0 for a single sample).")
-    median_ms: float
+    median_ms: float = Field(description="Median of the samples: the headline latency.")
     p90_ms: float = Field(description="90th percentile (linear interpolation, numpy's default).")
     p99_ms: float
-    min_ms: float
-    max_ms: float
+    min_ms: float = Field(description="Fastest sample.")
+    max_ms: float = Field(description="Slowest sample.")
     total_s: float = Field(description="Sum of the samples, seconds.")
     fps: float = Field(description="Calls per second at the median latency: 1000 / median_ms.")
     throughput_images_per_s: float = Field(description="Sustained images per second: batch_size * count / total_s.")
@@ -81,7 +81,9 @@ class MemoryStats(BaseModel):
     )
     load_peak_rss_bytes: int | None = Field(default=None, description="Highest RSS while building/loading the model.")
     run_peak_rss_bytes: int | None = Field(default=None, description="Highest RSS while warming up and timing.")
-    cuda_after_load_allocated_bytes: int | None = None
+    cuda_after_load_allocated_bytes: int | None = Field(
+        default=None, description="torch.cuda.memory_allocated once the model is loaded."
+    )
     cuda_peak_allocated_bytes: int | None = Field(
         default=None, description="torch.cuda.max_memory_allocated after a reset before warmup."
     )
@@ -99,20 +101,24 @@ class MemoryStats(BaseModel):
 class BatchResult(BaseModel):
     """Everything measured at one batch size."""
 
-    batch_size: int
+    batch_size: int = Field(description="Images per forward.")
     status: Status = Field(description="ok, or oom (this batch size is the model's limit), or failed.")
-    error: str | None = None
-    model_latency: LatencyStats | None = None
+    error: str | None = Field(default=None, description="Why this batch size did not run (one line).")
+    model_latency: LatencyStats | None = Field(default=None, description="Forward on prepared tensors.")
     e2e_latency: LatencyStats | None = None
-    memory: MemoryStats | None = None
+    memory: MemoryStats | None = Field(default=None, description="Memory while warming up and timing this batch size.")
     flops: int | None = Field(default=None, description="FLOPs of one forward at this batch size (2 per multiply-add).")
     achieved_flops_per_s: float | None = Field(default=None, description="flops / median model latency.")
 
 
 class WeightsRecord(BaseModel):
-    mode: Literal["pretrained", "random"]
-    source: str
-    warning: str | None = None
+    """Where a model's weights came from; reports repeat it."""
+
+    mode: Literal["pretrained", "random"] = Field(
+        description="random: speed, memory and FLOPs are valid; outputs are not."
+    )
+    source: str = Field(description="Where the weights came from (hub cache, file, random init with its seed).")
+    warning: str | None = Field(default=None, description="Set when `auto` fell back to random weights.")
 
 
 class DissectionRef(BaseModel):
@@ -120,20 +126,22 @@ class DissectionRef(BaseModel):
 
     path: str = Field(description="Folder, relative to the run folder, holding layers.json and pictures.")
     summary: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
+    error: str | None = Field(default=None, description="Why the dissection failed (the benchmark figures stand).")
 
 
 class ModelResult(BaseModel):
     """One model of a run: identity, how it was built, and every figure measured."""
 
     name: str = Field(description="Name as asked for (registry name or open door).")
-    status: Status
+    status: Status = Field(
+        description="ok; failed (raised); timeout (--timeout); oom (at the first batch size); interrupted (Ctrl-C)."
+    )
     error: str | None = Field(default=None, description="One-line reason when status is not ok.")
     card: dict[str, Any] = Field(default_factory=dict, description="The model card's facts (ModelCard.model_dump()).")
-    weights: WeightsRecord | None = None
-    device: str = ""
-    dtype: str = ""
-    input_size: int | None = None
+    weights: WeightsRecord | None = Field(default=None, description="Where the weights came from.")
+    device: str = Field(default="", description="Device the model ran on, e.g. cpu or cuda:0.")
+    dtype: str = Field(default="", description="Parameter and input dtype.")
+    input_size: int | None = Field(default=None, description="Square input size in pixels of the prepared tensors.")
     compile: bool = False
     channels_last: bool = False
     threads: int | None = Field(default=None, description="torch.get_num_threads() in the worker.")
@@ -146,7 +154,7 @@ class ModelResult(BaseModel):
     load_time_s: float | None = Field(
         default=None, description="Cold build + weights + move to device, as a user sees it."
     )
-    params: int | None = None
+    params: int | None = Field(default=None, description="Parameters of the built module, counted.")
     flops: int | None = Field(default=None, description="FLOPs of one forward at batch size 1.")
     batches: list[BatchResult] = Field(default_factory=list)
     max_batch_size: int | None = Field(default=None, description="Largest batch size that ran.")
@@ -156,13 +164,15 @@ class ModelResult(BaseModel):
     )
     images: list[str] = Field(default_factory=list, description="Images used for end-to-end timing.")
     skipped_images: list[str] = Field(default_factory=list, description="Unreadable images, with the reason.")
-    dissection: DissectionRef | None = None
+    dissection: DissectionRef | None = Field(
+        default=None, description="Layer dissection written after benchmarking (visionbench run)."
+    )
     profile: dict[str, Any] | None = Field(
         default=None, description="Component timing breakdown (visionbench.measure.profile)."
     )
     wall_time_s: float | None = Field(default=None, description="Whole worker, start to finish.")
     folder: str = Field(default="", description="Per-model folder, relative to the run folder.")
-    finished_at: str | None = None
+    finished_at: str | None = Field(default=None, description="UTC time the worker finished (ISO 8601).")
 
     def batch(self, batch_size: int = 1) -> BatchResult | None:
         return next((b for b in self.batches if b.batch_size == batch_size), None)
@@ -175,35 +185,37 @@ class ModelResult(BaseModel):
 
 
 class GpuInfo(BaseModel):
-    name: str
-    total_memory_bytes: int
-    capability: str
+    """One CUDA device as torch sees it."""
+
+    name: str = Field(description="GPU name as the driver reports it.")
+    total_memory_bytes: int = Field(description="Total device memory.")
+    capability: str = Field(description="CUDA compute capability, e.g. 9.0.")
 
 
 class Environment(BaseModel):
     """Where a run happened, so two runs can be compared."""
 
-    os: str
-    python: str
-    hostname: str
-    cpu_model: str
-    cpu_cores_physical: int | None
-    cpu_cores_logical: int | None
-    memory_total_bytes: int | None
-    torch_threads: int
-    torch_interop_threads: int
+    os: str = Field(description="Operating system, release and platform string.")
+    python: str = Field(description="Python version.")
+    hostname: str = Field(description="Machine name.")
+    cpu_model: str = Field(description="CPU model name (/proc/cpuinfo, sysctl or platform).")
+    cpu_cores_physical: int | None = Field(description="Physical cores (psutil).")
+    cpu_cores_logical: int | None = Field(description="Logical cores (psutil).")
+    memory_total_bytes: int | None = Field(description="Total system memory.")
+    torch_threads: int = Field(description="torch.get_num_threads() of the process that started the run.")
+    torch_interop_threads: int = Field(description="torch.get_num_interop_threads().")
     device: str = Field(description="Resolved device of the run, e.g. cpu or cuda:0.")
     gpus: list[GpuInfo] = Field(default_factory=list)
-    cuda_version: str | None = None
-    cudnn_version: int | None = None
-    gpu_driver: str | None = None
+    cuda_version: str | None = Field(default=None, description="CUDA version torch was built with.")
+    cudnn_version: int | None = Field(default=None, description="cuDNN version.")
+    gpu_driver: str | None = Field(default=None, description="NVIDIA driver version (nvidia-smi).")
     versions: dict[str, str | None] = Field(
         description="torch, torchvision, transformers, ultralytics, visionbench, numpy."
     )
     git_revision: str | None = Field(
         default=None, description="visionbench checkout's commit (+ '-dirty'), when it is a checkout."
     )
-    seed: int
+    seed: int = Field(description="Seed for random weights and inputs.")
     weights_modes: dict[str, str] = Field(default_factory=dict, description="Model -> pretrained | random.")
     load_average: list[float] | None = Field(
         default=None, description="1/5/15-minute load average at the start: contention."
@@ -213,15 +225,17 @@ class Environment(BaseModel):
 class RunResult(BaseModel):
     """run.json: a whole run."""
 
-    schema_version: str = SCHEMA_VERSION
-    tool: str = "visionbench"
-    run_id: str
-    status: Literal["running", "complete", "interrupted"] = "running"
-    started_at: str
-    finished_at: str | None = None
+    schema_version: str = Field(default=SCHEMA_VERSION, description="MAJOR.MINOR of this schema.")
+    tool: str = Field(default="visionbench", description="Program that wrote the file.")
+    run_id: str = Field(description="The run folder's name, YYYYMMDD_HHMMSS.")
+    status: Literal["running", "complete", "interrupted"] = Field(
+        default="running", description="running while models remain; interrupted after Ctrl-C (resumable)."
+    )
+    started_at: str = Field(description="UTC start time (ISO 8601).")
+    finished_at: str | None = Field(default=None, description="UTC end time (ISO 8601).")
     command: str = Field(default="", description="The command line that produced the run.")
-    config: BenchConfig
-    environment: Environment
+    config: BenchConfig = Field(description="What the run was asked for.")
+    environment: Environment = Field(description="Where it ran.")
     models: list[ModelResult] = Field(default_factory=list)
 
     def result(self, name: str) -> ModelResult | None:
