@@ -86,3 +86,68 @@ def profile_cmd(
     console.print(f"[dim]method: {result.method}[/]")
     if result.noise > 0.10:
         console.print("[yellow]timings are noisy (IQR above 10 % of the median): a busy machine; try more --runs.[/]")
+
+
+@command(app, "report")
+def report_cmd(
+    run_dir: RunDirArg,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for report.md/html (default: the run folder).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write report.md (GitHub Markdown, figures in report_files/) and a self-contained report.html for a run.
+
+    Reads only the run folder's files: run.json, each model's component profile and dissection (layers.json
+    and its pictures). The HTML embeds every picture and needs no server and no network.
+    """
+    from visionbench.report.full import build_report
+
+    files = build_report(run_dir, out)
+    if as_json:
+        print_json(
+            {"markdown": str(files.markdown), "html": str(files.html), "figures": [str(p) for p in files.figures]}
+        )
+        return
+    console.print(f"report written: {files.markdown}\n               {files.html} ({len(files.figures)} figures)")
+
+
+@command(app, "compare")
+def compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="The earlier (reference) run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="The later run folder, compared against RUN_A.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for compare.md/json (default: RUN_B).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-model change in median latency and peak memory between two runs, flagged only beyond the runs' noise.
+
+    Latency is flagged when a Mann-Whitney U test on the raw samples gives p < 0.01 AND the medians differ by
+    more than 2x the pooled scaled MAD (and by more than 1 %); memory (one reading a run) beyond 5 % and 16 MiB.
+    """
+    from visionbench.report.compare import compare_runs, write_comparison
+
+    comparison = compare_runs(run_a, run_b)
+    md, js = write_comparison(comparison, out if out is not None else run_b)
+    if as_json:
+        print_json(comparison.model_dump())
+        return
+    colour = {"faster": "green", "slower": "red", "more memory": "red", "less memory": "green"}
+    table = Table(title=f"compare {run_a} -> {run_b}", header_style="bold")
+    for col in ("model", "status A / B", "median A", "median B", "change", "noise", "p", "latency",
+                "peak A (MiB)", "peak B (MiB)", "change", "memory"):  # fmt: skip
+        table.add_column(col, justify="left" if col in {"model", "status A / B", "latency", "memory"} else "right")
+    from visionbench.report import fmt
+
+    for d in comparison.models:
+        lat = f"[{colour[d.latency_flag]}]{d.latency_flag}[/]" if d.latency_flag in colour else d.latency_flag
+        mem = f"[{colour[d.memory_flag]}]{d.memory_flag}[/]" if d.memory_flag in colour else d.memory_flag
+        table.add_row(
+            d.name, f"{d.status_a} / {d.status_b}", fmt.ms(d.median_a_ms), fmt.ms(d.median_b_ms),
+            f"{d.latency_change:+.1%}" if d.latency_change is not None else "-", fmt.ms(d.spread_ms),
+            f"{d.p_value:.3g}" if d.p_value is not None else "-", lat, fmt.mib(d.peak_a_bytes),
+            fmt.mib(d.peak_b_bytes), f"{d.memory_change:+.1%}" if d.memory_change is not None else "-", mem,
+        )  # fmt: skip
+    console.print(table)
+    for diff in comparison.environment_differences:
+        console.print(f"[yellow]differs:[/] {diff}")
+    console.print(f"[dim]rule: {comparison.rule}[/]\nwritten: {md}, {js}")

@@ -1,0 +1,178 @@
+"""`visionbench compare RUN_A RUN_B`: per-model changes in median latency and peak memory, flagged only
+where a change is beyond the runs' own noise.
+
+The rule for latency (both parts must hold, so neither a tiny-but-consistent shift nor one noisy
+sample raises a flag):
+1. the two runs' raw model-latency samples differ by a two-sided Mann-Whitney U test, p < 0.01
+   (scipy.stats.mannwhitneyu; exact for small samples without ties); and
+2. the medians differ by more than 2x the pooled spread: 2 * sqrt(s_A^2 + s_B^2), where s is each
+   run's scaled MAD (1.4826 * median absolute deviation, a robust std), and by more than 1 %.
+Memory is one reading per run (no samples, no noise estimate): flagged when the peak changes by
+more than 5 % and more than 16 MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from visionbench.report import fmt
+from visionbench.report.document import Heading, Note, Table, Text, render_markdown
+from visionbench.results import ModelResult, RunResult, atomic_write_text, load_run
+
+P_THRESHOLD = 0.01
+SPREAD_FACTOR = 2.0
+MIN_LATENCY_CHANGE = 0.01
+MEMORY_CHANGE = 0.05
+MEMORY_MIN_BYTES = 16 * 1024**2
+RULE = (
+    f"latency: flagged when a two-sided Mann-Whitney U test on the raw samples gives p < {P_THRESHOLD} and the "
+    f"medians differ by more than {SPREAD_FACTOR:g}x the pooled spread (scaled MAD of each run, in quadrature) and "
+    f"by more than {MIN_LATENCY_CHANGE:.0%}; memory (one reading per run): flagged beyond {MEMORY_CHANGE:.0%} "
+    f"and {MEMORY_MIN_BYTES // 1024**2} MiB"
+)
+Flag = Literal["faster", "slower", "within noise", "more memory", "less memory", "n/a"]
+
+
+class ModelDelta(BaseModel):
+    name: str
+    status_a: str = Field(description="Status in run A ('absent' when the model is not in it).")
+    status_b: str
+    batch_size: int | None = None
+    median_a_ms: float | None = None
+    median_b_ms: float | None = None
+    samples_a: int = 0
+    samples_b: int = 0
+    latency_change: float | None = Field(default=None, description="median_b / median_a - 1 (negative: faster).")
+    spread_ms: float | None = Field(default=None, description="Pooled spread sqrt(s_A^2 + s_B^2), scaled MAD, ms.")
+    p_value: float | None = Field(default=None, description="Two-sided Mann-Whitney U p-value.")
+    latency_flag: Flag = "n/a"
+    peak_a_bytes: int | None = None
+    peak_b_bytes: int | None = None
+    memory_change: float | None = Field(default=None, description="peak_b / peak_a - 1.")
+    memory_flag: Flag = "n/a"
+
+
+class Comparison(BaseModel):
+    run_a: str
+    run_b: str
+    rule: str = RULE
+    environment_differences: list[str] = Field(description="Settings that differ and make figures less comparable.")
+    models: list[ModelDelta]
+
+
+def scaled_mad(samples: list[float]) -> float:
+    """1.4826 * median absolute deviation: a std estimate that one stray sample cannot move."""
+    if len(samples) < 2:
+        return 0.0
+    med = statistics.median(samples)
+    return 1.4826 * statistics.median(abs(x - med) for x in samples)
+
+
+def latency_verdict(a: list[float], b: list[float]) -> tuple[Flag, float | None, float]:
+    """The flag, the Mann-Whitney p-value (None with fewer than 2 samples a side) and the pooled spread."""
+    spread = math.hypot(scaled_mad(a), scaled_mad(b))
+    if len(a) < 2 or len(b) < 2:
+        return "n/a", None, spread
+    from scipy.stats import mannwhitneyu
+
+    p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    ma, mb = statistics.median(a), statistics.median(b)
+    beyond = abs(mb - ma) > SPREAD_FACTOR * spread and abs(mb / ma - 1) > MIN_LATENCY_CHANGE
+    if p < P_THRESHOLD and beyond:
+        return ("faster" if mb < ma else "slower"), p, spread
+    return "within noise", p, spread
+
+
+def memory_verdict(a: int | None, b: int | None) -> tuple[Flag, float | None]:
+    if not a or b is None:
+        return "n/a", None
+    change = b / a - 1
+    if abs(change) > MEMORY_CHANGE and abs(b - a) > MEMORY_MIN_BYTES:
+        return ("more memory" if b > a else "less memory"), change
+    return "within noise", change
+
+
+def compare_runs(run_a: RunResult | str | Path, run_b: RunResult | str | Path) -> Comparison:
+    """Per-model deltas of B against A (models of both runs, in A's order, then B's new ones)."""
+    a = run_a if isinstance(run_a, RunResult) else load_run(run_a)
+    b = run_b if isinstance(run_b, RunResult) else load_run(run_b)
+    names = [m.name for m in a.models] + [m.name for m in b.models if a.result(m.name) is None]
+    return Comparison(
+        run_a=str(run_a) if not isinstance(run_a, RunResult) else a.run_id,
+        run_b=str(run_b) if not isinstance(run_b, RunResult) else b.run_id,
+        environment_differences=environment_differences(a, b),
+        models=[model_delta(n, a.result(n), b.result(n)) for n in names],
+    )
+
+
+def model_delta(name: str, a: ModelResult | None, b: ModelResult | None) -> ModelDelta:
+    d = ModelDelta(name=name, status_a=a.status if a else "absent", status_b=b.status if b else "absent")
+    pa, pb = (a.primary if a else None), (b.primary if b else None)
+    if pa is None or pb is None:
+        return d
+    if pa.batch_size == pb.batch_size and pa.model_latency and pb.model_latency:
+        sa, sb = pa.model_latency.samples_ms, pb.model_latency.samples_ms
+        d.batch_size = pa.batch_size
+        d.median_a_ms, d.median_b_ms = pa.model_latency.median_ms, pb.model_latency.median_ms
+        d.samples_a, d.samples_b = len(sa), len(sb)
+        d.latency_change = d.median_b_ms / d.median_a_ms - 1 if d.median_a_ms else None
+        d.latency_flag, d.p_value, d.spread_ms = latency_verdict(sa, sb)
+    d.peak_a_bytes = pa.memory.peak_bytes if pa.memory else None
+    d.peak_b_bytes = pb.memory.peak_bytes if pb.memory else None
+    d.memory_flag, d.memory_change = memory_verdict(d.peak_a_bytes, d.peak_b_bytes)
+    return d
+
+
+def environment_differences(a: RunResult, b: RunResult) -> list[str]:
+    """Device, dtype, threads, versions, weights, git revision: what differs between the runs."""
+    out = []
+    ea, eb = a.environment, b.environment
+    pairs = {
+        "device": (ea.device, eb.device), "CPU": (ea.cpu_model, eb.cpu_model),
+        "GPU": (", ".join(g.name for g in ea.gpus), ", ".join(g.name for g in eb.gpus)),
+        "torch threads": (ea.torch_threads, eb.torch_threads), "dtype": (a.config.dtype, b.config.dtype),
+        "weights": (a.config.weights, b.config.weights), "compile": (a.config.compile, b.config.compile),
+        "input size": (a.config.input_size, b.config.input_size), "git revision": (ea.git_revision, eb.git_revision),
+    }  # fmt: skip
+    for lib in sorted(set(ea.versions) | set(eb.versions)):
+        pairs[lib] = (ea.versions.get(lib), eb.versions.get(lib))
+    for key, (x, y) in pairs.items():
+        if x != y:
+            out.append(f"{key}: {x} -> {y}")
+    return out
+
+
+def comparison_blocks(c: Comparison) -> list:
+    rows = []
+    for d in c.models:
+        rows.append([
+            d.name, f"{d.status_a} / {d.status_b}", fmt.ms(d.median_a_ms), fmt.ms(d.median_b_ms),
+            f"{d.latency_change:+.1%}" if d.latency_change is not None else fmt.MISSING, fmt.ms(d.spread_ms),
+            f"{d.p_value:.3g}" if d.p_value is not None else fmt.MISSING, d.latency_flag,
+            fmt.mib(d.peak_a_bytes), fmt.mib(d.peak_b_bytes),
+            f"{d.memory_change:+.1%}" if d.memory_change is not None else fmt.MISSING, d.memory_flag,
+        ])  # fmt: skip
+    headers = ["model", "status A / B", "median A (ms)", "median B (ms)", "change", "noise (ms)", "p", "latency",
+               "peak A (MiB)", "peak B (MiB)", "change", "memory"]  # fmt: skip
+    blocks = [Heading(1, "visionbench compare"), Text(f"A: {c.run_a}  B: {c.run_b}"),
+              Table(headers, rows, caption=f"Rule: {c.rule}.")]  # fmt: skip
+    if c.environment_differences:
+        blocks.append(Note("warning", "The runs differ in: " + "; ".join(c.environment_differences)))
+    else:
+        blocks.append(Note("info", "Same device, settings and library versions in both runs."))
+    return blocks
+
+
+def write_comparison(c: Comparison, out_dir: str | Path) -> tuple[Path, Path]:
+    """compare.md (GitHub-flavoured Markdown) and compare.json in `out_dir`."""
+    out = Path(out_dir)
+    md, _ = render_markdown(comparison_blocks(c), files_dir=".")
+    atomic_write_text(out / "compare.md", md)
+    atomic_write_text(out / "compare.json", json.dumps(c.model_dump(), indent=2))
+    return out / "compare.md", out / "compare.json"
