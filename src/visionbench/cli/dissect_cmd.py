@@ -12,7 +12,17 @@ from rich.table import Table
 
 from visionbench.cli import app
 from visionbench.cli.common import (
-    DeviceOpt, InputSizeOpt, JsonOpt, ModelArg, SeedOpt, TrustOpt, WeightsOpt, command, console, err_console, print_json,
+    DeviceOpt,
+    InputSizeOpt,
+    JsonOpt,
+    ModelArg,
+    SeedOpt,
+    TrustOpt,
+    WeightsOpt,
+    command,
+    console,
+    err_console,
+    print_json,
 )  # fmt: skip
 from visionbench.errors import BadInputError, UnsupportedOptionError
 
@@ -23,7 +33,9 @@ def _blocks(text: str | None) -> list[int] | None:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise BadInputError(f"--blocks {text!r}: give block indices like 0,12,23 (negative counts from the end)") from None
+        raise BadInputError(
+            f"--blocks {text!r}: give block indices like 0,12,23 (negative counts from the end)"
+        ) from None
 
 
 def _npy(text: str) -> int | str:
@@ -41,11 +53,15 @@ def _npy(text: str) -> int | str:
 @command(app, "dissect")
 def dissect(
     model: ModelArg,
-    image: Annotated[Path | None, typer.Option("--image", help="Image to run on (default: ultralytics' bus.jpg).")] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Image to run on (default: ultralytics' bus.jpg).")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder; files go to OUT/MODEL/.")] = Path("dissect"),
     layers: Annotated[
         str | None,
-        typer.Option("--layers", help="conv (Conv/ConvTranspose, default), all (every leaf), or module types: Conv2d,Linear."),
+        typer.Option(
+            "--layers", help="conv (Conv/ConvTranspose, default), all (every leaf), or module types: Conv2d,Linear."
+        ),
     ] = None,
     match: Annotated[
         str | None, typer.Option("--match", help="Regex on qualified layer names (alone it implies --layers all).")
@@ -54,7 +70,8 @@ def dissect(
     npy_channels: Annotated[str, typer.Option("--npy-channels", help="Channels saved per NPY, or 'all'.")] = "8",
     stats_only: Annotated[bool, typer.Option("--stats-only", help="Statistics only: no PNG or NPY per layer.")] = False,
     blocks: Annotated[
-        str | None, typer.Option("--blocks", help="Transformer blocks to compare, e.g. 0,12,23 (-1: last), per encoder.")
+        str | None,
+        typer.Option("--blocks", help="Transformer blocks to compare, e.g. 0,12,23 (-1: last), per encoder."),
     ] = None,
     drift: Annotated[
         str | None, typer.Option("--drift", help="bfloat16 or float16: compare with float32 layer by layer.")
@@ -94,8 +111,8 @@ def dissect(
     if built.weights.warning:
         err_console.print(f"[yellow]warning:[/] {built.weights.warning}")
     with Progress(
-        SpinnerColumn(), TextColumn("[bold]dissect[/] {task.description}"), BarColumn(), TextColumn("{task.completed} calls"),
-        TimeElapsedColumn(), console=err_console, transient=True, disable=as_json,
+        SpinnerColumn(), TextColumn("[bold]dissect[/] {task.description}"), BarColumn(),
+        TextColumn("{task.completed} calls"), TimeElapsedColumn(), console=err_console, transient=True, disable=as_json,
     ) as progress:  # fmt: skip
         task = progress.add_task(built.name, total=None)
         options.progress = lambda n, name: progress.update(task, completed=n, description=name)
@@ -130,7 +147,14 @@ def _print(result: object, rows: int) -> None:
         comp.add_column(col, justify="left" if col == "component" else "right")
     for label, c in doc["components"].items():
         z = "-" if c["zeros_fraction"] is None else f"{c['zeros_fraction']:.1%}"
-        comp.add_row(label, f"{c['params']:,}", str(c["records"]), f"{c['output_elements']:,}", z, str(c["nan_count"] + c["inf_count"]))
+        comp.add_row(
+            label,
+            f"{c['params']:,}",
+            str(c["records"]),
+            f"{c['output_elements']:,}",
+            z,
+            str(c["nan_count"] + c["inf_count"]),
+        )
     console.print(comp)
     drift = doc.get("drift")
     if drift:

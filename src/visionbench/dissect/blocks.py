@@ -155,7 +155,9 @@ def comparison_figure(rows: list[dict[str, Any]], prefix: str) -> Image.Image:
     image = Image.new("RGB", (left + ncols * (tw + gap), top + len(rows) * (th + gap)), (40, 40, 40))
     draw = ImageDraw.Draw(image)
     shown = next((r.get("shown") for r in rows if r.get("shown")), "")
-    draw.text((4, 2), f"{prefix} ({shown}): blocks {', '.join(str(r['block']) for r in rows)}", fill="white", font=font(12))
+    draw.text(
+        (4, 2), f"{prefix} ({shown}): blocks {', '.join(str(r['block']) for r in rows)}", fill="white", font=font(12)
+    )
     heads = ["PCA 1-3 as RGB"] + [f"channel {i}" for i in range(ncols - 1)]
     for c, text in enumerate(heads):
         draw.text((left + c * (tw + gap), 22), text, fill="white", font=font(10))
@@ -165,4 +167,3 @@ def comparison_figure(rows: list[dict[str, Any]], prefix: str) -> Image.Image:
         for c, t in enumerate(row_tiles):
             image.paste(t, (left + c * (tw + gap), y))
     return image
-

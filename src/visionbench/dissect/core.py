@@ -86,7 +86,9 @@ def dissect_model(
     pass_seconds = time.perf_counter() - pass_start
     peak = torch.cuda.max_memory_allocated(model.device) if cuda else _peak_rss()
     stats = engine.fetch()
-    records = [_record(r, None if s is None else stats[s]) for r, s in zip(recorder.records, recorder.slots, strict=True)]
+    records = [
+        _record(r, None if s is None else stats[s]) for r, s in zip(recorder.records, recorder.slots, strict=True)
+    ]
     block_records = blocks.finish(stats) if blocks else []
     drift = None
     if reference is not None and options.drift:
@@ -141,7 +143,9 @@ def _input_info(batch: Batch, image: Image.Image | None, options: DissectOptions
     return {
         "source": source,
         "image_size": [image.height, image.width] if image is not None else None,
-        "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")} for k, v in batch.inputs.items()},
+        "tensors": {
+            k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")} for k, v in batch.inputs.items()
+        },
     }
 
 

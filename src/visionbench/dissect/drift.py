@@ -66,7 +66,7 @@ def compare_precision(
     items, pending, counter = reference.items, [], [0]
 
     def hook(name: str, _module: nn.Module, _inputs: Any, output: Any) -> None:
-        for key, value in flatten(output):
+        for _key, value in flatten(output):
             if not isinstance(value, torch.Tensor) or not value.is_floating_point():
                 continue
             i = counter[0]
@@ -81,10 +81,10 @@ def compare_precision(
             d = s - r
             finite = torch.isfinite(d)
             d0 = torch.where(finite, d, torch.zeros_like(d))
+            s0, norm = torch.nan_to_num(s), torch.linalg.vector_norm
             pending.append(torch.stack([
-                torch.linalg.vector_norm(d0), torch.linalg.vector_norm(r), d0.abs().amax() if d.numel() else d.new_zeros(()),
-                torch.dot(torch.nan_to_num(s), r), torch.linalg.vector_norm(torch.nan_to_num(s)),
-                torch.linalg.vector_norm(torch.nan_to_num(x)), torch.isnan(x).sum().float(), torch.isinf(x).sum().float(),
+                norm(d0), norm(r), d0.abs().amax() if d.numel() else d.new_zeros(()), torch.dot(s0, r), norm(s0),
+                norm(torch.nan_to_num(x)), torch.isnan(x).sum().float(), torch.isinf(x).sum().float(),
                 ref["norm"], ref["absmax"], (~finite).sum().float(),
             ]))  # fmt: skip
 
@@ -99,8 +99,8 @@ def compare_precision(
         ref = items[i] if i < len(items) else {"name": "?", "output": "", "shape": None, "numel": 0}
         row: dict[str, Any] = {"position": i, "name": ref["name"], "output": ref["output"], "shape": ref["shape"]}
         if p is None:
-            rows.append({**row, "relative_error": None, "max_abs_diff": None, "cosine": None, "norm_ratio": None,
-                         "overflow": False, "nonfinite": False, "note": "not comparable (other path or shape)"})  # fmt: skip
+            empty = dict.fromkeys(("relative_error", "max_abs_diff", "cosine", "norm_ratio"))
+            rows.append({**row, **empty, "overflow": False, "nonfinite": False, "note": "not comparable (other path)"})
             continue
         dn, rn, mad, dot, sn, full_low, nan, inf, full32, absmax32, bad = next(it)
         row.update(
@@ -117,7 +117,9 @@ def compare_precision(
         )
         rows.append(row)
     jump = first_jump(rows)
-    plot = drift_plot(rows, folder / "drift.png", f"{model.name}: float32 vs {dtype_name}", jump["position"] if jump else None)
+    plot = drift_plot(
+        rows, folder / "drift.png", f"{model.name}: float32 vs {dtype_name}", jump["position"] if jump else None
+    )
     final = final_drift(model, batch, out32, out_low)
     errors = [r["relative_error"] for r in rows if r["relative_error"] is not None]
     return {
@@ -147,8 +149,8 @@ def first_jump(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         if e is None:
             continue
         if seen and e > JUMP_MIN_ERROR and e > JUMP_FACTOR * statistics.median(seen):
-            return {"position": r["position"], "name": r["name"],
-                    "reason": f"relative error {e:.3g} > {JUMP_FACTOR:g}x the median before it ({statistics.median(seen):.3g})"}  # fmt: skip
+            reason = f"relative error {e:.3g} > {JUMP_FACTOR:g}x the median before it ({statistics.median(seen):.3g})"
+            return {"position": r["position"], "name": r["name"], "reason": reason}
         seen.append(e)
     return None
 

@@ -155,5 +155,11 @@ class Recorder:
         if labels:
             norms = torch.linalg.vector_norm(maps.detach().float(), dim=1).cpu().numpy()  # [P, h, w]
             path = self.folder / "patches" / f"{stem}.png"
-            writer.put(write_patches, norms, labels, path, f"#{record['index']} {name}: token norm per patch (xS #i: patch i at scale S)")
+            writer.put(
+                write_patches,
+                norms,
+                labels,
+                path,
+                f"#{record['index']} {name}: token norm per patch (xS #i: patch i at scale S)",
+            )
             record["patches"] = f"patches/{stem}.png"

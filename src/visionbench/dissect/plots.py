@@ -88,7 +88,9 @@ def drift_plot(rows: list[dict[str, Any]], path: Path, title: str, first_jump: i
     ax.plot(x, err, lw=0.9, marker=".", ms=3, label="relative error ||low - fp32|| / ||fp32||")
     bad = [i for i, r in enumerate(rows) if r["overflow"] or r["nonfinite"]]
     if bad:
-        ax.scatter(bad, [err[i] if err[i] == err[i] else 1.0 for i in bad], color="red", zorder=3, label="overflow / NaN / Inf")
+        ax.scatter(
+            bad, [err[i] if err[i] == err[i] else 1.0 for i in bad], color="red", zorder=3, label="overflow / NaN / Inf"
+        )
     if first_jump is not None:
         ax.axvline(first_jump, color="C3", ls="--", lw=1, label=f"first jump: {rows[first_jump]['name']}")
     ax.set_yscale("log")

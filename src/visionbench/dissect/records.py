@@ -79,7 +79,9 @@ class LayerRecord(BaseModel):
     layout: str | None = Field(default=None, description="'maps' [B,C,H,W] or 'tokens' ([B,T,D] reshaped to a grid).")
     picture: str | None = Field(default=None, description="PNG channel grid, relative to the model folder.")
     npy: str | None = Field(default=None, description="NPY of the first channels [B, k, H, W], relative path.")
-    patches: str | None = Field(default=None, description="PNG of per-patch feature norms labelled by scale (DepthPro).")
+    patches: str | None = Field(
+        default=None, description="PNG of per-patch feature norms labelled by scale (DepthPro)."
+    )
 
 
 class DissectionResult(BaseModel):

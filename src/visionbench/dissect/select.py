@@ -50,7 +50,9 @@ def select_layers(
         unknown = [t for t in layers if t not in present]
         if unknown:
             listed = ", ".join(sorted(present))
-            raise BadInputError(f"--layers: no leaf module of type {', '.join(unknown)} in this model (types: {listed})")
+            raise BadInputError(
+                f"--layers: no leaf module of type {', '.join(unknown)} in this model (types: {listed})"
+            )
         chosen = [(n, m) for n, m in leaves if type(m).__name__ in layers]
         what = f"layers of type {','.join(layers)}"
     if match:
@@ -60,7 +62,9 @@ def select_layers(
             raise BadInputError(f"--match {match!r}: not a regular expression ({exc})") from exc
         chosen = [(n, m) for n, m in chosen if pattern.search(n)]
         if not chosen:
-            raise BadInputError(f"--match {match!r} matches none of the {what} (see `visionbench trace MODEL --layers -1`)")
+            raise BadInputError(
+                f"--match {match!r} matches none of the {what} (see `visionbench trace MODEL --layers -1`)"
+            )
     if not chosen:
         raise BadInputError(f"this model has no {what} to dissect (try --layers all)")
     return chosen

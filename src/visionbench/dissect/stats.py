@@ -103,7 +103,9 @@ def exact_stats(x: torch.Tensor) -> torch.Tensor:
     n = x.numel()
     acc = torch.float64 if x.device.type != "mps" else torch.float32
     if n == 0:
-        return torch.tensor([0.0, math.nan, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0], dtype=acc, device=x.device)
+        return torch.tensor(
+            [0.0, math.nan, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0], dtype=acc, device=x.device
+        )
     finite = torch.isfinite(x)
     n_finite = finite.sum().to(acc)
     nan = torch.isnan(x).sum().to(acc)

@@ -53,13 +53,9 @@ def tokens_to_grid(tokens: torch.Tensor, layout: TokenLayout) -> torch.Tensor | 
         return None
     b, t, d = tokens.shape
     rows, cols = layout.grid
-    if t == layout.prefix_tokens + rows * cols:
-        patch = tokens[:, layout.prefix_tokens :, :]
-    elif t == rows * cols:  # class token already dropped by the model
-        patch = tokens
-    else:
+    if t != layout.prefix_tokens + rows * cols:  # exact count only: a shorter sequence is not this grid
         return None
-    return patch.reshape(b, rows, cols, d).permute(0, 3, 1, 2)
+    return tokens[:, layout.prefix_tokens :, :].reshape(b, rows, cols, d).permute(0, 3, 1, 2)
 
 
 def patch_labels(layout: TokenLayout | None, batch_axis: int, images: int) -> list[str] | None:
