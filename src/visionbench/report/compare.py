@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from visionbench.errors import BadInputError
 from visionbench.report import fmt
 from visionbench.report.document import Heading, Note, Table, Text, render_markdown
 from visionbench.results import ModelResult, RunResult, atomic_write_text, load_run
@@ -100,8 +101,8 @@ def memory_verdict(a: int | None, b: int | None) -> tuple[Flag, float | None]:
 
 def compare_runs(run_a: RunResult | str | Path, run_b: RunResult | str | Path) -> Comparison:
     """Per-model deltas of B against A (models of both runs, in A's order, then B's new ones)."""
-    a = run_a if isinstance(run_a, RunResult) else load_run(run_a)
-    b = run_b if isinstance(run_b, RunResult) else load_run(run_b)
+    a = run_a if isinstance(run_a, RunResult) else _load(run_a)
+    b = run_b if isinstance(run_b, RunResult) else _load(run_b)
     names = [m.name for m in a.models] + [m.name for m in b.models if a.result(m.name) is None]
     return Comparison(
         run_a=str(run_a) if not isinstance(run_a, RunResult) else a.run_id,
@@ -109,6 +110,12 @@ def compare_runs(run_a: RunResult | str | Path, run_b: RunResult | str | Path) -
         environment_differences=environment_differences(a, b),
         models=[model_delta(n, a.result(n), b.result(n)) for n in names],
     )
+
+
+def _load(path: str | Path) -> RunResult:
+    if not Path(path).exists():
+        raise BadInputError(f"{path}: no such run folder")
+    return load_run(path)
 
 
 def model_delta(name: str, a: ModelResult | None, b: ModelResult | None) -> ModelDelta:
