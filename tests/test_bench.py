@@ -29,7 +29,7 @@ def corrupt(tmp_path: Path, photo_paths: list[Path]) -> Path:
 
 def test_worker_measures_everything_in_process(photo_paths: list[Path], device: str, tmp_path: Path) -> None:
     config = BenchConfig(models=["yolo11n"], device=device, input_size=128, runs=3, budget_s=0.0, batch_sizes=[1, 2])
-    r = bench_model("yolo11n", config, photo_paths[:1], tmp_path)
+    r = bench_model("yolo11n", config, photo_paths, tmp_path)  # two photos: end-to-end calls take them in turn
     assert r.status == "ok", r.error
     assert r.params == 2_624_080 and r.card["name"] == "yolo11n" and r.input_size == 128
     assert r.weights is not None and r.weights.mode in {"random", "pretrained"}
@@ -48,7 +48,7 @@ def test_worker_measures_everything_in_process(photo_paths: list[Path], device: 
     mem = b1.memory
     assert mem is not None and mem.baseline_rss_bytes and mem.run_peak_rss_bytes
     assert mem.peak_bytes == mem.run_peak_rss_bytes - mem.baseline_rss_bytes  # type: ignore[operator]
-    assert "detections" in r.output_summary[0]
+    assert len(r.images) == 2 and len(r.output_summary) == 1 and "detections" in r.output_summary[0]
     assert (tmp_path / "result.json").exists()
 
 

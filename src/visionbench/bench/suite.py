@@ -101,6 +101,7 @@ def run_suite(
         run.status = "running"
     else:
         run_dir = None  # created once the inputs are known to be usable
+    _check_some_model_exists(config.models)
     images, skipped = prepare_images(config.images)
     device = resolve_device(config.device)
     if run_dir is None:
@@ -133,6 +134,21 @@ def run_suite(
     run.status, run.finished_at = "complete", now_iso()
     write_outputs(run, run_dir)
     return run, run_dir
+
+
+def _check_some_model_exists(names: list[str]) -> None:
+    """Every name unknown is bad input (exit 2, no run folder); some unknown ones are recorded failures."""
+    from visionbench.models.registry import get_card
+
+    errors = []
+    for name in names:
+        try:
+            get_card(name)
+            return
+        except UnknownModelError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def _run_one(

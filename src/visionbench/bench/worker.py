@@ -223,7 +223,7 @@ def _measure_batch(
             out.achieved_flops_per_s = out.flops / (out.model_latency.median_ms / 1e3)
         if config.e2e:
             events.emit("phase", phase="end-to-end", batch_size=bs)
-            out.e2e_latency, preds = _end_to_end(model, paths, outputs, policy, events)
+            out.e2e_latency, preds = _end_to_end(model, images, bs, outputs, policy, events)
             if not result.output_summary:
                 result.output_summary = [p.summary() for p in preds]
         out.memory = memory.end_run()
@@ -241,19 +241,26 @@ def _measure_batch(
 
 
 def _end_to_end(
-    model: Any, paths: list[Path], warm_outputs: Any, policy: RepeatPolicy, events: EventSink
+    model: Any, images: list[Path], bs: int, warm_outputs: Any, policy: RepeatPolicy, events: EventSink
 ) -> tuple[Any, Any]:
-    """Decode + preprocess + forward + postprocess per call, each phase timed; pre/postprocessing warmed first."""
+    """Decode + preprocess + forward + postprocess per call, each phase timed; pre/postprocessing warmed first.
+
+    Call i takes images i*bs ... i*bs+bs-1 (cyclically), so several images are all seen; the predictions
+    of the first call (the first images) are returned for the output summary.
+    """
     device = model.device
     with torch.inference_mode():  # warm the decode/pre/post code paths without paying another forward
-        warm_batch = model.preprocess([load_image(p) for p in paths])
+        warm_batch = model.preprocess([load_image(images[i % len(images)]) for i in range(bs)])
         model.postprocess(warm_outputs, warm_batch)
     phases: dict[str, list[float]] = {"decode": [], "preprocess": [], "forward": [], "postprocess": []}
-    last: list[Any] = []
+    first: list[Any] = []
+    calls = [0]
 
     def call() -> None:
         clock = PhaseClock(device)
-        pils = [load_image(p) for p in paths]
+        start = calls[0] * bs
+        calls[0] += 1
+        pils = [load_image(images[(start + j) % len(images)]) for j in range(bs)]
         clock.lap("decode")
         batch = model.preprocess(pils)
         clock.lap("preprocess")
@@ -263,16 +270,15 @@ def _end_to_end(
         clock.lap("postprocess")
         for k, v in clock.phases.items():
             phases[k].append(v)
-        last[:] = preds
+        if not first:
+            first[:] = preds
 
     with torch.inference_mode():
         samples, why = time_calls(
             call, policy, device, on_sample=lambda n, s: events.emit("sample", loop="end-to-end", n=n, spent_s=s)
         )
-    stats = latency_stats(
-        samples, kind="end_to_end", batch_size=len(paths), warmup_calls=1, stop_reason=why, phases_ms=phases
-    )
-    return stats, last
+    stats = latency_stats(samples, kind="end_to_end", batch_size=bs, warmup_calls=1, stop_reason=why, phases_ms=phases)
+    return stats, first
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:

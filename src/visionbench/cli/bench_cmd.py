@@ -237,7 +237,9 @@ class RichObserver(SuiteObserver):
         done = len(run.config.models) - len(todo)
         self.task = self.bar.add_task("starting", total=len(run.config.models), completed=done, eta=_eta(eta_s))
         if done:
-            err_console.print(f"resuming {run_dir}: {done} model(s) already finished, {len(todo)} to run")
+            self.bar.console.print(f"resuming {run_dir}: {done} model(s) already finished, {len(todo)} to run")
+        self.bar.console.print(f"{len(todo)} model(s) to run into {run_dir}; first estimate {_eta(eta_s)} "
+                               "(refined as models finish)", highlight=False)  # fmt: skip
 
     def model_started(self, name: str, index: int, total: int, eta_s: float) -> None:
         self._update(f"{name}: starting", eta_s)
