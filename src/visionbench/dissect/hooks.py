@@ -88,6 +88,7 @@ class Recorder:
         self.calls = 0
         self._call_counts: dict[str, int] = {}
         self._params: dict[int, int] = {}
+        self._components: dict[str, str] = {}
 
     def hook(self, name: str, module: nn.Module, _inputs: Any, output: Any) -> None:
         index = self.calls
@@ -98,7 +99,7 @@ class Recorder:
             self._params[id(module)] = sum(p.numel() for p in module.parameters(recurse=False))
         base = {
             "index": index, "name": name, "type": type(module).__name__, "call": call,
-            "component": component_of(name, self.components), "params": self._params[id(module)],
+            "component": self._component(name), "params": self._params[id(module)],
         }  # fmt: skip
         for key, value in flatten(output):
             record = {**base, "output": key}
@@ -117,6 +118,11 @@ class Recorder:
             self.slots.append(slot)
         if self.options.progress is not None:
             self.options.progress(self.calls, name)
+
+    def _component(self, name: str) -> str:
+        if name not in self._components:
+            self._components[name] = component_of(name, self.components)
+        return self._components[name]
 
     def _pictures(self, record: dict[str, Any], name: str, key: str, value: torch.Tensor) -> None:
         opts, writer = self.options, self.writer
