@@ -91,7 +91,6 @@ def test_focal_priority_and_fov() -> None:
     assert intrinsics.choose_focal(cli_px=None, exif_35mm=None, model_px=None, **kw) == (None, "none")
     assert intrinsics.fov_deg_from_focal(50, 100) == pytest.approx(90.0)
     assert intrinsics.focal_from_fov_deg(90.0, 100) == pytest.approx(50.0)
-    assert np.allclose(intrinsics.rescale_metric_depth(np.array([2.0]), 100, 150), [3.0])
 
 
 def test_output_plan_keeps_relative_paths_and_never_reads_its_own_outputs(tmp_path) -> None:

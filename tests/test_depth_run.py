@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import visionbench as vb
@@ -20,10 +21,28 @@ from visionbench.depth.run_depth import DepthOptions, run_depth
 from visionbench.errors import BadInputError, UnsupportedOptionError
 from visionbench.images import sample_images
 
+FOV_DEG = 60.0
+
 
 @pytest.fixture(scope="module")
 def tiny_depthpro():
     return vb.create_model("depthpro-tiny", weights="random", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def flat_depthpro():
+    """The tiny DepthPro with the last layers of its two heads fixed (weights 0, biases set): canonical inverse
+    depth c = 1 everywhere and a 60 degree field of view.
+
+    Real architecture and post-processing; the metric depth must then be exactly f / (W * c) = f / W for
+    whichever focal length f is used, and the FOV head's focal length W / (2 tan 30 deg).
+    """
+    model = vb.create_model("depthpro-tiny", weights="random", device="cpu")
+    with torch.no_grad():
+        for layer, bias in ((model.module.head.layers[4], 1.0), (model.module.fov_model.head.layers[4], FOV_DEG)):
+            layer.weight.zero_()
+            layer.bias.fill_(bias)
+    return model
 
 
 def _small_bus(path, size=(120, 160)):
@@ -57,12 +76,12 @@ def _bad_and_odd_folder(root):
     return good, bad
 
 
-def test_depth_end_to_end_real_photos_bad_files_and_resume(tmp_path, tiny_depthpro) -> None:
+def test_depth_end_to_end_real_photos_bad_files_and_resume(tmp_path, flat_depthpro) -> None:
     src = tmp_path / "photos"
     good, bad = _bad_and_odd_folder(src)
     out = src / "depth_out"  # inside the input folder: must not be read back on the second run
     opts = DepthOptions(out=out, batch_size=2, ply=True, ply_stride=8, side_by_side=True, workers=2)
-    s = run_depth([src], opts, show_progress=False, model=tiny_depthpro)
+    s = run_depth([src], opts, show_progress=False, model=flat_depthpro)
     assert (s.total, s.done, s.failed, s.skipped) == (len(good) + len(bad), len(good), len(bad), 0)
     listed = (out / "failures.txt").read_text().splitlines()
     assert sorted(line.split("\t")[0].removeprefix(str(src) + "/") for line in listed) == sorted(bad)
@@ -92,16 +111,18 @@ def test_depth_end_to_end_real_photos_bad_files_and_resume(tmp_path, tiny_depthp
             assert (side["input_width"], side["input_height"]) == (120, 90)
             assert side["focal_source"] == "exif"
             assert side["focal_px"] == pytest.approx(intrinsics.focal_px_from_35mm(28, 120, 90))
-            ratio = side["focal_px"] / side["focal_px_predicted"]
-            assert side["depth_rescaled_by"] == pytest.approx(ratio)
+            assert side["depth_uses_focal_px"] == side["focal_px"] != side["focal_px_predicted"]
+            assert np.allclose(depth, side["focal_px"] / 120, rtol=1e-4)  # depth = f / (W c), c = 1
         else:
             assert side["focal_source"] == "model" and side["focal_px"] == pytest.approx(side["focal_px_predicted"])
+            assert side["fov_deg"] == pytest.approx(FOV_DEG, rel=1e-4)
+            assert np.allclose(depth, side["focal_px"] / side["input_width"], rtol=1e-4)
 
     # resume: finished images are skipped (files untouched), broken ones are tried again and fail again
     sidecar = out / "bus.json"
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "depth_run.json"}
     (out / "zidane.json").unlink()
-    s2 = run_depth([src], opts.model_copy(update={"resume": True}), show_progress=False, model=tiny_depthpro)
+    s2 = run_depth([src], opts.model_copy(update={"resume": True}), show_progress=False, model=flat_depthpro)
     assert (s2.total, s2.done, s2.skipped, s2.failed) == (len(good) + len(bad), 1, len(good) - 1, len(bad))
     assert s2.excluded_in_out == len(list(out.rglob("*.png")))  # its own outputs are never inputs
     assert sidecar.stat().st_mtime_ns == before[sidecar]
@@ -109,23 +130,48 @@ def test_depth_end_to_end_real_photos_bad_files_and_resume(tmp_path, tiny_depthp
     assert not list(out.rglob("*.tmp"))
 
 
-def test_known_focal_rescales_metric_depth_consistently(tmp_path, tiny_depthpro) -> None:
+def test_known_focal_sets_depthpro_depth_exactly(tmp_path, flat_depthpro) -> None:
     (tmp_path / "in").mkdir()
-    img = _small_bus(tmp_path / "in" / "bus.png")
-    base = run_depth([img], DepthOptions(out=tmp_path / "a"), show_progress=False, model=tiny_depthpro)
-    known = run_depth([img], DepthOptions(out=tmp_path / "b", focal_px=150.0, ply=True), show_progress=False,
-                      model=tiny_depthpro)  # fmt: skip
-    assert base.done == known.done == 1
+    img = _small_bus(tmp_path / "in" / "bus.png")  # 120 x 160
+    run_depth([img], DepthOptions(out=tmp_path / "a"), show_progress=False, model=flat_depthpro)
+    known = DepthOptions(out=tmp_path / "b", focal_px=150.0, ply=True)
+    run_depth([img], known, show_progress=False, model=flat_depthpro)
     a = json.loads((tmp_path / "a" / "bus.json").read_text())
     b = json.loads((tmp_path / "b" / "bus.json").read_text())
-    assert a["focal_source"] == "model" and b["focal_source"] == "cli" and b["focal_px"] == 150.0
+    assert a["focal_source"] == "model" and a["focal_px"] == pytest.approx(a["focal_px_predicted"])
+    assert b["focal_source"] == "cli" and b["focal_px"] == 150.0 and b["depth_uses_focal_px"] == 150.0
+    assert b["focal_px_predicted"] == pytest.approx(a["focal_px_predicted"])  # the head's guess is kept
+    assert b["focal_px_predicted"] != pytest.approx(150.0)
     assert b["fov_deg"] == pytest.approx(intrinsics.fov_deg_from_focal(150.0, 120))
     da, db = np.load(tmp_path / "a" / "bus.depth.npy"), np.load(tmp_path / "b" / "bus.depth.npy")
-    # DepthPro depth = f / (W * canonical inverse depth): a known focal length scales it by f_known / f_predicted
-    assert np.allclose(db, da * 150.0 / a["focal_px_predicted"], rtol=1e-5)
-    points, _ = read_ply(tmp_path / "b" / "bus.ply")
+    # DepthPro: depth = f / (W * c), here c = 1
+    assert np.allclose(db, 150.0 / 120, rtol=1e-4)
+    assert a["focal_px_predicted"] == pytest.approx(60 / np.tan(np.radians(FOV_DEG / 2)), rel=1e-4)
+    assert np.allclose(da, a["focal_px_predicted"] / 120, rtol=1e-4)
+    points, colours = read_ply(tmp_path / "b" / "bus.ply")
+    assert len(points) == 120 * 160 and np.allclose(points[:, 2], 1.25, rtol=1e-4)
     # the cloud uses the known focal length: x / z at the rightmost pixel centre is (W/2 - 0.5) / f
     assert (points[:, 0] / points[:, 2]).max() == pytest.approx((60 - 0.5) / 150.0, rel=1e-4)
+
+
+def test_degenerate_fov_head_is_flagged_not_hidden(tmp_path, tiny_depthpro) -> None:
+    (tmp_path / "in").mkdir()
+    img = _small_bus(tmp_path / "in" / "bus.png")
+    with torch.no_grad():
+        layer = tiny_depthpro.module.fov_model.head.layers[4]
+        saved = (layer.weight.clone(), layer.bias.clone())
+        layer.weight.zero_()
+        layer.bias.fill_(0.0)  # a 0 degree field of view: what untrained weights can give
+    try:
+        s = run_depth([img], DepthOptions(out=tmp_path / "o", ply=True), show_progress=False, model=tiny_depthpro)
+        fixed = run_depth([img], DepthOptions(out=tmp_path / "f", ply=True, focal_px=100.0), show_progress=False,
+                          model=tiny_depthpro)  # fmt: skip
+    finally:
+        with torch.no_grad():
+            layer.weight.copy_(saved[0])
+            layer.bias.copy_(saved[1])
+    assert s.failed == 1 and "no focal length for the point cloud" in s.failures[0].error
+    assert fixed.done == 1 and json.loads((tmp_path / "f" / "bus.json").read_text())["focal_px_predicted"] is None
 
 
 def test_relative_model_writes_labelled_inverse_depth_and_refuses_ply(tmp_path) -> None:

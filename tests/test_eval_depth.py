@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -109,13 +110,24 @@ def test_dataset_errors_are_clear(tmp_path) -> None:
 
 def test_metric_model_on_middlebury_reports_focal_error(tmp_path) -> None:
     model = vb.create_model("depthpro-tiny", weights="random", device="cpu")
+    with torch.no_grad():  # fixed last layers: canonical inverse depth c = 1 (depth = f / W), a 40 degree FOV
+        for layer, bias in ((model.module.head.layers[4], 1.0), (model.module.fov_model.head.layers[4], 40.0)):
+            layer.weight.zero_()
+            layer.bias.fill_(bias)
     result = evaluate_model(model, load_dataset("middlebury-motorcycle"), EvalOptions())
     row = result.rows[0]
     assert result.alignment == ALIGN_NONE and row.error is None
-    assert row.focal_px_true == 994.978 and row.focal_error_pct is not None
-    assert row.focal_error_pct == pytest.approx(abs(row.focal_px_pred - 994.978) / 994.978 * 100)
-    known = evaluate_model(model, load_dataset("middlebury-motorcycle"), EvalOptions(use_known_focal=True))
-    assert known.rows[0].abs_rel != pytest.approx(row.abs_rel)  # depth rescaled with the true focal length
+    f40 = 741 / 2 / np.tan(np.radians(20.0))
+    assert row.focal_px_pred == pytest.approx(f40, rel=1e-4) and row.focal_px_true == 994.978
+    assert row.focal_error_pct == pytest.approx(abs(f40 - 994.978) / 994.978 * 100, rel=1e-3)
+    gt = middlebury_motorcycle().depth_m
+    ok = np.isfinite(gt)
+    assert row.abs_rel == pytest.approx(float(np.mean(np.abs(f40 / 741 - gt[ok]) / gt[ok])), rel=1e-3)
+    known = evaluate_model(model, load_dataset("middlebury-motorcycle"), EvalOptions(use_known_focal=True)).rows[0]
+    assert known.focal_px_pred == pytest.approx(row.focal_px_pred)  # still the model's own guess
+    # with the true focal length the depth is 994.978 / 741 = 1.343 m everywhere: AbsRel known from the gt
+    expected = float(np.mean(np.abs(994.978 / 741 - gt[ok]) / gt[ok]))
+    assert known.abs_rel == pytest.approx(expected, rel=1e-3)
 
 
 def test_eval_cli_table_json_and_errors(tmp_path) -> None:

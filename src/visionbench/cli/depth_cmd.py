@@ -67,7 +67,7 @@ def depth_cmd(
         typer.Option(
             "--focal-px",
             min=0.0,
-            help="Known focal length in pixels; beats EXIF and the FOV head (DepthPro depth is rescaled to it).",
+            help="Known focal length in pixels; beats EXIF and the FOV head (DepthPro makes its depth with it).",
         ),
     ] = None,  # fmt: skip
     ignore_exif: Annotated[
@@ -140,7 +140,10 @@ def eval_cmd(
         float | None, typer.Option("--max-depth", help="Ground truth above this (m) is not scored.")
     ] = None,
     use_known_focal: Annotated[
-        bool, typer.Option("--use-known-focal", help="DepthPro: rescale depth with the dataset's focal length.")
+        bool,
+        typer.Option(
+            "--use-known-focal", help="DepthPro: make depth with the dataset's focal length instead of its FOV head's."
+        ),
     ] = False,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from visionbench.depth import intrinsics
 from visionbench.depth.boundary import si_boundary_f1
 from visionbench.depth.datasets import Dataset, load_dataset
 from visionbench.depth.io import write_bytes, write_json
@@ -30,6 +29,7 @@ from visionbench.depth.metrics import (
     summarise,
     valid_mask,
 )
+from visionbench.depth.predict import forward_depth
 from visionbench.errors import BadInputError, UnsupportedOptionError, VisionbenchError
 from visionbench.models.base import VisionModel
 
@@ -49,7 +49,7 @@ class EvalOptions(BaseModel):
     depth_scale: float | None = Field(None, description="Ground truth metres per stored unit (npy 1, png 0.001).")
     min_depth: float = Field(1e-3, gt=0, description="Ground truth below this (m) is not scored.")
     max_depth: float | None = Field(None, gt=0, description="Ground truth above this (m) is not scored.")
-    use_known_focal: bool = Field(False, description="DepthPro: rescale depth with the dataset's focal length.")
+    use_known_focal: bool = Field(False, description="DepthPro: make depth with the dataset's focal length.")
 
 
 class EvalRow(BaseModel):
@@ -133,15 +133,13 @@ def evaluate_model(model: VisionModel, dataset: Dataset, opts: EvalOptions, prog
             row.image_width, row.image_height = sample.image.size
             row.gt_height, row.gt_width = sample.depth_m.shape
             t = time.perf_counter()
-            pred = model.predict([sample.image])[0]
+            known = [sample.focal_px] if opts.use_known_focal and sample.focal_px else None
+            preds, predicted = forward_depth(model, model.preprocess([sample.image]), known)
             row.runtime_ms = (time.perf_counter() - t) * 1e3
-            depth = pred.depth
+            depth = preds[0].depth
             assert depth is not None
-            row.focal_px_pred, row.focal_px_true = pred.focal_px, sample.focal_px
-            row.focal_error_pct = focal_error_pct(pred.focal_px, sample.focal_px)
-            if opts.use_known_focal and kind == "metric" and sample.focal_px:
-                used = pred.focal_px or float(sample.image.width)
-                depth = intrinsics.rescale_metric_depth(depth, used, sample.focal_px)
+            row.focal_px_pred, row.focal_px_true = predicted[0], sample.focal_px
+            row.focal_error_pct = focal_error_pct(predicted[0], sample.focal_px)
             for k, v in score_prediction(depth, sample.depth_m, kind, min_depth=opts.min_depth,
                                          max_depth=opts.max_depth).items():  # fmt: skip
                 setattr(row, k, v)

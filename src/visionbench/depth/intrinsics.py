@@ -6,8 +6,8 @@ Conventions (also in docs/depth.md):
   as apple/ml-depth-pro does; the crop factor is defined on the diagonal, and for 3:2 images this equals
   f35 / 36 * long side. It is the same for a photo and its rotated copy;
 - the field of view is horizontal: fov = 2 atan(W / (2 f)).
-DepthPro predicts canonical inverse depth c and turns it into metres with the focal length it used:
-depth = f / (W * c). With a better focal length f' the consistent depth is depth * f' / f.
+DepthPro predicts canonical inverse depth c and turns it into metres with a focal length: depth = f / (W * c);
+a known focal length therefore sets the depth scale (see depth/predict.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from PIL import Image
 
 FocalSource = Literal["cli", "exif", "model", "assumed", "none"]
@@ -64,8 +63,3 @@ def choose_focal(
     if model_px is not None:
         return float(model_px), "model"
     return None, "none"
-
-
-def rescale_metric_depth(depth: np.ndarray, focal_used_px: float, focal_new_px: float) -> np.ndarray:
-    """DepthPro's depth is proportional to the focal length it assumed: swap it for the known one."""
-    return depth * (float(focal_new_px) / float(focal_used_px))

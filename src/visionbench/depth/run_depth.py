@@ -2,7 +2,8 @@
 
 Stages overlap so the model stays busy: worker threads decode (loader.stream_images), batches of one
 shape are formed (loader.group_batches), a background thread runs the model's preprocessing
-(loader.prefetch), the main thread runs forward + postprocess, and a writer thread encodes and writes
+(loader.prefetch), the main thread runs forward + postprocess (predict.forward_depth, which gives DepthPro
+the known focal lengths), and a writer thread encodes and writes
 files. A file that fails anywhere is recorded and skipped; the run goes on.
 """
 
@@ -14,13 +15,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import torch
 from pydantic import BaseModel, Field
 
 from visionbench.depth import intrinsics
 from visionbench.depth.io import colour_table, write_bytes, write_json
 from visionbench.depth.loader import LoadedImage, group_batches, prefetch, stream_images
 from visionbench.depth.outputs import OutputPlan, depth_stats, plan_outputs, write_image_outputs
+from visionbench.depth.predict import forward_depth, has_fov_head, is_depth_pro
 from visionbench.errors import BadInputError, UnsupportedOptionError
 from visionbench.models.base import Batch, Prediction, VisionModel
 
@@ -74,40 +75,44 @@ class DepthRunSummary(BaseModel):
     images_per_s: float = 0.0
 
 
-def is_depth_pro(model: VisionModel) -> bool:
-    from visionbench.models.depth_pro import DepthProModel
-
-    return isinstance(model, DepthProModel)
-
-
 def batch_key(model: VisionModel) -> Any:
     """DepthPro resizes every image to one square: any images stack. Others keep aspect: group by size."""
     return None if is_depth_pro(model) else (lambda im: im.size)
 
 
-def resolve_focal(
-    model: VisionModel, pred: Prediction, item: LoadedImage, opts: DepthOptions
-) -> tuple[Any, dict[str, Any]]:
-    """Depth with the best known focal length applied, and the focal facts for the sidecar."""
+def known_focal_px(item: LoadedImage, opts: DepthOptions) -> float | None:
+    """The focal length (px) from --focal-px or EXIF, or None when only a model could guess it."""
     w, h = item.image.size  # type: ignore[union-attr]
-    depth = pred.depth
+    exif = None if opts.ignore_exif else item.exif_focal_35mm
+    focal, source = intrinsics.choose_focal(cli_px=opts.focal_px, exif_35mm=exif, model_px=None, width=w, height=h)
+    return focal if source in {"cli", "exif"} else None
+
+
+def focal_facts(
+    model: VisionModel, item: LoadedImage, opts: DepthOptions, predicted_px: float | None
+) -> dict[str, Any]:
+    """The sidecar's focal-length fields: which focal length was used, where it came from, what the model said."""
+    w, h = item.image.size  # type: ignore[union-attr]
     exif = None if opts.ignore_exif else item.exif_focal_35mm
     focal, source = intrinsics.choose_focal(
-        cli_px=opts.focal_px, exif_35mm=exif, model_px=pred.focal_px, width=w, height=h
+        cli_px=opts.focal_px, exif_35mm=exif, model_px=predicted_px, width=w, height=h
     )
-    facts: dict[str, Any] = {"focal_px_predicted": pred.focal_px, "fov_deg_predicted": pred.fov_deg,
-                             "exif_focal_35mm": item.exif_focal_35mm}  # fmt: skip
-    if pred.depth_kind == "metric" and is_depth_pro(model):
-        # transformers: depth = f / (W * canonical inverse depth), f from the FOV head or W without one
-        used = pred.focal_px if pred.focal_px else float(w)
-        if source in {"cli", "exif"}:
-            depth = intrinsics.rescale_metric_depth(depth, used, focal)  # type: ignore[arg-type]
-            facts["depth_rescaled_by"] = float(focal) / used  # type: ignore[arg-type]
-        elif focal is None:
-            focal, source = used, "assumed"
-    facts.update(focal_px=focal, focal_source=source,
-                 fov_deg=intrinsics.fov_deg_from_focal(focal, w) if focal else None)  # fmt: skip
-    return depth, facts
+    facts: dict[str, Any] = {}
+    if is_depth_pro(model):
+        if focal is None and has_fov_head(model):  # the head gave 0, a negative or a nan field of view
+            facts["focal_warning"] = "the FOV head's field of view is degenerate: depth is not meaningful (--focal-px)"
+        elif focal is None:  # no FOV head: transformers makes depth with f = W
+            focal, source = float(w), "assumed"
+        facts["depth_uses_focal_px"] = focal  # DepthPro's metric depth is computed with this focal length
+    return {
+        "focal_px": focal,
+        "focal_source": source,
+        "fov_deg": intrinsics.fov_deg_from_focal(focal, w) if focal else None,
+        "focal_px_predicted": predicted_px,
+        "fov_deg_predicted": intrinsics.fov_deg_from_focal(predicted_px, w) if predicted_px else None,
+        "exif_focal_35mm": item.exif_focal_35mm,
+        **facts,
+    }
 
 
 def run_depth(
@@ -192,11 +197,11 @@ def _pipeline(
                     fail(it, error if it.error else f"{it.path}: {error}")  # type: ignore[arg-type]
                 continue
             t = time.perf_counter()
-            with torch.inference_mode():
-                preds = model.postprocess(model.forward(batch), batch)
+            preds, predicted = forward_depth(model, batch, [known_focal_px(it, opts) for it in items])
             per_image_ms = (time.perf_counter() - t) * 1e3 / len(items)
-            for it, pred in zip(items, preds, strict=True):
-                pending.append(writer.submit(_finish, model, it, pred, plan_of[it.index], opts, kind, per_image_ms))
+            for it, pred, f in zip(items, preds, predicted, strict=True):
+                plan = plan_of[it.index]
+                pending.append(writer.submit(_finish, model, it, pred, f, plan, opts, kind, per_image_ms))
             pending = _collect(pending, summary, fail, limit=2 * opts.batch_size + 4, advance=advance)
         _collect(pending, summary, fail, limit=0, advance=advance)
 
@@ -222,12 +227,10 @@ class _WriteError(Exception):
         self.item = item
 
 
-def _finish(model: VisionModel, item: LoadedImage, pred: Prediction, plan: OutputPlan, opts: DepthOptions,
-            kind: str, runtime_ms: float) -> None:  # fmt: skip
+def _finish(model: VisionModel, item: LoadedImage, pred: Prediction, predicted_focal_px: float | None,
+            plan: OutputPlan, opts: DepthOptions, kind: str, runtime_ms: float) -> None:  # fmt: skip
     try:
-        depth, focal = (
-            resolve_focal(model, pred, item, opts) if kind == "metric" else (pred.depth, _rel_focal(item, opts))
-        )
+        depth, focal = pred.depth, focal_facts(model, item, opts, predicted_focal_px)
         photo = item.image
         assert photo is not None and depth is not None
         sidecar = {
@@ -257,15 +260,6 @@ def _finish(model: VisionModel, item: LoadedImage, pred: Prediction, plan: Outpu
         raise _WriteError(item, f"{item.path}: writing outputs failed ({type(exc).__name__}: {exc})") from exc
     finally:
         item.image = None  # free the decoded photo as soon as its files are written
-
-
-def _rel_focal(item: LoadedImage, opts: DepthOptions) -> dict[str, Any]:
-    """Relative models predict no focal length; a known one is still recorded."""
-    w, h = item.image.size  # type: ignore[union-attr]
-    exif = None if opts.ignore_exif else item.exif_focal_35mm
-    focal, source = intrinsics.choose_focal(cli_px=opts.focal_px, exif_35mm=exif, model_px=None, width=w, height=h)
-    fov = intrinsics.fov_deg_from_focal(focal, w) if focal else None
-    return {"focal_px": focal, "focal_source": source, "fov_deg": fov, "exif_focal_35mm": item.exif_focal_35mm}
 
 
 def _write_summary(out: Path, summary: DepthRunSummary, opts: DepthOptions) -> None:
