@@ -48,10 +48,12 @@ def _header(run: RunResult) -> list[str]:
         rnd = sorted(n for n, m in env.weights_modes.items() if m == "random")
         weights = f"RANDOM weights for {', '.join(rnd)} (speed, memory and FLOPs are valid; outputs are not)"
     gpu = f", {env.gpus[0].name}" if env.device.startswith("cuda") and env.gpus else ""
+    threads = sorted({m.threads for m in run.models if m.threads}) or [env.torch_threads]
     lines = [
         f"# visionbench report {run.run_id}",
         f"**Weights:** {weights}.  \n**Device:** {env.device}{gpu} ({env.cpu_model}, "
-        f"{env.cpu_cores_logical} logical cores, {env.torch_threads} torch threads), dtype {run.config.dtype}.  \n"
+        f"{env.cpu_cores_logical} logical cores, {'/'.join(map(str, threads))} torch threads per worker), "
+        f"dtype {run.config.dtype}.  \n"
         f"**Status:** {run.status}; {len(an.ok_models(run))} of {len(run.config.models)} models measured"
         + (
             f"; started {run.started_at}, finished {run.finished_at}"
