@@ -188,6 +188,16 @@ def test_relative_model_writes_labelled_inverse_depth_and_refuses_ply(tmp_path) 
         run_depth([img], DepthOptions(out=tmp_path / "p", ply=True), show_progress=False, model=rel)
 
 
+def test_list_file_with_a_missing_entry_fails_that_entry_only(tmp_path, flat_depthpro) -> None:
+    (tmp_path / "imgs").mkdir()
+    _small_bus(tmp_path / "imgs" / "bus.jpg")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# photos to process\nimgs/bus.jpg\nimgs/gone.jpg\n")
+    s = run_depth([listing], DepthOptions(out=tmp_path / "o"), show_progress=False, model=flat_depthpro)
+    assert (s.done, s.failed) == (1, 1) and "no such file" in s.failures[0].error
+    assert (tmp_path / "o" / "imgs" / "bus.json").exists()  # relative to the list's folder
+
+
 def test_bad_run_level_inputs_are_clear_errors(tmp_path, tiny_depthpro) -> None:
     with pytest.raises(BadInputError, match="no such file"):
         run_depth([tmp_path / "missing"], DepthOptions(out=tmp_path / "o"), show_progress=False, model=tiny_depthpro)
