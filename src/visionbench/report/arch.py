@@ -83,6 +83,9 @@ def profile_sentence(p: ProfileResult) -> str:
     text += "."
     if glue is not None:
         text += f" Work outside the components (glue) is {fmt.pct(glue.time_share)}."
+    if p.noise > 0.10:
+        text += (f" Timing noise was high (IQR {fmt.pct(p.noise, 0)} of the median, a busy machine): treat the "
+                 "time shares as rough; FLOP and parameter shares are exact.")  # fmt: skip
     return text
 
 
@@ -131,7 +134,7 @@ def dissection_findings(records: list[dict[str, Any]]) -> list[str]:
     big = max(records, key=lambda r: max(abs(r.get("min") or 0), abs(r.get("max") or 0)))
     out.append(f"Largest magnitude: {big['name']} (range {fmt.sci(big.get('min'))} to {fmt.sci(big.get('max'))}).")
     sparse = max(records, key=lambda r: r.get("sparsity") or 0)
-    if (sparse.get("sparsity") or 0) > 0:
+    if (sparse.get("sparsity") or 0) >= 0.001:
         out.append(f"Sparsest output: {sparse['name']} ({fmt.pct(sparse.get('sparsity'))} exact zeros).")
     bad = [r for r in records if (r.get("nan_count") or 0) or (r.get("inf_count") or 0)]
     out.append(f"NaN/Inf in {len(bad)} outputs, first at {bad[0]['name']}." if bad else "No NaN or Inf in any output.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from visionbench.report import analysis as an
 from visionbench.report import fmt
 from visionbench.report.arch import architecture_blocks
 from visionbench.report.document import Block, Heading, Note, Table, Text, render_markdown
@@ -110,12 +109,12 @@ def method_blocks(view: RunView) -> list[Block]:
         "FLOPs: torch.utils.flop_counter, 2 FLOPs per multiply-add.",
         "Component times: forward pre/post hooks on each component's root modules with device synchronisation; "
         "the time outside every component is 'other (glue)', so the rows add up to the hooked forward's total.",
-        f"Ranks and ratios: report.analysis ({an.__name__}); the same functions feed summary.csv.",
+        "Ranks, ratios, cost and suitability: visionbench.report.analysis, the functions behind summary.csv.",
     ]
     return [
         Heading(2, "Method and environment"),
         *[Text(t) for t in how],
-        Table(["", ""], rows, align=["left", "left"]),
+        Table(["environment", "value"], rows, align=["left", "left"]),
         Table(["option", "value"], config, align=["left", "left"]),
         *([Text(f"Command: {run.command}")] if run.command else []),
     ]
@@ -134,7 +133,10 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Repo
         path.write_bytes(png)
         paths.append(path)
     atomic_write_text(out / REPORT_MD, markdown)
-    footer = f"visionbench report of run {view.run.run_id}; generated from {view.run_dir.name}/run.json only."
+    footer = (
+        f"visionbench report of run {view.run.run_id}, generated only from the files of its run folder "
+        f"({view.run_dir.name}: run.json, each model's layers.json and pictures)."
+    )
     page = render_html(f"visionbench report {view.run.run_id}", blocks, footer=footer)
     atomic_write_text(out / REPORT_HTML, page)
     return ReportFiles(out / REPORT_MD, out / REPORT_HTML, paths)

@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator  # noqa: E402
 
 DPI = 110
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
@@ -137,7 +137,11 @@ def activation_chart(
     ax1.fill_between(x, lo, hi, color=PALETTE[0], alpha=0.35, step="mid", label="min..max")
     ax1.plot(x, lo, color=PALETTE[0], lw=0.8)
     ax1.plot(x, hi, color=PALETTE[0], lw=0.8)
-    ax1.set_yscale("symlog", linthresh=1.0)
+    lt = _linthresh(lo + hi)
+    ax1.set_yscale("symlog", linthresh=lt)
+    top = max((abs(v) for v in lo + hi if math.isfinite(v)), default=1.0)
+    step = max(1, math.ceil(math.log10(max(top / lt, 10)) / 3))  # about three labelled decades a side
+    ax1.yaxis.set_major_locator(SymmetricalLogLocator(base=10.0**step, linthresh=lt))
     ax1.set_ylabel("value range")
     ax2.plot(x, [_num(v) for v in stds], color=PALETTE[1], lw=1.2, marker="." if len(x) < 80 else None)
     ax2.set_yscale("log")
@@ -146,8 +150,14 @@ def activation_chart(
     if components:
         _shade_components(ax1, components)
         _shade_components(ax2, components, label=False)
-    ax1.set_title(title)
+    ax1.set_title(title, pad=16 if components else 6)
     return _png(fig)
+
+
+def _linthresh(values: Sequence[float]) -> float:
+    """Linear zone of the symlog axis: the 10th percentile of the non-zero magnitudes, so tiny ranges stay visible."""
+    mags = sorted(abs(v) for v in values if math.isfinite(v) and v != 0)
+    return mags[len(mags) // 10] if mags else 1.0
 
 
 def _shade_components(ax: plt.Axes, components: Sequence[str], label: bool = True) -> None:

@@ -260,10 +260,10 @@ def recommendations(models: list[ModelResult], verdicts: dict[str, list[an.Verdi
         passing = [(v, m) for v, m in scored if v.passed]
         if passing:
             v, m = min(passing, key=lambda vm: vm[0].value)  # type: ignore[arg-type,return-value]
-            out.append(f"{req.name}: {m.name} ({v.note}); {len(passing)} of {len(scored)} models pass.")
+            out.append(f"{req.name}: {m.name}, {v.note}; {len(passing)} of {len(scored)} models pass.")
         elif scored:
             v, m = min(scored, key=lambda vm: vm[0].value)  # type: ignore[arg-type,return-value]
-            out.append(f"{req.name}: no model passes on this device; closest is {m.name} ({v.note}).")
+            out.append(f"{req.name}: no model passes on this device; the closest is {m.name}, {v.note}.")
     tasks: dict[str, list[ModelResult]] = {}
     for m in models:
         tasks.setdefault(str(m.card.get("task", "?")), []).append(m)
