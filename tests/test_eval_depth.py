@@ -100,6 +100,9 @@ def test_dataset_errors_are_clear(tmp_path) -> None:
     (tmp_path / "x" / "depth").mkdir()
     with pytest.raises(BadInputError, match="no image"):
         load_dataset(tmp_path / "x")
+    Image.new("RGB", (4, 4)).save(tmp_path / "eight_bit.png")
+    with pytest.raises(BadInputError, match="16-bit"):
+        read_depth(tmp_path / "eight_bit.png")
     np.save(tmp_path / "rgb.npy", np.zeros((4, 4, 3)))
     with pytest.raises(BadInputError, match="2-D"):
         read_depth(tmp_path / "rgb.npy")

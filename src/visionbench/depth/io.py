@@ -74,9 +74,9 @@ def save_png16_mm(path: Path, depth_m: np.ndarray) -> Path:
 def read_png16(path: Path, scale: float = 1.0 / MM_PER_M) -> np.ndarray:
     """A 16-bit PNG as float32 depth (value * scale); 0 means unknown and becomes inf."""
     with Image.open(path) as im:
+        if im.mode not in {"I;16", "I;16B", "I;16L", "I"}:
+            raise ValueError(f"{path}: a depth PNG must be 16-bit single-channel, found mode {im.mode}")
         raw = np.asarray(im).astype(np.float32)
-    if raw.ndim != 2:
-        raise ValueError(f"{path}: a depth PNG must have one channel, found shape {raw.shape}")
     return np.where(raw > 0, raw * scale, np.inf).astype(np.float32)
 
 
