@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--models", default="yolo11n,depth-anything-v2-small")
+    parser.add_argument("--models", default="yolo11n,depth-anything-v2-small", help="Comma list; '' for none.")
     parser.add_argument("--depthpro", action="store_true", help="Also full-size DepthPro (one subprocess per mode).")
     args = parser.parse_args()
     if args.child:
@@ -155,11 +155,13 @@ def main() -> None:
                   f"{added / max(base_added, 1):8.2f}  {goal}", flush=True)  # fmt: skip
     if args.depthpro:
         print("\ndepthpro (full size, random weights, 1536 px): one fresh subprocess per mode, one pass each")
-        print(f"  {'mode':22s} {'seconds':>9s} {'x plain':>8s} {'peak MiB':>9s} {'x plain':>8s}")
-        rows = {mode: memory("depthpro", mode) for mode in ("plain", "conv-png-npy+plots", "all-stats")}
-        for mode, m in rows.items():
+        print(f"  {'mode':22s} {'seconds':>9s} {'x plain':>8s} {'peak MiB':>9s} {'x plain':>8s} {'added MiB':>10s}")
+        rows = {}
+        for mode in ("plain", "conv-png-npy+plots"):
+            rows[mode] = m = memory("depthpro", mode)
             print(f"  {mode:22s} {m['seconds']:9.1f} {m['seconds'] / rows['plain']['seconds']:8.2f} "
-                  f"{m['peak'] / 2**20:9.0f} {m['peak'] / rows['plain']['peak']:8.2f}", flush=True)  # fmt: skip
+                  f"{m['peak'] / 2**20:9.0f} {m['peak'] / rows['plain']['peak']:8.2f} "
+                  f"{(m['peak'] - m['baseline']) / 2**20:10.0f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -56,17 +56,24 @@ def test_stats_match_numpy_on_full_npy(yolo, bus, tmp_path):
     assert doc["input"]["tensors"]["x"]["shape"] == [1, 3, 128, 128]
 
 
-def test_stats_engine_nan_inf_and_sparsity_against_numpy():
+@pytest.mark.parametrize("chunk", [None, 1000])  # 1000: the chunked path that huge outputs (> 2**24) take
+def test_stats_engine_nan_inf_and_sparsity_against_numpy(chunk, monkeypatch):
+    if chunk:
+        monkeypatch.setattr("visionbench.dissect.stats._CHUNK", chunk)
     rng = np.random.default_rng(0)
     a = rng.standard_normal(50_000).astype(np.float32)
     a[a < -0.5] = 0.0
     a[:7] = 3e-7
     a[10], a[11], a[12] = np.nan, np.inf, -np.inf
     clean = np.maximum(rng.standard_normal((4, 8, 9)).astype(np.float32), 0) + 1000.0  # var << mean^2
+    relu = np.maximum(rng.standard_normal(20_000), 0).astype(np.float32)
+    relu[:5] = 2e-7
+    offset = (rng.standard_normal(3000) * 1e-3 + 50).astype(np.float32)
+    arrays = (a, clean, relu, offset)
     engine = StatsEngine(torch.device("cpu"))
-    slots = [engine.add(torch.from_numpy(x)) for x in (a, clean)]
+    slots = [engine.add(torch.from_numpy(x)) for x in arrays]
     stats = engine.fetch()
-    for x, slot in zip((a, clean), slots, strict=True):
+    for x, slot in zip(arrays, slots, strict=True):
         s, f = stats[slot], x[np.isfinite(x)].astype(np.float64)
         assert s["min"] == pytest.approx(f.min()) and s["max"] == pytest.approx(f.max())
         assert s["mean"] == pytest.approx(f.mean(), rel=1e-5)

@@ -79,7 +79,7 @@ def dissect(
     drift_sample: Annotated[int, typer.Option("--drift-sample", min=16, help="Elements compared per output.")] = 16384,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip summary.png and components.png.")] = False,
     weights: WeightsOpt = "auto",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     input_size: InputSizeOpt = None,
     seed: SeedOpt = 0,
     trust_remote_code: TrustOpt = False,

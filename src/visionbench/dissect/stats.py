@@ -20,7 +20,7 @@ from visionbench.dissect.records import NEAR_ZERO
 
 # order of the values of one output; counts are exact integers held in float64
 FIELDS = ("numel", "min", "max", "mean", "std", "zeros", "near_zero", "nan", "inf")
-_EXACT_F32 = 1 << 24  # float32 holds integers exactly up to here (sums of signs above it go to float64)
+_CHUNK = 1 << 24  # float32 counts integers exactly up to here: bigger outputs are counted in chunks
 
 
 class StatsEngine:
@@ -60,6 +60,15 @@ class StatsEngine:
             self._scratch = torch.empty(n, dtype=torch.float32)
         return self._scratch[:n]
 
+    def _counts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Non-zeros and |x| > 1e-6 of at most _CHUNK elements: signs into the scratch buffer, then dot."""
+        buf = self._buffer(x.numel())
+        torch.sign(x, out=buf)
+        nonzero = torch.dot(buf, buf)
+        torch.hardshrink(x, NEAR_ZERO, out=buf)
+        buf.sign_()
+        return nonzero, torch.dot(buf, buf)
+
     def _cpu(self, x: torch.Tensor) -> list[float]:
         n = x.numel()
         if n == 0:
@@ -69,33 +78,34 @@ class StatsEngine:
         lo, hi = torch.aminmax(x)
         total = x.sum()
         squares = torch.dot(x, x)
-        buf = self._buffer(n)
-        torch.sign(x, out=buf)
-        nonzero = _count(buf, n)
-        torch.hardshrink(x, NEAR_ZERO, out=buf)
-        buf.sign_()
-        far = _count(buf, n)
-        mn, mx, s, ss, nz, fr = torch.stack([lo, hi, total, squares, nonzero, far]).tolist()
+        if n <= _CHUNK:
+            nonzero, far = self._counts(x)
+            mn, mx, s, ss, nz, fr = torch.stack([lo, hi, total, squares, nonzero, far]).tolist()
+        else:  # counts chunk by chunk: the scratch buffer stays bounded and every count exact
+            mn, mx, s, ss = torch.stack([lo, hi, total, squares]).tolist()
+            nz = fr = 0.0
+            for start in range(0, n, _CHUNK):
+                a, b = torch.stack(self._counts(x[start : start + _CHUNK])).tolist()
+                nz, fr = nz + a, fr + b
+        buf = self._buffer(min(n, _CHUNK))
         if not all(map(math.isfinite, (mn, mx, s, ss, nz, fr))):
             return exact_stats(x).tolist()
         mean = s / n
         var = ss / n - mean * mean
         if var <= 1e-3 * mean * mean:  # cancellation would eat the digits: centre first (rare)
-            torch.sub(x, mean, out=buf)  # corrected two-pass: also removes the rounding error of `mean` itself
-            shift = float(buf.sum(dtype=torch.float64)) / n
-            var = float(torch.dot(buf, buf)) / n - shift * shift
+            shift = squares2 = 0.0  # corrected two-pass: also removes the rounding error of `mean` itself
+            for start in range(0, n, _CHUNK):
+                part = buf[: min(_CHUNK, n - start)]
+                torch.sub(x[start : start + _CHUNK], mean, out=part)
+                shift += float(part.sum(dtype=torch.float64))
+                squares2 += float(torch.dot(part, part))
+            shift /= n
+            var = squares2 / n - shift * shift
             mean += shift
         near = n - fr
         # hardshrink keeps |x| > 1e-6 (its threshold compares in float32); values exactly at the threshold are
         # counted as near zero here, as with numpy's |x| < float32(1e-6) up to that single representable value
         return [float(n), mn, mx, mean, math.sqrt(max(var, 0.0)), float(n - nz), float(near), 0.0, 0.0]
-
-
-def _count(signs: torch.Tensor, n: int) -> torch.Tensor:
-    """Number of non-zero entries of a tensor of -1/0/1 (exact at any size)."""
-    if n < _EXACT_F32:
-        return torch.dot(signs, signs)
-    return signs.abs().sum(dtype=torch.float64)
 
 
 def exact_stats(x: torch.Tensor) -> torch.Tensor:
