@@ -30,6 +30,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+LAST: dict[str, float] = {}  # the last dissection's pass and total seconds
 MODES = {
     "plain": None,
     "all-stats": {"layers": "all", "pictures": False, "summary_plots": False},
@@ -58,6 +59,7 @@ def _run(model, image, mode: str, out: Path) -> float:
             model.forward(batch)
         return time.perf_counter() - start
     result = dissect_model(model, image, out, DissectOptions(**MODES[mode]))
+    LAST["pass"], LAST["total"] = result.seconds, result.total_seconds
     return result.seconds if mode != "conv-png-npy+plots" else result.total_seconds
 
 
@@ -109,7 +111,7 @@ def memory_child(name: str, mode: str) -> None:
     baseline = _rss()
     with tempfile.TemporaryDirectory() as tmp:
         seconds = _run(model, image, mode, Path(tmp))
-    print(json.dumps({"baseline": baseline, "peak": _hwm(), "seconds": seconds, "peak_reset": reset}))
+    print(json.dumps({"baseline": baseline, "peak": _hwm(), "seconds": seconds, "peak_reset": reset, **LAST}))
 
 
 def memory(name: str, mode: str) -> dict[str, float]:
@@ -162,6 +164,10 @@ def main() -> None:
             print(f"  {mode:22s} {m['seconds']:9.1f} {m['seconds'] / rows['plain']['seconds']:8.2f} "
                   f"{m['peak'] / 2**20:9.0f} {m['peak'] / rows['plain']['peak']:8.2f} "
                   f"{(m['peak'] - m['baseline']) / 2**20:10.0f}", flush=True)  # fmt: skip
+            if "pass" in m:
+                ratio = m["pass"] / rows["plain"]["seconds"]
+                print(f"  {'':22s} pass (hooked forward + writer drain) {m['pass']:.1f} s, "
+                      f"{ratio:.2f}x plain; total with plots {m['total']:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
