@@ -7,6 +7,8 @@ at `close`, never swallowed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 import time
@@ -47,6 +49,7 @@ class BackgroundWriter:
         self.close(wait=exc_type is None)
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -72,3 +75,10 @@ class BackgroundWriter:
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+def _lower_priority() -> None:
+    """Linux schedules threads individually: a nicer writer yields the cores to the forward's OpenMP team
+    (whose barriers stall when one of its threads is preempted) and catches up in the gaps and at the end."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
