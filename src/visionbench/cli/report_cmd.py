@@ -32,7 +32,7 @@ RunDirArg = Annotated[Path, typer.Argument(help="A run folder written by `vision
 def profile_cmd(
     model: ModelArg,
     input_size: InputSizeOpt = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     weights: WeightsOpt = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward (copies of bus.jpg).")] = 1,
@@ -44,7 +44,8 @@ def profile_cmd(
     """Measure where one forward's time, FLOPs and parameters go, component by component.
 
     Each component's root modules get pre/post forward hooks that synchronise the device; time outside
-    every component is 'other (glue)', so the rows add up to the measured total. Medians over --runs.
+    every component is 'other (glue)', so the rows add up to the measured total. The plain forward's time is the
+    median over --runs; the breakdown is averaged over the middle half of the runs (see docs/report.md).
     """
     from visionbench.measure.profile import profile
 
