@@ -234,3 +234,20 @@ def test_html_renders_in_headless_chromium(run_dir, tmp_path):
     assert int(body["tables"]) == len(page.tables) >= 8
     if os.environ.get("VISIONBENCH_UPDATE_SCREENSHOT"):  # regenerate docs/report-screenshot.png
         shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_a_run_where_every_model_failed_still_renders(tmp_path):
+    from visionbench.measure.environment import capture_environment
+    from visionbench.results import ModelResult, RunResult, now_iso, save_run
+
+    run = RunResult(run_id="failed-run", started_at=now_iso(), config=BenchConfig(models=["a", "b"]),
+                    environment=capture_environment("cpu", 0), status="interrupted",
+                    models=[ModelResult(name="a", status="oom", error="out of memory at batch 1"),
+                            ModelResult(name="b", status="timeout", error="exceeded --timeout 5 s")])  # fmt: skip
+    save_run(run, tmp_path)
+    files = build_report(tmp_path)
+    text = files.markdown.read_text()
+    rows = {r[0]: r for r in table_with(text, "reason")[1:]}
+    assert rows["a"][1:] == ["oom", "out of memory at batch 1"] and rows["b"][1] == "timeout"
+    assert "No model was measured successfully" in text
+    assert "exceeded --timeout 5 s" in files.html.read_text()
