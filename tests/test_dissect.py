@@ -175,3 +175,16 @@ def test_depthpro_tiny_patches_and_blocks(tmp_path, bus):
         assert (result.folder / b["figure"]).exists()
     with pytest.raises(BadInputError, match="blocks 7"):
         dissect_model(model, None, tmp_path, DissectOptions(blocks=[7]))
+
+
+def test_writer_runs_every_job_and_reports_a_failure(tmp_path):
+    from visionbench.dissect.writer import BackgroundWriter
+
+    with BackgroundWriter(max_queue=2) as writer:
+        for i in range(20):
+            writer.put((tmp_path / f"{i}.txt").write_text, str(i))
+    assert sorted(int(p.stem) for p in tmp_path.glob("*.txt")) == list(range(20))
+    writer = BackgroundWriter(max_queue=2)
+    writer.put((tmp_path / "missing" / "x.txt").write_text, "x")
+    with pytest.raises(FileNotFoundError):
+        writer.close()
