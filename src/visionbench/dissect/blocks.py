@@ -114,7 +114,8 @@ class BlockCapture:
 def pca_rgb(maps: torch.Tensor) -> np.ndarray:
     """[D, rows, cols] -> uint8 [rows, cols, 3]: the first 3 principal components of the tokens."""
     d, rows, cols = maps.shape
-    x = maps.reshape(d, rows * cols).T.double()  # [N, D]
+    x = maps.reshape(d, rows * cols).T  # [N, D]
+    x = (x.cpu() if x.device.type == "mps" else x).double()  # MPS has no float64
     x = x - x.mean(dim=0, keepdim=True)
     if x.shape[0] <= x.shape[1]:
         vals, vecs = torch.linalg.eigh(x @ x.T)  # Gram [N, N]: projections are eigenvectors * sqrt(eigenvalues)

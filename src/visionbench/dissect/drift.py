@@ -92,7 +92,7 @@ def compare_precision(
         out_low = model.forward(low_batch)
     dmax = torch.finfo(dtype).max
     rows = []
-    fetched = torch.stack([p for p in pending if p is not None]).double().cpu().tolist() if any(
+    fetched = torch.stack([p for p in pending if p is not None]).cpu().double().tolist() if any(
         p is not None for p in pending) else []  # fmt: skip
     it = iter(fetched)
     for i, p in enumerate(pending):
