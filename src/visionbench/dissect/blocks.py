@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from visionbench.dissect.hooks import flatten
-from visionbench.dissect.pictures import font, normalise
+from visionbench.dissect.pictures import font, normalise, save_png
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout, patch_labels, tokens_to_grid, whole_image_patch
 from visionbench.dissect.writer import BackgroundWriter
@@ -100,7 +100,7 @@ class BlockCapture:
             path = None
             if any("pca" in r for r in rows):
                 path = f"blocks_{re.sub(r'[^A-Za-z0-9_-]', '_', prefix)}.png"
-                comparison_figure(rows, prefix).save(self.folder / path, compress_level=1)
+                save_png(comparison_figure(rows, prefix), self.folder / path)
             for r in rows:
                 s = stats[r["slot"]]
                 out.append({

@@ -63,7 +63,8 @@ def dissect_model(
         torch.cuda.synchronize(model.device)
         torch.cuda.reset_peak_memory_stats(model.device)
     pass_start = time.perf_counter()
-    writer = BackgroundWriter(options.queue_size) if (options.pictures or blocks) else None
+    wants_writer = options.pictures or blocks
+    writer = BackgroundWriter(options.queue_size, max_bytes=options.queue_mib << 20) if wants_writer else None
     recorder = Recorder(
         engine=engine, writer=writer if options.pictures else None, folder=folder, options=options, layout=layout,
         components=model.components(), images=batch.batch_size, observer=reference.observe if reference else None,

@@ -155,7 +155,8 @@ class Recorder:
             title = f"#{record['index']} {name}{label} {record['type']} {record['shape']} {what}ch 0-{k_png - 1} of {c}"
             if labels:
                 title += f" ({labels[shown]})"
-            writer.put(write_maps, arr[shown], arr[:, :k_npy] if k_npy else None, png, npy, title, k_png)
+            npy_part = arr[:, :k_npy] if k_npy else None
+            writer.put(write_maps, arr[shown], npy_part, png, npy, title, k_png, opts.png_level, nbytes=arr.nbytes)
             record["picture"] = f"maps/{stem}.png" if png else None
             record["npy"] = f"npy/{stem}.npy" if npy else None
         if labels:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+import struct
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from PIL import Image, ImageDraw, ImageFont
 MIN_TILE, MAX_TILE, GAP, TITLE_PX = 32, 192, 2, 18
 BACKGROUND = 40
 BAD_RGB = (220, 40, 40)
+# zlib level of the per-layer grids. 0 (stored): feature maps are noisy, level 1 compresses them only ~3x at
+# ~1 ms per grid, which alone is ~90 ms for yolo11n's 88 conv layers (a whole forward); the NPYs are bigger anyway
+PNG_LEVEL = 0
 
 
 @lru_cache(maxsize=4)
@@ -104,18 +109,38 @@ def channel_grid(maps: np.ndarray, title: str) -> Image.Image:
     return grid(tiles, bad, None, title=title)
 
 
-def save_png(image: Image.Image, path: Path) -> None:
-    """Fast PNG: zlib level 1 (feature maps compress well anyway)."""
-    image.save(path, format="PNG", compress_level=1)
+def png_bytes(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
+    """uint8 [H, W] (grey) or [H, W, 3] (RGB) -> PNG: no row filter, one zlib stream.
+
+    2x faster than Pillow's encoder (which tries filters row by row) and zlib releases the GIL, so the two
+    writer threads really run in parallel; files are about as small as Pillow's at the same level."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    h, w = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    raw = np.zeros((h, 1 + w * channels), np.uint8)  # first byte of each row: filter type 0 (none)
+    raw[:, 1:] = pixels.reshape(h, w * channels)
+    header = struct.pack(">IIBBBBB", w, h, 8, 0 if channels == 1 else 2, 0, 0, 0)
+    return b"".join((b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header), _chunk(b"IDAT", zlib.compress(raw, level)),
+                     _chunk(b"IEND", b"")))  # fmt: skip
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def save_png(image: Image.Image, path: Path, level: int = PNG_LEVEL) -> None:
+    """Grey or RGB image -> PNG file through `png_bytes`."""
+    image = image if image.mode in {"L", "RGB"} else image.convert("RGB")
+    Path(path).write_bytes(png_bytes(np.asarray(image), level))
 
 
 def write_maps(maps: np.ndarray, npy: np.ndarray | None, png_path: Path | None, npy_path: Path | None,
-               title: str, channels: int) -> None:  # fmt: skip
+               title: str, channels: int, level: int = PNG_LEVEL) -> None:  # fmt: skip
     """Writer job: one layer's channel grid and/or NPY (`maps` [C, H, W] of image 0, `npy` [B, k, H, W])."""
     if npy is not None and npy_path is not None:
         np.save(npy_path, npy)
     if png_path is not None and channels > 0:
-        save_png(channel_grid(maps[:channels], title), png_path)
+        save_png(channel_grid(maps[:channels], title), png_path, level)
 
 
 def write_patches(norms: np.ndarray, labels: list[str], path: Path, title: str) -> None:
@@ -131,4 +156,4 @@ def write_patches(norms: np.ndarray, labels: list[str], path: Path, title: str) 
     labels = [re.sub(r"^scale (\S+) \(\d+x\d+\) #(\d+)$", r"x\1 #\2", label) for label in labels]
     tiles = fit_tile(tiles)
     cols = 5 if len(tiles) >= 25 else None
-    grid(tiles, None if bad is None else fit_tile(bad), labels, cols=cols, title=title).save(path, compress_level=1)
+    save_png(grid(tiles, None if bad is None else fit_tile(bad), labels, cols=cols, title=title), path)

@@ -30,6 +30,9 @@ class DissectOptions(BaseModel):
     npy_channels: int | Literal["all"] = Field(
         default=8, description="Channels saved as NPY per 4-D (or token-grid) output; 'all' saves the whole output."
     )
+    png_level: int = Field(
+        default=0, ge=0, le=9, description="zlib level of the channel grids (0: stored, fastest; 1-9: smaller files)."
+    )
     pictures: bool = Field(default=True, description="Write PNG grids and NPY arrays (False: statistics only).")
     summary_plots: bool = Field(default=True, description="Draw summary.png and components.png after the pass.")
     blocks: list[int] | None = Field(
@@ -41,7 +44,8 @@ class DissectOptions(BaseModel):
     drift_sample: int = Field(default=16384, ge=16, description="Elements compared element-wise per output (drift).")
     input_label: str | None = Field(default=None, description="How layers.json names the input (e.g. the image path).")
     seed: int = Field(default=0, description="Seed of the random input (no image) and of the drift sample indices.")
-    queue_size: int = Field(default=4, ge=1, description="Picture jobs waiting for the writer thread at most.")
+    queue_size: int = Field(default=64, ge=1, description="Picture jobs waiting for the writer threads at most.")
+    queue_mib: int = Field(default=256, ge=1, description="Host copies waiting for the writer threads at most (MiB).")
     progress: Callable[[int, str], None] | None = Field(
         default=None, exclude=True, description="Called after each recorded layer call with (calls so far, name)."
     )

@@ -1,7 +1,12 @@
 """Background threads that write pictures and arrays while the forward pass goes on.
 
-The queue is bounded: when the disk (or PNG encoding) is slower than the model, the pass waits instead of
-piling host copies up in memory. An error in the writer is re-raised in the caller at the next `put` or
+The writers start once half of the queue's budget is used (host copies waiting: 256 MiB and 64 jobs by
+default), or when the pass ends: on a CPU the forward's OpenMP threads then keep both cores (a writer
+thread that holds the GIL while preempted would stall the hooks), small models get their files written
+right after the pass on both cores, and big models write while the pass goes on. When the disk (or PNG
+encoding) falls behind, the pass waits instead of piling host copies up in memory.
+
+An error in the writer is re-raised in the caller at the next `put` or
 at `close`, never swallowed.
 """
 
@@ -21,8 +26,11 @@ _STOP = object()
 class BackgroundWriter:
     """Runs submitted jobs on background threads (each job writes its own files, so order does not matter)."""
 
-    def __init__(self, max_queue: int = 4, threads: int | None = None) -> None:
+    def __init__(self, max_queue: int = 64, threads: int | None = None, max_bytes: int = 256 << 20) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._budget = threading.Condition()
+        self._go = threading.Event()  # set once half the byte budget is queued, or at close
+        self.max_bytes, self.pending_bytes, self.peak_pending_bytes = max_bytes, 0, 0
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self.busy_seconds = 0.0  # time spent running jobs (encoding, writing), all threads together
@@ -36,14 +44,22 @@ class BackgroundWriter:
         for t in self._threads:
             t.start()
 
-    def put(self, job: Callable[..., Any], *args: Any) -> None:
+    def put(self, job: Callable[..., Any], *args: Any, nbytes: int = 0) -> None:
+        """Queue `job(*args)`; waits while the queued jobs already hold `max_bytes` of host copies."""
         self._raise_if_failed()
-        self._queue.put((job, args))
+        with self._budget:
+            self._budget.wait_for(lambda: self.pending_bytes == 0 or self.pending_bytes + nbytes <= self.max_bytes)
+            self.pending_bytes += nbytes
+            self.peak_pending_bytes = max(self.peak_pending_bytes, self.pending_bytes)
+            if self.pending_bytes > self.max_bytes // 2 or self._queue.qsize() >= self._queue.maxsize // 2:
+                self._go.set()
+        self._queue.put((job, args, nbytes))
 
     def close(self, wait: bool = True) -> None:
         """Finish queued jobs (wait=True) or drop them (after an error), then stop the thread."""
         if not wait:
             self._drain()
+        self._go.set()
         for _ in self._threads:
             self._queue.put(_STOP)
         for t in self._threads:
@@ -59,18 +75,25 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         _lower_priority()
+        self._go.wait()
         while True:
             item = self._queue.get()
             if item is _STOP:
                 return
             if self._error is not None:
-                continue  # keep draining so `put` never blocks forever
-            job, args = item
+                with self._budget:  # keep draining so `put` never blocks forever
+                    self.pending_bytes -= item[2]
+                    self._budget.notify_all()
+                continue
+            job, args, nbytes = item
             start = time.perf_counter()
             try:
                 job(*args)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 self._error = exc
+            with self._budget:
+                self.pending_bytes -= nbytes
+                self._budget.notify_all()
             with self._lock:
                 self.busy_seconds += time.perf_counter() - start
                 self.jobs += 1
@@ -78,9 +101,13 @@ class BackgroundWriter:
     def _drain(self) -> None:
         while True:
             try:
-                self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 return
+            if item is not _STOP:
+                with self._budget:
+                    self.pending_bytes -= item[2]
+                    self._budget.notify_all()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
