@@ -24,7 +24,7 @@ PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
 def _log_labels(values: Sequence[float]) -> FuncFormatter:
     """Plain numbers on a log axis: every tick within about a decade, else only 1, 2 and 5 of each decade."""
     pos = [v for v in values if v > 0]
-    narrow = not pos or max(pos) / min(pos) < 30
+    narrow = not pos or max(pos) / min(pos) < 8
     return FuncFormatter(lambda v, _p: f"{v:g}" if narrow or f"{v:g}".lstrip("0.")[:1] in "125" else "")
 
 
