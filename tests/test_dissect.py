@@ -188,3 +188,14 @@ def test_writer_runs_every_job_and_reports_a_failure(tmp_path):
     writer.put((tmp_path / "missing" / "x.txt").write_text, "x")
     with pytest.raises(FileNotFoundError):
         writer.close()
+
+
+def test_writer_byte_budget_never_deadlocks(tmp_path):
+    from visionbench.dissect.writer import BackgroundWriter
+
+    writer = BackgroundWriter(max_queue=64, max_bytes=100)
+    for i in range(6):  # each job alone is above half the budget, two never fit together
+        writer.put((tmp_path / f"{i}.txt").write_text, "x", nbytes=80)
+        assert writer.pending_bytes <= 100
+    writer.close()
+    assert len(list(tmp_path.glob("*.txt"))) == 6 and writer.peak_pending_bytes == 80

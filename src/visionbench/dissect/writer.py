@@ -48,7 +48,10 @@ class BackgroundWriter:
         """Queue `job(*args)`; waits while the queued jobs already hold `max_bytes` of host copies."""
         self._raise_if_failed()
         with self._budget:
-            self._budget.wait_for(lambda: self.pending_bytes == 0 or self.pending_bytes + nbytes <= self.max_bytes)
+            fits = lambda: self.pending_bytes == 0 or self.pending_bytes + nbytes <= self.max_bytes  # noqa: E731
+            if not fits():
+                self._go.set()  # the writers must be running before anyone waits for them
+            self._budget.wait_for(fits)
             self.pending_bytes += nbytes
             self.peak_pending_bytes = max(self.peak_pending_bytes, self.pending_bytes)
             if self.pending_bytes > self.max_bytes // 2 or self._queue.qsize() >= self._queue.maxsize // 2:
