@@ -217,6 +217,9 @@ class Environment(BaseModel):
     )
     seed: int = Field(description="Seed for random weights and inputs.")
     weights_modes: dict[str, str] = Field(default_factory=dict, description="Model -> pretrained | random.")
+    flush_denormal: bool = Field(
+        default=True, description="Workers flush denormal floats to zero on CPU (torch.set_flush_denormal)."
+    )
     load_average: list[float] | None = Field(
         default=None, description="1/5/15-minute load average at the start: contention."
     )

@@ -175,20 +175,38 @@ def _execute(config: BenchConfig, out: Path, resume: Path | None, as_json: bool)
             run, run_dir = run_suite(config, out, resume=resume, observer=observer, command=cmd)
     except KeyboardInterrupt:
         if observer.run_dir is not None:
+            _final_report(observer.run_dir)
             err_console.print(f"[yellow]interrupted:[/] finished models are in {observer.run_dir}; "
                               f"continue with --resume {observer.run_dir}")  # fmt: skip
         raise
+    _final_report(run_dir)
     wall = time.perf_counter() - start
     if as_json:
         print_json(run.model_dump(mode="json"))
     else:
         console.print(results_table(run))
-        console.print(f"run folder: [bold]{run_dir}[/] (report.md, summary.csv, run.json) in {wall:,.0f} s")
+        console.print(
+            f"run folder: [bold]{run_dir}[/] (report.md, report.html, summary.csv, run.json) in {wall:,.0f} s"
+        )
     failed = [m for m in run.models if m.status != "ok"]
     if failed:
         for m in failed:
             err_console.print(f"[red]{m.name}: {m.status}[/]: {m.error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _final_report(run_dir: Path) -> None:
+    """The full report (markdown + self-contained HTML with charts) from the run folder's files.
+
+    A report failure never costs the measurements: run.json and the per-model files are already written.
+    """
+    from visionbench.report.full import build_report
+
+    try:
+        build_report(run_dir)
+    except Exception as exc:  # noqa: BLE001
+        err_console.print(f"[yellow]warning:[/] report.html could not be built ({exc}); "
+                          f"run.json is intact: retry with `visionbench report {run_dir}`")  # fmt: skip
 
 
 def results_table(run: RunResult) -> Table:

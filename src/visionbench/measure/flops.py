@@ -53,3 +53,24 @@ def shapes_of(value: Any) -> list[list[int]]:
     if isinstance(value, (list, tuple)):
         return [s for v in value for s in shapes_of(v)]
     return []
+
+
+def meta_flops(name: str, batch: Batch, input_size: int, **overrides: Any) -> int | None:
+    """FLOPs of one forward at `batch`'s exact input shapes, counted on a `meta` copy of the model.
+
+    No compute and no weights, so measuring FLOPs never takes a forward away from warmup or costs one
+    more full-size forward. None when the model cannot be built on meta (e.g. a pickled checkpoint).
+    """
+    from torch.fx.experimental import _config as fx_config
+
+    from visionbench.models.base import Batch as _Batch
+    from visionbench.models.registry import create_model
+
+    try:
+        meta = create_model(name, device="meta", weights="random", input_size=input_size, **overrides)
+        inputs = {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in batch.inputs.items()}
+        with fx_config.patch(meta_nonzero_assume_all_nonzero=True), flop_counter() as counter, torch.inference_mode():
+            meta.forward(_Batch(inputs, batch.sizes, batch.extras))
+    except Exception:  # noqa: BLE001 - the caller falls back to counting on the real model
+        return None
+    return int(counter.get_total_flops()) or None
