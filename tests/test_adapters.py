@@ -30,7 +30,8 @@ def test_depthpro_metric_depth_fov_and_focal_at_input_resolution(depthpro_tiny, 
 def test_depthpro_tiny_keeps_the_35_patch_tiling(depthpro_tiny):
     layout = depthpro_tiny.token_layout()
     assert len(layout["patch_scales"]) == 35
-    assert layout["patch_scales"][0].startswith("scale 0.25")
+    # batch-axis order, as transformers stacks them: 25 patches at full scale first, the 0.25x one last
+    assert layout["patch_scales"][0].startswith("scale 1 ") and layout["patch_scales"][-1].startswith("scale 0.25")
     assert sum(s.startswith("scale 1 ") for s in layout["patch_scales"]) == 25
     seen = {}
     hook = depthpro_tiny.module.depth_pro.encoder.patch_encoder.register_forward_hook(
