@@ -1,6 +1,6 @@
 """Regenerate docs/cli.md from the CLI's own --help output, so the reference never drifts from the code.
 
-    .venv/bin/python scripts/gen_cli_docs.py
+.venv/bin/python scripts/gen_cli_docs.py
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ COMMANDS = ["models", "trace", "bench", "run", "dissect", "depth", "eval", "prof
 
 def help_text(*args: str) -> str:
     env = {**os.environ, "COLUMNS": "110", "NO_COLOR": "1", "TERM": "dumb", "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "visionbench", *args, "--help"], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "visionbench", *args, "--help"], capture_output=True, text=True, env=env
+    )
     return out.stdout.rstrip()
 
 
