@@ -33,16 +33,16 @@ def test_depthpro_tiny_keeps_the_35_patch_tiling(depthpro_tiny):
     # batch-axis order, as transformers stacks them: 25 patches at full scale first, the 0.25x one last
     assert layout["patch_scales"][0].startswith("scale 1 ") and layout["patch_scales"][-1].startswith("scale 0.25")
     assert sum(s.startswith("scale 1 ") for s in layout["patch_scales"]) == 25
-    seen = {}
-    hook = depthpro_tiny.module.depth_pro.encoder.patch_encoder.register_forward_hook(
-        lambda m, i, o: seen.setdefault("out", o)
-    )
+    shapes = []
+    embed = depthpro_tiny.module.depth_pro.encoder.patch_encoder.model.embeddings.patch_embeddings
+    hook = embed.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
     try:
         with torch.inference_mode():
             depthpro_tiny.forward(depthpro_tiny.example_batch(1))
     finally:
         hook.remove()
-    assert seen
+    # one image becomes 35 patches on the patch encoder's batch axis, one label each
+    assert [s[0] for s in shapes] == [len(layout["patch_scales"])]
 
 
 def test_depth_anything_relative_inverse_depth_on_mixed_sizes(bus, zidane, device):

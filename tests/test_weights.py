@@ -20,7 +20,7 @@ def _same_outputs(a, b, image) -> bool:
     return torch.allclose(out_a.predicted_depth, out_b.predicted_depth)
 
 
-def test_auto_falls_back_to_random_and_says_so(caplog):
+def test_auto_falls_back_to_random_and_says_so():
     model = vb.create_model("depth-anything-v2-small", weights="auto")
     assert model.weights.mode == "random"
     assert "RANDOM" in model.weights.warning and "depth-anything-v2-small" in model.weights.warning

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -55,22 +57,32 @@ def shapes_of(value: Any) -> list[list[int]]:
     return []
 
 
+@contextmanager
+def counting_on_meta() -> Iterator[FlopCounterMode]:
+    """A FLOP counter for a forward on `meta` tensors, inference mode on.
+
+    Boolean-mask indexing (SAM's prompt encoder) needs nonzero(), which torch refuses on meta unless
+    told to assume every element is nonzero: shapes are all a meta pass yields anyway.
+    """
+    from torch.fx.experimental import _config as fx_config
+
+    with fx_config.patch(meta_nonzero_assume_all_nonzero=True), flop_counter() as counter, torch.inference_mode():
+        yield counter
+
+
 def meta_flops(name: str, batch: Batch, input_size: int, **overrides: Any) -> int | None:
     """FLOPs of one forward at `batch`'s exact input shapes, counted on a `meta` copy of the model.
 
     No compute and no weights, so measuring FLOPs never takes a forward away from warmup or costs one
     more full-size forward. None when the model cannot be built on meta (e.g. a pickled checkpoint).
     """
-    from torch.fx.experimental import _config as fx_config
-
-    from visionbench.models.base import Batch as _Batch
     from visionbench.models.registry import create_model
 
     try:
         meta = create_model(name, device="meta", weights="random", input_size=input_size, **overrides)
         inputs = {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in batch.inputs.items()}
-        with fx_config.patch(meta_nonzero_assume_all_nonzero=True), flop_counter() as counter, torch.inference_mode():
-            meta.forward(_Batch(inputs, batch.sizes, batch.extras))
+        with counting_on_meta() as counter:
+            meta.forward(Batch(inputs, batch.sizes, batch.extras))
     except Exception:  # noqa: BLE001 - the caller falls back to counting on the real model
         return None
     return int(counter.get_total_flops()) or None

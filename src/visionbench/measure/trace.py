@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from visionbench.measure.flops import component_flops, flops_by_module, shapes_of
+from visionbench.measure.flops import component_flops, counting_on_meta, flops_by_module, shapes_of
 from visionbench.models.registry import create_model
 
 
@@ -39,9 +39,6 @@ class TraceResult(BaseModel):
 
 def trace(name: str, input_size: int | None = None, batch_size: int = 1, **overrides: Any) -> TraceResult:
     """Build `name` on meta, run one forward under FlopCounterMode with hooks on every leaf module."""
-    from torch.fx.experimental import _config as fx_config
-    from torch.utils.flop_counter import FlopCounterMode
-
     start = time.perf_counter()
     model = create_model(name, device="meta", weights="random", input_size=input_size, **overrides)
     batch = model.example_batch(batch_size, device="meta")
@@ -61,12 +58,7 @@ def trace(name: str, input_size: int | None = None, batch_size: int = 1, **overr
 
     handles = [m.register_forward_hook(hook) for m in model.module.modules() if not list(m.children())]
     try:
-        # Boolean-mask indexing (SAM's prompt encoder) needs nonzero(); on meta it is shape-only anyway.
-        with (
-            fx_config.patch(meta_nonzero_assume_all_nonzero=True),
-            FlopCounterMode(display=False) as counter,
-            torch.inference_mode(),
-        ):
+        with counting_on_meta() as counter:
             output = model.forward(batch)
     finally:
         for h in handles:

@@ -49,7 +49,7 @@ class HFDepthModel(VisionModel):
         return Batch({"pixel_values": pixels}, [(s, s)] * batch_size)
 
 
-def _hf_folder(target: str, spec: BuildSpec) -> Path:
+def _hf_folder(target: str) -> Path:
     local = Path(target).expanduser()
     if local.is_dir():
         if not (local / "config.json").exists():
@@ -80,7 +80,7 @@ def build_hf(spec: BuildSpec) -> VisionModel:
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
 
     assert spec.target is not None
-    folder = _hf_folder(spec.target, spec)
+    folder = _hf_folder(spec.target)
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
     metric = getattr(config, "depth_estimation_type", "relative") == "metric" or config.model_type == "depth_pro"
     card = spec.card.model_copy(
