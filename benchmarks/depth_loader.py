@@ -8,6 +8,9 @@ Makes a folder of N JPEGs (crops of the two photos that ship with ultralytics), 
                 in a background thread (visionbench.depth.loader) -> forward in the main thread
   (the two alternate chunk by chunk (--rounds chunks), so drift in the machine's load hits both alike)
   full `depth`  the whole pipeline with postprocessing and every file written, once (for information)
+  loader cost   decode and preprocessing of a sample, one thread, no model running: the CPU time the loader
+                must take from the forward per image, and the best ratio any loader could reach when the
+                forward keeps every core busy: forward / (forward + loader cost / cores)
 Goal: loader images/s >= 0.9 x model alone. Random weights: speed does not depend on their values.
 """
 
@@ -71,6 +74,22 @@ def with_loader(model: VisionModel, paths: list[Path], batch_size: int, workers:
     return n / (time.perf_counter() - t)
 
 
+def loader_cost_ms(model: VisionModel, paths: list[Path], batch_size: int) -> tuple[float, float]:
+    """(decode, preprocess) milliseconds per image, serial on one torch thread: the loader's own CPU work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t = time.perf_counter()
+        images = [load_image(p) for p in paths]
+        decode = (time.perf_counter() - t) / len(paths)
+        t = time.perf_counter()
+        for i in range(0, len(images), batch_size):
+            model.preprocess(images[i : i + batch_size])
+        return decode * 1e3, (time.perf_counter() - t) / len(paths) * 1e3
+    finally:
+        torch.set_num_threads(threads)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=200)
@@ -105,6 +124,7 @@ def main() -> int:
         for r in range(0, len(paths), chunk):
             alone.append(model_alone(model, pre[r // args.batch_size : r // args.batch_size + per_batch]))
             loader.append(with_loader(model, paths[r : r + chunk], args.batch_size, args.workers))
+        decode_ms, prep_ms = loader_cost_ms(model, paths[:40], args.batch_size)
         opts = DepthOptions(out=Path(tmp) / "out", batch_size=args.batch_size, workers=args.workers)
         full = run_depth([folder], opts, show_progress=False, model=model).images_per_s
 
@@ -122,6 +142,13 @@ def main() -> int:
         med = statistics.median(values)
         spread = " ".join(f"{v:.1f}" for v in values)
         print(f"{name:<50}{med:>18.2f}{spread:>34}{med / med_alone:>9.2f}x")
+    forward_ms, cores = 1e3 / med_alone, os.cpu_count() or 1
+    best = forward_ms / (forward_ms + (decode_ms + prep_ms) / cores)
+    print(
+        f"loader cost per image, one thread: decode {decode_ms:.2f} ms + preprocess {prep_ms:.2f} ms; forward "
+        f"{forward_ms:.2f} ms per image on {torch.get_num_threads()} threads; best any loader can reach on "
+        f"{cores} cores kept busy by the forward: {best:.2f}"
+    )
     per_round = " ".join(f"{b / a:.2f}" for a, b in zip(alone, loader, strict=True))
     verdict = "PASS" if ratio >= 0.9 else "FAIL"
     print(f"loader / model alone = {ratio:.2f} (median of per-chunk ratios {per_round}; goal >= 0.90): {verdict}")
