@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from visionbench.measure.allocator import tune_malloc  # noqa: E402
+
+tune_malloc()  # as the `depth` command runs (cli callback): both paths measured with the same allocator
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402

@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from visionbench.measure.allocator import tune_malloc  # noqa: E402
+
+tune_malloc()  # as the `dissect` command runs (cli callback), in this process and in every child
 
 LAST: dict[str, float] = {}  # the last dissection's pass and total seconds
 MODES = {

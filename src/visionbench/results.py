@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from visionbench.bench.options import BenchConfig
 from visionbench.errors import BadInputError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 RUN_FILE = "run.json"
 MODEL_FILE = "result.json"
 
@@ -219,6 +219,12 @@ class Environment(BaseModel):
     weights_modes: dict[str, str] = Field(default_factory=dict, description="Model -> pretrained | random.")
     flush_denormal: bool = Field(
         default=True, description="Workers flush denormal floats to zero on CPU (torch.set_flush_denormal)."
+    )
+    malloc: str = Field(
+        default="system default",
+        description="C allocator setting of the workers: glibc mmap/trim thresholds raised so freed activations "
+        "stay mapped (measure/allocator.py; VISIONBENCH_MALLOC_TUNING=0 turns it off), or the system default. "
+        "Added in 1.1.",
     )
     load_average: list[float] | None = Field(
         default=None, description="1/5/15-minute load average at the start: contention."

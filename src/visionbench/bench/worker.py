@@ -24,6 +24,7 @@ from visionbench.bench.events import EventSink
 from visionbench.bench.options import BenchConfig
 from visionbench.errors import VisionbenchError
 from visionbench.images import load_image
+from visionbench.measure.allocator import tune_malloc
 from visionbench.measure.memory import MemoryTracker
 from visionbench.measure.timing import PhaseClock, RepeatPolicy, latency_stats, synchronize, time_calls
 from visionbench.results import MODEL_FILE, BatchResult, ModelResult, WeightsRecord, now_iso, save_model_result
@@ -60,6 +61,7 @@ def bench_model(
         # Denormal floats (tiny activations deep in random-weight nets) run 100x slower on x86 CPUs;
         # flush them to zero, as inference runtimes do, so timings reflect the architecture.
         torch.set_flush_denormal(True)
+        tune_malloc()  # keep freed activations mapped: no page faults re-paid every call (measure/allocator.py)
         result.threads = torch.get_num_threads()
         _measure(name, config, images, result, out_dir, events)
     except KeyboardInterrupt:

@@ -22,6 +22,9 @@ def _root(
 ) -> None:
     if debug:
         os.environ["VISIONBENCH_DEBUG"] = "1"
+    from visionbench.measure.allocator import tune_malloc
+
+    tune_malloc()  # dissect, depth, profile and trace run models in this process: same policy as bench workers
 
 
 # Each module adds its commands to `app` on import, in the order `--help` lists them.

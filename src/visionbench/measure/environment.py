@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import torch
 
+from visionbench.measure.allocator import tune_malloc
 from visionbench.results import Environment, GpuInfo
 
 LIBRARIES = ("torch", "torchvision", "transformers", "ultralytics", "visionbench", "numpy", "pillow", "pydantic")
@@ -95,6 +96,7 @@ def capture_environment(device: str = "cpu", seed: int = 0, weights_modes: dict[
         seed=seed,
         weights_modes=dict(weights_modes or {}),
         load_average=load,
+        malloc=tune_malloc() or "system default",  # what every worker applies (same code, same switch)
     )
 
 
