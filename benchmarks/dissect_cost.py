@@ -4,6 +4,9 @@ Goals (issue 5), on CPU for yolo11n (640 px) and depth-anything-v2-small (518 px
   * every leaf layer, statistics only          <= 1.3x one plain forward's time
   * default conv selection with PNG + NPY      <= 2.0x
   * peak memory of the dissection              <= 1.3x a plain forward's peak
+`floor`: every leaf hooked with only aminmax, sum and dot (sum of squares): the least any statistics built
+from torch's CPU kernels can cost (no counts, no bookkeeping); when it alone passes 1.3x, only a fused
+hand-written kernel could meet the goal.
 Time: median of interleaved repeats after warm-up, all in this process; the dissection's figure is its
 `seconds` (the hooked forward plus waiting for the writer thread to finish every file; the summary plots,
 fixed-cost matplotlib figures drawn once after the pass, are reported apart as `+plots`).
@@ -36,6 +39,7 @@ tune_malloc()  # as the `dissect` command runs (cli callback), in this process a
 LAST: dict[str, float] = {}  # the last dissection's pass and total seconds
 MODES = {
     "plain": None,
+    "floor": None,
     "all-stats": {"layers": "all", "pictures": False, "summary_plots": False},
     "conv-png-npy": {"summary_plots": False},
     "conv-png-npy+plots": {},
@@ -55,6 +59,8 @@ def _run(model, image, mode: str, out: Path) -> float:
 
     from visionbench.dissect import DissectOptions, dissect_model
 
+    if mode == "floor":
+        return _floor(model, image)
     if MODES[mode] is None:
         batch = model.preprocess([image])
         start = time.perf_counter()
@@ -64,6 +70,31 @@ def _run(model, image, mode: str, out: Path) -> float:
     result = dissect_model(model, image, out, DissectOptions(**MODES[mode]))
     LAST["pass"], LAST["total"] = result.seconds, result.total_seconds
     return result.seconds if mode != "conv-png-npy+plots" else result.total_seconds
+
+
+def _floor(model, image) -> float:
+    """A forward whose hooks on every leaf run only aminmax, sum and dot (sum of squares) of each tensor output:
+    the fewest single-pass torch kernels that give min, max, mean and std, with no counts and no bookkeeping.
+    What no implementation built from torch's CPU kernels can go below."""
+    import torch
+
+    from visionbench.dissect.select import select_layers
+
+    def hook(_m, _i, out) -> None:
+        if isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
+            x = out.reshape(-1)
+            torch.aminmax(x), x.sum(), torch.dot(x, x)
+
+    handles = [m.register_forward_hook(hook) for _, m in select_layers(model.module, "all", None)]
+    batch = model.preprocess([image])
+    try:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            model.forward(batch)
+        return time.perf_counter() - start
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def timing(name: str, repeats: int) -> dict[str, float]:
@@ -144,6 +175,7 @@ def main() -> None:
         print(f"  {'mode':22s} {'seconds':>9s} {'x plain':>8s}  goal")
         for mode, goal in [
             ("plain", ""),
+            ("floor", "(min/max/sum/sum of squares only)"),
             ("all-stats", "<= 1.3"),
             ("conv-png-npy", "<= 2.0"),
             ("conv-png-npy+plots", ""),
