@@ -146,6 +146,7 @@ def environment_differences(a: RunResult, b: RunResult) -> list[str]:
         "torch threads": (ea.torch_threads, eb.torch_threads), "dtype": (a.config.dtype, b.config.dtype),
         "weights": (a.config.weights, b.config.weights), "compile": (a.config.compile, b.config.compile),
         "input size": (a.config.input_size, b.config.input_size), "git revision": (ea.git_revision, eb.git_revision),
+        "malloc": (ea.malloc, eb.malloc),
     }  # fmt: skip
     for lib in sorted(set(ea.versions) | set(eb.versions)):
         pairs[lib] = (ea.versions.get(lib), eb.versions.get(lib))

@@ -97,6 +97,7 @@ def method_blocks(view: RunView) -> list[Block]:
         ["Versions", ", ".join(f"{k} {v}" for k, v in e.versions.items() if v)],
         ["visionbench revision", e.git_revision or "not a git checkout"], ["Seed", str(e.seed)],
         ["Load average at start", " / ".join(f"{x:.2f}" for x in e.load_average) if e.load_average else "-"],
+        ["Worker settings", f"denormals flushed to zero: {'yes' if e.flush_denormal else 'no'}; malloc: {e.malloc}"],
     ]  # fmt: skip
     config = [["models", ", ".join(run.config.models)]]
     config += [[k, str(v)] for k, v in run.config.model_dump(exclude={"models", "plans", "cuts"}).items()]

@@ -275,6 +275,7 @@ def _system(run: RunResult) -> list[str]:
         ["Versions", ", ".join(f"{k} {v}" for k, v in e.versions.items() if v)],
         ["visionbench revision", e.git_revision or "not a git checkout"], ["Seed", str(e.seed)],
         ["Load average at start", " / ".join(f"{x:.2f}" for x in e.load_average) if e.load_average else "-"],
+        ["Worker settings", f"denormals flushed to zero: {'yes' if e.flush_denormal else 'no'}; malloc: {e.malloc}"],
     ]  # fmt: skip
     return ["## System", _table(["", ""], rows)]
 
