@@ -85,20 +85,8 @@ def header_blocks(view: RunView) -> list[Block]:
 
 
 def method_blocks(view: RunView) -> list[Block]:
-    run, e = view.run, view.run.environment
-    rows = [
-        ["OS", e.os], ["Python", e.python],
-        ["CPU", f"{e.cpu_model} ({e.cpu_cores_physical} physical / {e.cpu_cores_logical} logical cores)"],
-        ["Memory (MiB)", fmt.mib(e.memory_total_bytes)],
-        ["torch threads", f"{e.torch_threads} (inter-op {e.torch_interop_threads})"], ["Device", e.device],
-        ["GPU", ", ".join(f"{g.name} ({fmt.mib(g.total_memory_bytes)} MiB, sm {g.capability})" for g in e.gpus)
-         or "none"],
-        ["GPU driver / CUDA / cuDNN", f"{e.gpu_driver or '-'} / {e.cuda_version or '-'} / {e.cudnn_version or '-'}"],
-        ["Versions", ", ".join(f"{k} {v}" for k, v in e.versions.items() if v)],
-        ["visionbench revision", e.git_revision or "not a git checkout"], ["Seed", str(e.seed)],
-        ["Load average at start", " / ".join(f"{x:.2f}" for x in e.load_average) if e.load_average else "-"],
-        ["Worker settings", f"denormals flushed to zero: {'yes' if e.flush_denormal else 'no'}; malloc: {e.malloc}"],
-    ]  # fmt: skip
+    run = view.run
+    rows = fmt.system_rows(run.environment)
     config = [["models", ", ".join(run.config.models)]]
     config += [[k, str(v)] for k, v in run.config.model_dump(exclude={"models", "plans", "cuts"}).items()]
     memory = next((m.primary.memory.method for m in view.ok_models if m.primary and m.primary.memory), None)

@@ -8,6 +8,7 @@ change what the figures mean.
 from __future__ import annotations
 
 from visionbench.report import analysis as an
+from visionbench.report import fmt
 from visionbench.results import ModelResult, RunResult
 
 GIB = 1 << 30
@@ -264,19 +265,7 @@ def _failures(run: RunResult) -> list[str]:
 
 
 def _system(run: RunResult) -> list[str]:
-    e = run.environment
-    rows = [
-        ["OS", e.os], ["Python", e.python],
-        ["CPU", f"{e.cpu_model} ({e.cpu_cores_physical} physical / {e.cpu_cores_logical} logical cores)"],
-        ["Memory", _bytes(e.memory_total_bytes)],
-        ["torch threads", f"{e.torch_threads} (inter-op {e.torch_interop_threads})"], ["Device", e.device],
-        ["GPU", ", ".join(f"{g.name} ({_bytes(g.total_memory_bytes)}, sm {g.capability})" for g in e.gpus) or "none"],
-        ["GPU driver / CUDA / cuDNN", f"{e.gpu_driver or '-'} / {e.cuda_version or '-'} / {e.cudnn_version or '-'}"],
-        ["Versions", ", ".join(f"{k} {v}" for k, v in e.versions.items() if v)],
-        ["visionbench revision", e.git_revision or "not a git checkout"], ["Seed", str(e.seed)],
-        ["Load average at start", " / ".join(f"{x:.2f}" for x in e.load_average) if e.load_average else "-"],
-        ["Worker settings", f"denormals flushed to zero: {'yes' if e.flush_denormal else 'no'}; malloc: {e.malloc}"],
-    ]  # fmt: skip
+    rows = fmt.system_rows(run.environment)
     return ["## System", _table(["", ""], rows)]
 
 
