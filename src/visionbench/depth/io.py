@@ -51,9 +51,15 @@ def write_json(path: Path, data: Any) -> Path:
     return write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
+# zlib level of every PNG written. Measured on a smooth 640x480 depth map (one thread): colour picture
+# 24.6 ms at level 1 vs 77.1 ms at Pillow's default 6 (files 13 % bigger), 16-bit millimetre PNG 21.6 vs
+# 63.4 ms (2 % bigger). Folders of thousands are limited by the writer, so speed wins.
+PNG_LEVEL = 1
+
+
 def save_image(path: Path, image: Image.Image, fmt: str = "PNG") -> Path:
     buf = io.BytesIO()
-    image.save(buf, format=fmt)
+    image.save(buf, format=fmt, **({"compress_level": PNG_LEVEL} if fmt == "PNG" else {}))
     return write_bytes(path, buf.getvalue())
 
 

@@ -10,6 +10,7 @@ files. A file that fails anywhere is recorded and skipped; the run goes on.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -73,6 +74,11 @@ class DepthRunSummary(BaseModel):
     failures_file: str | None = None
     seconds: float = 0.0
     images_per_s: float = 0.0
+
+
+def writer_threads() -> int:
+    """PNG encoding (zlib) releases the GIL: one writer per two cores, up to 4, leaves the rest to the model."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def batch_key(model: VisionModel) -> Any:
@@ -189,7 +195,7 @@ def _pipeline(
             return items, None, f"preprocessing failed ({type(exc).__name__}: {exc})"
 
     pending: list[Future[None]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vb-write") as writer:
+    with ThreadPoolExecutor(max_workers=writer_threads(), thread_name_prefix="vb-write") as writer:
         cpu = model.device.type == "cpu"
         for items, batch, error in prefetch(batches, prepare, depth=2, torch_threads=1 if cpu else None):
             if batch is None:
