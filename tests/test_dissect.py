@@ -56,8 +56,9 @@ def test_stats_match_numpy_on_full_npy(yolo, bus, tmp_path):
     assert doc["input"]["tensors"]["x"]["shape"] == [1, 3, 128, 128]
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-kernel", "torch-kernels"])
 @pytest.mark.parametrize("chunk", [None, 1000])  # 1000: the chunked path that huge outputs (> 2**24) take
-def test_stats_engine_nan_inf_and_sparsity_against_numpy(chunk, monkeypatch):
+def test_stats_engine_nan_inf_and_sparsity_against_numpy(chunk, fused, monkeypatch):
     if chunk:
         monkeypatch.setattr("visionbench.dissect.stats._CHUNK", chunk)
     rng = np.random.default_rng(0)
@@ -69,8 +70,13 @@ def test_stats_engine_nan_inf_and_sparsity_against_numpy(chunk, monkeypatch):
     relu = np.maximum(rng.standard_normal(20_000), 0).astype(np.float32)
     relu[:5] = 2e-7
     offset = (rng.standard_normal(3000) * 1e-3 + 50).astype(np.float32)
-    arrays = (a, clean, relu, offset)
-    engine = StatsEngine(torch.device("cpu"))
+    big = rng.standard_normal(3 * (1 << 20) + 5).astype(np.float32)  # split across threads by the fused kernel
+    big[::1000] = 0.0
+    big[1::1000] = 5e-7
+    arrays = (a, clean, relu, offset, -np.abs(relu) - 1.0, big)
+    engine = StatsEngine(torch.device("cpu"), fused=fused)
+    if fused and engine.kernel is None:
+        pytest.skip("no C compiler here: the fused kernel falls back to torch")
     slots = [engine.add(torch.from_numpy(x)) for x in arrays]
     stats = engine.fetch()
     for x, slot in zip(arrays, slots, strict=True):

@@ -104,6 +104,7 @@ def dissect_model(
         "device": str(model.device),
         "selection": {"layers": parse_layers(options.layers), "match": options.match, "modules": len(selected)},
         "options": options.model_dump(mode="json"),
+        "stats_method": engine.method,
         "normalisation": " ".join(NORMALISATION_DOC.split("\n\n", 1)[1].split()) if NORMALISATION_DOC else "",
         "pass_seconds": pass_seconds,
         "peak_bytes": peak,

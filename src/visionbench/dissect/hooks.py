@@ -87,24 +87,33 @@ class Recorder:
         self.slots: list[int | None] = []
         self.calls = 0
         self._call_counts: dict[str, int] = {}
-        self._params: dict[int, int] = {}
-        self._components: dict[str, str] = {}
+        self._static: dict[tuple[str, int], dict[str, Any]] = {}  # per module: what every call shares
+        self._dtypes: dict[torch.dtype, str] = {}
+
+    def _module_info(self, name: str, module: nn.Module) -> dict[str, Any]:
+        key = (name, id(module))
+        info = self._static.get(key)
+        if info is None:
+            params = sum(p.numel() for p in module.parameters(recurse=False))
+            component = component_of(name, self.components)
+            info = {"name": name, "type": type(module).__name__, "component": component, "params": params}
+            self._static[key] = info
+        return info
 
     def hook(self, name: str, module: nn.Module, _inputs: Any, output: Any) -> None:
         index = self.calls
         self.calls += 1
         call = self._call_counts.get(name, 0)
         self._call_counts[name] = call + 1
-        if id(module) not in self._params:
-            self._params[id(module)] = sum(p.numel() for p in module.parameters(recurse=False))
-        base = {
-            "index": index, "name": name, "type": type(module).__name__, "call": call,
-            "component": self._component(name), "params": self._params[id(module)],
-        }  # fmt: skip
-        for key, value in flatten(output):
+        base = {"index": index, **self._module_info(name, module), "call": call}
+        items = (("", output),) if isinstance(output, torch.Tensor) else flatten(output)  # the common case, fast
+        for key, value in items:
             record = {**base, "output": key}
             if isinstance(value, torch.Tensor):
-                record.update(kind="tensor", shape=list(value.shape), dtype=str(value.dtype).removeprefix("torch."))
+                dtype = self._dtypes.get(value.dtype)
+                if dtype is None:
+                    dtype = self._dtypes[value.dtype] = str(value.dtype).removeprefix("torch.")
+                record.update(kind="tensor", shape=list(value.shape), dtype=dtype)
                 record["numel"] = value.numel()
                 slot = self.engine.add(value) if value.is_floating_point() or not value.is_complex() else None
                 if self.writer is not None and value.numel():
@@ -118,11 +127,6 @@ class Recorder:
             self.slots.append(slot)
         if self.options.progress is not None:
             self.options.progress(self.calls, name)
-
-    def _component(self, name: str) -> str:
-        if name not in self._components:
-            self._components[name] = component_of(name, self.components)
-        return self._components[name]
 
     def _pictures(self, record: dict[str, Any], name: str, key: str, value: torch.Tensor) -> None:
         opts, writer = self.options, self.writer

@@ -1,5 +1,7 @@
 """Activation statistics on the device, in float32, with as few passes over memory as possible.
 
+On CPU a fused one-pass C kernel (fused_stats.py) does the work where a compiler is available. Otherwise,
+and as its reference:
 Why two paths: on CPU every pass over an activation costs about what the layer itself cost, and some
 reductions are slow there (`std_mean` is one Welford pass 50x slower than `sum`, `count_nonzero` of
 floats 100x). The CPU path therefore uses only fast vectorised kernels into one reused scratch buffer:
@@ -26,9 +28,12 @@ _CHUNK = 1 << 24  # float32 counts integers exactly up to here: bigger outputs a
 class StatsEngine:
     """Computes one output's statistics now and hands all of them back at the end of the pass."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, fused: bool = True) -> None:
+        from visionbench.dissect.fused_stats import load_kernel
+
         self.device = device
         self.fast_cpu = device.type == "cpu"
+        self.kernel = load_kernel() if fused and self.fast_cpu else None
         self._scratch: torch.Tensor | None = None
         self._values: list[list[float] | torch.Tensor] = []
 
@@ -55,6 +60,15 @@ class StatsEngine:
                 rows[i] = row
         return [dict(zip(FIELDS, row, strict=True)) for row in rows]
 
+    @property
+    def method(self) -> str:
+        """Which path computes the statistics, for layers.json."""
+        if self.kernel is not None:
+            return "fused one-pass C kernel (float32 lanes per 4096-value block, float64 across blocks)"
+        if self.fast_cpu:
+            return "torch CPU kernels: aminmax, sum, dot, sign/hardshrink counts"
+        return "torch masked reductions on the device, fetched in one copy"
+
     def _buffer(self, n: int) -> torch.Tensor:
         if self._scratch is None or self._scratch.numel() < n:
             self._scratch = torch.empty(n, dtype=torch.float32)
@@ -75,6 +89,12 @@ class StatsEngine:
             return [0.0, math.nan, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0]
         if not x.is_contiguous():
             x = x.contiguous()
+        if self.kernel is not None:
+            from visionbench.dissect.fused_stats import fused_stats
+
+            mn, mx, s, ss, zeros, near_n = fused_stats(x, NEAR_ZERO, self.kernel)
+            nz, fr = n - zeros, n - near_n
+            return self._finish(x, n, mn, mx, s, ss, nz, fr)
         lo, hi = torch.aminmax(x)
         total = x.sum()
         squares = torch.dot(x, x)
@@ -87,12 +107,17 @@ class StatsEngine:
             for start in range(0, n, _CHUNK):
                 a, b = torch.stack(self._counts(x[start : start + _CHUNK])).tolist()
                 nz, fr = nz + a, fr + b
-        buf = self._buffer(min(n, _CHUNK))
+        return self._finish(x, n, mn, mx, s, ss, nz, fr)
+
+    def _finish(self, x: torch.Tensor, n: int, mn: float, mx: float, s: float, ss: float, nz: float,
+                fr: float) -> list[float]:  # fmt: skip
+        """Mean and std from the sums (exact path on NaN/Inf, centred pass on cancellation)."""
         if not all(map(math.isfinite, (mn, mx, s, ss, nz, fr))):
             return exact_stats(x).tolist()
         mean = s / n
         var = ss / n - mean * mean
         if var <= 1e-3 * mean * mean:  # cancellation would eat the digits: centre first (rare)
+            buf = self._buffer(min(n, _CHUNK))
             shift = squares2 = 0.0  # corrected two-pass: also removes the rounding error of `mean` itself
             for start in range(0, n, _CHUNK):
                 part = buf[: min(_CHUNK, n - start)]

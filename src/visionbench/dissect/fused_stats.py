@@ -1,0 +1,153 @@
+"""One pass over a float32 CPU tensor for min, max, sum, sum of squares, exact zeros and near-zeros.
+
+Why hand-written: torch has no fused reduction for these, and its fastest separate kernels (`aminmax`,
+`sum`, BLAS `dot`) already cost 1.28x a yolo11n forward when run on every leaf output
+(benchmarks/dissect_cost.py, `floor` row); the two counts double that. A plain C loop over 16 float
+lanes per 4096-value block, which the compiler vectorises without fast-math (NaN semantics intact), reads
+each value once. It is compiled on first use with the system's C compiler into the user's cache folder
+(the file name is the hash of the source and flags) and loaded with ctypes, which releases the GIL, so
+large outputs are split across threads. No compiler, a failed build, or VISIONBENCH_FUSED_STATS=0: the
+torch path in stats.py is used instead, and layers.json says which one ran.
+
+Sums are float32 within a block of 4096 values and float64 across blocks; tests compare with numpy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("visionbench")
+ENV_SWITCH = "VISIONBENCH_FUSED_STATS"
+SPLIT_AT = 1 << 22  # values per thread at least: measured on 2 cores, smaller splits only added hand-off cost
+FLAGS = ["-O3", "-shared", "-fPIC"]
+
+SOURCE = r"""
+#include <stdint.h>
+/* out: min, max, sum, sum of squares, exact zeros, |x| < eps */
+void vb_stats_f32(const float *x, int64_t n, float eps, double *out) {
+    float mn = x[0], mx = x[0];
+    double s = 0.0, ss = 0.0;
+    int64_t z = 0, near = 0;
+    for (int64_t a = 0; a < n; a += 4096) {
+        int64_t b = a + 4096 < n ? a + 4096 : n;
+        float bs[16] = {0}, bss[16] = {0}, bmn[16], bmx[16];
+        int32_t bz[16] = {0}, bn[16] = {0};
+        for (int j = 0; j < 16; j++) { bmn[j] = mn; bmx[j] = mx; }
+        int64_t i = a;
+        for (; i + 16 <= b; i += 16) {
+            for (int j = 0; j < 16; j++) {
+                float v = x[i + j];
+                float av = v < 0 ? -v : v;
+                bmn[j] = v < bmn[j] ? v : bmn[j];
+                bmx[j] = v > bmx[j] ? v : bmx[j];
+                bs[j] += v;
+                bss[j] += v * v;
+                bz[j] += (v == 0.0f);
+                bn[j] += (av < eps);
+            }
+        }
+        for (; i < b; i++) {
+            float v = x[i];
+            float av = v < 0 ? -v : v;
+            bmn[0] = v < bmn[0] ? v : bmn[0];
+            bmx[0] = v > bmx[0] ? v : bmx[0];
+            bs[0] += v;
+            bss[0] += v * v;
+            bz[0] += (v == 0.0f);
+            bn[0] += (av < eps);
+        }
+        for (int j = 0; j < 16; j++) {
+            mn = bmn[j] < mn ? bmn[j] : mn;
+            mx = bmx[j] > mx ? bmx[j] : mx;
+            s += bs[j];
+            ss += bss[j];
+            z += bz[j];
+            near += bn[j];
+        }
+    }
+    out[0] = mn; out[1] = mx; out[2] = s; out[3] = ss; out[4] = (double)z; out[5] = (double)near;
+}
+"""
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "visionbench" / "kernels"
+
+
+def _compile(compiler: str, flags: list[str], target: Path) -> bool:
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(prefix="vb-kernel-") as tmp:
+        src = Path(tmp) / "stats.c"
+        src.write_text(SOURCE)
+        built = Path(tmp) / "stats.so"
+        res = subprocess.run([compiler, *flags, "-o", str(built), str(src)], capture_output=True, text=True)
+        if res.returncode != 0:
+            log.debug("fused stats kernel: %s %s failed: %s", compiler, " ".join(flags), res.stderr.strip())
+            return False
+        os.replace(built, target)  # atomic: a concurrent process never loads half a file
+    return True
+
+
+@lru_cache(maxsize=1)
+def load_kernel() -> ctypes.CDLL | None:
+    """The compiled kernel, built on first use; None where it cannot be (then stats.py uses torch)."""
+    if os.environ.get(ENV_SWITCH, "1").strip().lower() in {"0", "false", "no", "off"}:
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    for flags in (FLAGS + ["-march=native"], FLAGS):  # -march=native: the host's SIMD width, where supported
+        digest = hashlib.sha256((SOURCE + compiler + " ".join(flags)).encode()).hexdigest()[:16]
+        target = _cache_dir() / f"stats-{digest}.so"
+        try:
+            if not target.exists() and not _compile(compiler, flags, target):
+                continue
+            lib = ctypes.CDLL(str(target))
+        except OSError as exc:
+            log.debug("fused stats kernel: cannot build or load %s: %s", target, exc)
+            continue
+        lib.vb_stats_f32.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
+        lib.vb_stats_f32.restype = None
+        return lib
+    return None
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="vb-stats")
+
+
+def fused_stats(x: torch.Tensor, eps: float, kernel: ctypes.CDLL) -> tuple[float, float, float, float, float, float]:
+    """(min, max, sum, sum of squares, zeros, near-zeros) of a non-empty contiguous float32 CPU tensor.
+
+    Non-finite values propagate into min/max/sums (NaN, inf); the caller checks and falls back."""
+    n = x.numel()
+    parts = min(_pool()._max_workers, max(1, n // SPLIT_AT))  # noqa: SLF001 - the pool's own size
+    bounds = [n * i // parts for i in range(parts + 1)]
+    outs = [(ctypes.c_double * 6)() for _ in range(parts)]
+    base, size = x.data_ptr(), x.element_size()
+
+    def run(i: int) -> None:
+        kernel.vb_stats_f32(base + bounds[i] * size, bounds[i + 1] - bounds[i], eps, outs[i])
+
+    if parts == 1:
+        run(0)
+    else:
+        list(_pool().map(run, range(parts)))
+    mn = min(o[0] for o in outs)
+    mx = max(o[1] for o in outs)
+    if any(o[0] != o[0] or o[1] != o[1] for o in outs):  # NaN in a part: make sure the caller sees it
+        mn = mx = float("nan")
+    return mn, mx, sum(o[2] for o in outs), sum(o[3] for o in outs), sum(o[4] for o in outs), sum(o[5] for o in outs)

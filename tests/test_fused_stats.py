@@ -1,0 +1,48 @@
+"""The fused one-pass statistics kernel: built once, cached, switchable off, exact counts against numpy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from visionbench.dissect.fused_stats import ENV_SWITCH, fused_stats, load_kernel
+
+kernel = load_kernel()
+needs_kernel = pytest.mark.skipif(kernel is None, reason="no C compiler: stats fall back to torch kernels")
+
+
+@needs_kernel
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 4095, 4097, (1 << 21) + 3])  # lanes, blocks, thread split edges
+def test_matches_numpy(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 3).astype(np.float32)
+    x[::7] = 0.0
+    x[1::11] = -4e-7
+    mn, mx, s, ss, zeros, near = fused_stats(torch.from_numpy(x), 1e-6, kernel)  # type: ignore[arg-type]
+    d = x.astype(np.float64)
+    assert (mn, mx) == (float(x.min()), float(x.max()))
+    # float32 within 4096-value blocks: the error scales with the sum of magnitudes, not with a cancelling total
+    assert s == pytest.approx(d.sum(), abs=1e-6 * np.abs(d).sum() + 1e-6)
+    assert ss == pytest.approx((d * d).sum(), rel=1e-5)
+    assert zeros == (x == 0).sum() and near == (np.abs(x) < np.float32(1e-6)).sum()
+
+
+@needs_kernel
+def test_non_finite_values_reach_the_caller() -> None:
+    x = torch.tensor([1.0, float("nan"), 2.0] * 10)
+    _, _, s, _, _, _ = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
+    assert s != s  # NaN sum: StatsEngine then takes the exact masked path
+    y = torch.tensor([1.0, float("inf")] * 10)
+    assert fused_stats(y, 1e-6, kernel)[2] == float("inf")  # type: ignore[arg-type]
+
+
+def test_switched_off_by_environment() -> None:
+    code = "from visionbench.dissect.fused_stats import load_kernel; print(load_kernel())"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, ENV_SWITCH: "0"}, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == "None"
