@@ -17,7 +17,7 @@ needs_kernel = pytest.mark.skipif(kernel is None, reason="no C compiler: stats f
 
 
 @needs_kernel
-@pytest.mark.parametrize("n", [1, 15, 16, 17, 4095, 4097, (1 << 21) + 3])  # lanes, blocks, thread split edges
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 4095, 4097, (1 << 21) + 3])  # lanes and blocks
 def test_matches_numpy(n: int) -> None:
     rng = np.random.default_rng(n)
     x = (rng.standard_normal(n) * 3).astype(np.float32)
@@ -46,3 +46,20 @@ def test_switched_off_by_environment() -> None:
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, ENV_SWITCH: "0"}, capture_output=True,
                          text=True, check=True)  # fmt: skip
     assert out.stdout.strip() == "None"
+
+
+@needs_kernel
+def test_split_across_threads_gives_the_same_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.randn(100_003)
+    x[::13] = 0.0
+    whole = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
+    monkeypatch.setattr("visionbench.dissect.fused_stats.SPLIT_AT", 10_000)  # forces parts on every pool size
+    split = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
+    assert split[:2] == whole[:2] and split[4:] == whole[4:]
+    assert split[2] == pytest.approx(whole[2], abs=1e-3) and split[3] == pytest.approx(whole[3], rel=1e-6)
+    x[50_000] = float("nan")  # a NaN inside one part reaches the caller through the sum
+    s = fused_stats(x, 1e-6, kernel)[2]  # type: ignore[arg-type]
+    assert s != s
+    x[0] = float("nan")  # and a NaN that opens a part, which min/max carry: never lost in combining the parts
+    mn, mx = fused_stats(x, 1e-6, kernel)[:2]  # type: ignore[arg-type]
+    assert mn != mn and mx != mx
