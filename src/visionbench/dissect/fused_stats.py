@@ -29,6 +29,7 @@ import torch
 
 log = logging.getLogger("visionbench")
 ENV_SWITCH = "VISIONBENCH_FUSED_STATS"
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 SPLIT_AT = 1 << 22  # values per thread at least: measured on 2 cores, smaller splits only added hand-off cost
 FLAGS = ["-O3", "-shared", "-fPIC"]
 
@@ -126,7 +127,7 @@ def load_kernel() -> ctypes.CDLL | None:
 
 @lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="vb-stats")
+    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="vb-stats")
 
 
 def fused_stats(x: torch.Tensor, eps: float, kernel: ctypes.CDLL) -> tuple[float, float, float, float, float, float]:
@@ -134,7 +135,7 @@ def fused_stats(x: torch.Tensor, eps: float, kernel: ctypes.CDLL) -> tuple[float
 
     Non-finite values propagate into min/max/sums (NaN, inf); the caller checks and falls back."""
     n = x.numel()
-    parts = min(_pool()._max_workers, max(1, n // SPLIT_AT))  # noqa: SLF001 - the pool's own size
+    parts = min(WORKERS, max(1, n // SPLIT_AT))
     bounds = [n * i // parts for i in range(parts + 1)]
     outs = [(ctypes.c_double * 6)() for _ in range(parts)]
     base, size = x.data_ptr(), x.element_size()

@@ -1,8 +1,9 @@
 """Activation statistics on the device, in float32, with as few passes over memory as possible.
 
-On CPU a fused one-pass C kernel (fused_stats.py) does the work where a compiler is available. Otherwise,
-and as its reference:
-Why two paths: on CPU every pass over an activation costs about what the layer itself cost, and some
+On CPU a fused one-pass C kernel (fused_stats.py) does the work where a compiler is available; the torch
+paths below are its fallback and its reference.
+
+Why two torch paths: on CPU every pass over an activation costs about what the layer itself cost, and some
 reductions are slow there (`std_mean` is one Welford pass 50x slower than `sum`, `count_nonzero` of
 floats 100x). The CPU path therefore uses only fast vectorised kernels into one reused scratch buffer:
 `aminmax`, `sum`, BLAS `dot` (sum of squares; and of signs, which counts non-zeros), `hardshrink`
@@ -18,6 +19,7 @@ import math
 
 import torch
 
+from visionbench.dissect.fused_stats import fused_stats, load_kernel
 from visionbench.dissect.records import NEAR_ZERO
 
 # order of the values of one output; counts are exact integers held in float64
@@ -29,8 +31,6 @@ class StatsEngine:
     """Computes one output's statistics now and hands all of them back at the end of the pass."""
 
     def __init__(self, device: torch.device, fused: bool = True) -> None:
-        from visionbench.dissect.fused_stats import load_kernel
-
         self.device = device
         self.fast_cpu = device.type == "cpu"
         self.kernel = load_kernel() if fused and self.fast_cpu else None
@@ -90,8 +90,6 @@ class StatsEngine:
         if not x.is_contiguous():
             x = x.contiguous()
         if self.kernel is not None:
-            from visionbench.dissect.fused_stats import fused_stats
-
             mn, mx, s, ss, zeros, near_n = fused_stats(x, NEAR_ZERO, self.kernel)
             nz, fr = n - zeros, n - near_n
             return self._finish(x, n, mn, mx, s, ss, nz, fr)

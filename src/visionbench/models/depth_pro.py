@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -57,8 +58,6 @@ def resize_bilinear(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
 
     The uint8 HWC array is viewed as channels-last NCHW, a layout torch's bilinear kernel handles fast.
     """
-    import numpy as np
-
     hwc = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
     nchw = hwc.permute(2, 0, 1).unsqueeze(0).float()
     out = torch.nn.functional.interpolate(nchw, size=size, mode="bilinear", align_corners=False, antialias=False)
