@@ -52,8 +52,8 @@ def write_json(path: Path, data: Any) -> Path:
 
 
 # zlib level of every PNG written. Measured on a smooth 640x480 depth map (one thread): colour picture
-# 24.6 ms at level 1 vs 77.1 ms at Pillow's default 6 (files 13 % bigger), 16-bit millimetre PNG 21.6 vs
-# 63.4 ms (2 % bigger). Folders of thousands are limited by the writer, so speed wins.
+# 24.3 ms at level 1 vs 75.3 ms at Pillow's default 6 (files 14 % bigger), 16-bit millimetre PNG 21.6 vs
+# 62.2 ms (2 % bigger); benchmarks/component_costs.py. Folders of thousands are limited by the writer.
 PNG_LEVEL = 1
 
 

@@ -75,12 +75,12 @@ class DepthProModel(VisionModel):
         return DepthProImageProcessor(size={"height": s, "width": s})
 
     def preprocess(self, images: list[Image.Image]) -> Batch:
-        """The processor's numbers (normalise, then bilinear resize without antialiasing) at a third of its cost.
+        """The processor's numbers (normalise, then bilinear resize without antialiasing) at half its cost.
 
         Bilinear weights are non-negative and sum to one, so the per-channel affine normalisation commutes
         with the resize: resizing the uint8 photo first and normalising the small result gives the same
         tensor (to float rounding; tests/test_depth_pro_preprocess.py compares it with the processor) while
-        touching the full-size image once. `benchmarks/depth_loader.py` measures what that buys a loader.
+        touching the full-size image once. `benchmarks/component_costs.py` measures the two side by side.
         """
         s = self.input_size
         resized = [resize_bilinear(im, (s, s)) for im in images]
