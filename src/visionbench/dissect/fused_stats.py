@@ -4,10 +4,9 @@ Why hand-written: torch has no fused reduction for these, and its fastest separa
 `sum`, BLAS `dot`) already cost 1.28x a yolo11n forward when run on every leaf output
 (benchmarks/dissect_cost.py, `floor` row); the two counts double that. A plain C loop over 16 float
 lanes per 4096-value block, which the compiler vectorises without fast-math (NaN semantics intact), reads
-each value once. It is compiled on first use with the system's C compiler into the user's cache folder
-(the file name is the hash of the source and flags) and loaded with ctypes, which releases the GIL, so
-large outputs are split across threads. No compiler, a failed build, or VISIONBENCH_FUSED_STATS=0: the
-torch path in stats.py is used instead, and layers.json says which one ran.
+each value once. It is built and loaded by ckernels.py (compiled on first use into the user's cache folder;
+ctypes releases the GIL, so large outputs are split across threads). No compiler, a failed build, or
+VISIONBENCH_FUSED_STATS=0: the torch path in stats.py is used instead, and layers.json says which one ran.
 
 Sums are float32 within a block of 4096 values and float64 across blocks; tests compare with numpy.
 """
@@ -15,23 +14,17 @@ Sums are float32 within a block of 4096 values and float64 across blocks; tests 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
 import os
-import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 
-log = logging.getLogger("visionbench")
+from visionbench.dissect import ckernels
+
 ENV_SWITCH = "VISIONBENCH_FUSED_STATS"
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 SPLIT_AT = 1 << 22  # values per thread at least: measured on 2 cores, smaller splits only added hand-off cost
-FLAGS = ["-O3", "-shared", "-fPIC"]
 
 SOURCE = r"""
 #include <stdint.h>
@@ -82,47 +75,11 @@ void vb_stats_f32(const float *x, int64_t n, float eps, double *out) {
 """
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "visionbench" / "kernels"
-
-
-def _compile(compiler: str, flags: list[str], target: Path) -> bool:
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with tempfile.TemporaryDirectory(prefix="vb-kernel-") as tmp:
-        src = Path(tmp) / "stats.c"
-        src.write_text(SOURCE)
-        built = Path(tmp) / "stats.so"
-        res = subprocess.run([compiler, *flags, "-o", str(built), str(src)], capture_output=True, text=True)
-        if res.returncode != 0:
-            log.debug("fused stats kernel: %s %s failed: %s", compiler, " ".join(flags), res.stderr.strip())
-            return False
-        os.replace(built, target)  # atomic: a concurrent process never loads half a file
-    return True
-
-
 @lru_cache(maxsize=1)
 def load_kernel() -> ctypes.CDLL | None:
     """The compiled kernel, built on first use; None where it cannot be (then stats.py uses torch)."""
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in {"0", "false", "no", "off"}:
-        return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        return None
-    for flags in (FLAGS + ["-march=native"], FLAGS):  # -march=native: the host's SIMD width, where supported
-        digest = hashlib.sha256((SOURCE + compiler + " ".join(flags)).encode()).hexdigest()[:16]
-        target = _cache_dir() / f"stats-{digest}.so"
-        try:
-            if not target.exists() and not _compile(compiler, flags, target):
-                continue
-            lib = ctypes.CDLL(str(target))
-        except OSError as exc:
-            log.debug("fused stats kernel: cannot build or load %s: %s", target, exc)
-            continue
-        lib.vb_stats_f32.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
-        lib.vb_stats_f32.restype = None
-        return lib
-    return None
+    signature = ([ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p], None)
+    return ckernels.load("stats", SOURCE, {"vb_stats_f32": signature}, ENV_SWITCH)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,76 @@
+"""Build and load the small hand-written C kernels of the dissection (statistics, picture tiles).
+
+Each kernel is one C source compiled on first use with the system's C compiler into the user's cache folder
+(`~/.cache/visionbench/kernels/<name>-<hash>.so`, the hash taken over source, compiler and flags, so an edit
+never loads a stale build) and loaded with ctypes, which releases the GIL for the call: writer threads and
+split statistics then really run in parallel. Never fast-math: NaN and Inf keep their meaning. Where a kernel
+cannot be built (no compiler, a failed build) or its switch is off, `load` returns None and the caller uses its
+numpy or torch path, which is also the reference the tests compare the kernel with.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("visionbench")
+FLAGS = ["-O3", "-shared", "-fPIC"]
+OFF = {"0", "false", "no", "off"}
+
+Signature = tuple[list[Any], Any]  # (argtypes, restype) of one exported function
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "visionbench" / "kernels"
+
+
+def switched_off(env_switch: str) -> bool:
+    return os.environ.get(env_switch, "1").strip().lower() in OFF
+
+
+def _compile(name: str, source: str, compiler: str, flags: list[str], target: Path) -> bool:
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(prefix="vb-kernel-") as tmp:
+        src = Path(tmp) / f"{name}.c"
+        src.write_text(source)
+        built = Path(tmp) / f"{name}.so"
+        res = subprocess.run([compiler, *flags, "-o", str(built), str(src)], capture_output=True, text=True)
+        if res.returncode != 0:
+            log.debug("%s kernel: %s %s failed: %s", name, compiler, " ".join(flags), res.stderr.strip())
+            return False
+        os.replace(built, target)  # atomic: a concurrent process never loads half a file
+    return True
+
+
+def load(name: str, source: str, signatures: dict[str, Signature], env_switch: str,
+         extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:  # fmt: skip
+    """The compiled kernel `name` with its functions' signatures set, or None where it cannot be had."""
+    if switched_off(env_switch):
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    base = FLAGS + list(extra_flags)
+    for flags in (base + ["-march=native"], base):  # -march=native: the host's SIMD width, where supported
+        digest = hashlib.sha256((source + compiler + " ".join(flags)).encode()).hexdigest()[:16]
+        target = cache_dir() / f"{name}-{digest}.so"
+        try:
+            if not target.exists() and not _compile(name, source, compiler, flags, target):
+                continue
+            lib = ctypes.CDLL(str(target))
+        except OSError as exc:
+            log.debug("%s kernel: cannot build or load %s: %s", name, target, exc)
+            continue
+        for function, (argtypes, restype) in signatures.items():
+            getattr(lib, function).argtypes = argtypes
+            getattr(lib, function).restype = restype
+        return lib
+    return None
