@@ -181,27 +181,3 @@ def test_depthpro_tiny_patches_and_blocks(tmp_path, bus):
         assert (result.folder / b["figure"]).exists()
     with pytest.raises(BadInputError, match="blocks 7"):
         dissect_model(model, None, tmp_path, DissectOptions(blocks=[7]))
-
-
-def test_writer_runs_every_job_and_reports_a_failure(tmp_path):
-    from visionbench.dissect.writer import BackgroundWriter
-
-    with BackgroundWriter(max_queue=2) as writer:
-        for i in range(20):
-            writer.put((tmp_path / f"{i}.txt").write_text, str(i))
-    assert sorted(int(p.stem) for p in tmp_path.glob("*.txt")) == list(range(20))
-    writer = BackgroundWriter(max_queue=2)
-    writer.put((tmp_path / "missing" / "x.txt").write_text, "x")
-    with pytest.raises(FileNotFoundError):
-        writer.close()
-
-
-def test_writer_byte_budget_never_deadlocks(tmp_path):
-    from visionbench.dissect.writer import BackgroundWriter
-
-    writer = BackgroundWriter(max_queue=64, max_bytes=100)
-    for i in range(6):  # each job alone is above half the budget, two never fit together
-        writer.put((tmp_path / f"{i}.txt").write_text, "x", nbytes=80)
-        assert writer.pending_bytes <= 100
-    writer.close()
-    assert len(list(tmp_path.glob("*.txt"))) == 6 and writer.peak_pending_bytes == 80

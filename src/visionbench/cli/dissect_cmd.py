@@ -89,7 +89,8 @@ def dissect(
     """Dissect MODEL in ONE forward pass: per-layer statistics, feature-map grids and NPY, summary plots.
 
     Statistics (min, max, mean, std, zeros, near-zero, NaN, Inf) are computed on the device; pictures are written
-    by a background thread while the pass goes on. See docs/dissection.md for every field of layers.json.
+    by two background writer processes (threads off Linux) while the pass goes on. See docs/dissection.md for
+    every field of layers.json.
     """
     import visionbench as vb
     from visionbench.dissect import DissectOptions, dissect_model
@@ -105,6 +106,10 @@ def dissect(
         summary_plots=not no_plots, blocks=_blocks(blocks), drift=drift_name, drift_sample=drift_sample, seed=seed,
         input_label=str(image_path),
     )  # fmt: skip
+    if options.pictures:
+        from visionbench.dissect.writer_process import prestart
+
+        prestart(options.queue_mib << 20)  # the picture writers start while the model loads
     built = vb.create_model(
         model, weights=weights, device=device, input_size=input_size, seed=seed, trust_remote_code=trust_remote_code
     )

@@ -21,7 +21,6 @@ from visionbench.dissect.hooks import flatten
 from visionbench.dissect.pictures import font, normalise, save_png
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout, patch_labels, tokens_to_grid, whole_image_patch
-from visionbench.dissect.writer import BackgroundWriter
 from visionbench.errors import BadInputError, UnsupportedOptionError
 
 CHANNELS = 4
@@ -72,7 +71,7 @@ class BlockCapture:
             raise UnsupportedOptionError("--blocks: no stack of transformer blocks found in this model's encoders")
         return cls(layout, modules, where)
 
-    def start(self, engine: StatsEngine, writer: BackgroundWriter | None, folder: Path, images: int) -> None:
+    def start(self, engine: StatsEngine, folder: Path, images: int) -> None:
         self.engine, self.folder, self.images = engine, folder, images
 
     def hook(self, name: str, _module: nn.Module, _inputs: Any, output: Any) -> None:

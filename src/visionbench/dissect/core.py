@@ -20,7 +20,7 @@ from visionbench.dissect.records import FORMAT_VERSION, DissectionResult, Dissec
 from visionbench.dissect.select import parse_layers, select_layers
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout
-from visionbench.dissect.writer import BackgroundWriter
+from visionbench.dissect.writer import open_writer
 from visionbench.models.base import Batch, VisionModel
 
 LAYERS_FILE = "layers.json"
@@ -64,7 +64,7 @@ def dissect_model(
         torch.cuda.reset_peak_memory_stats(model.device)
     pass_start = time.perf_counter()
     wants_writer = options.pictures or blocks
-    writer = BackgroundWriter(options.queue_size, max_bytes=options.queue_mib << 20) if wants_writer else None
+    writer = open_writer(options.queue_size, options.queue_mib << 20) if wants_writer else None
     recorder = Recorder(
         engine=engine, writer=writer if options.pictures else None, folder=folder, options=options, layout=layout,
         components=model.components(), images=batch.batch_size, observer=reference.observe if reference else None,
@@ -73,7 +73,7 @@ def dissect_model(
         block_mods = blocks.modules if blocks else []
         with attached(selected, recorder.hook), attached(block_mods, blocks.hook if blocks else _noop):
             if blocks:
-                blocks.start(engine, writer, folder, batch.batch_size)
+                blocks.start(engine, folder, batch.batch_size)
             with torch.inference_mode():
                 output = model.forward(batch)
             if cuda:
@@ -105,6 +105,7 @@ def dissect_model(
         "selection": {"layers": parse_layers(options.layers), "match": options.match, "modules": len(selected)},
         "options": options.model_dump(mode="json"),
         "stats_method": engine.method,
+        "writer": writer.kind if writer is not None else None,
         "normalisation": " ".join(NORMALISATION_DOC.split("\n\n", 1)[1].split()) if NORMALISATION_DOC else "",
         "pass_seconds": pass_seconds,
         "peak_bytes": peak,

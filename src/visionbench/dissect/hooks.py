@@ -22,7 +22,7 @@ from visionbench.dissect.pictures import write_maps, write_patches
 from visionbench.dissect.records import DissectOptions
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout, patch_labels, tokens_to_grid, whole_image_patch
-from visionbench.dissect.writer import BackgroundWriter
+from visionbench.dissect.writer import BackgroundWriter, ProcessWriter
 
 Observer = Callable[[int, str, str, torch.Tensor], None]  # (record position, name, output key, tensor)
 
@@ -73,7 +73,7 @@ class Recorder:
         self,
         *,
         engine: StatsEngine,
-        writer: BackgroundWriter | None,
+        writer: BackgroundWriter | ProcessWriter | None,
         folder: Path,
         options: DissectOptions,
         layout: TokenLayout | None,
@@ -149,9 +149,8 @@ class Recorder:
         shown = whole_image_patch(self.layout) if labels else 0  # DepthPro: draw the patch that sees everything
         if k:
             source = maps[:, :k].detach()
-            host = torch.empty(source.shape, dtype=torch.float32)
-            host.copy_(source)  # the only device->host copy of this output: the saved channels
-            arr = host.numpy()
+            arr = writer.host_array(tuple(source.shape))  # shared memory when the writers are processes
+            torch.from_numpy(arr).copy_(source)  # the only device->host copy of this output: the saved channels
             png = self.folder / "maps" / f"{stem}.png" if k_png else None
             npy = self.folder / "npy" / f"{stem}.npy" if k_npy else None
             label = f"[{key}]" if key else ""
@@ -159,8 +158,7 @@ class Recorder:
             title = f"#{record['index']} {name}{label} {record['type']} {record['shape']} {what}ch 0-{k_png - 1} of {c}"
             if labels:
                 title += f" ({labels[shown]})"
-            npy_part = arr[:, :k_npy] if k_npy else None
-            writer.put(write_maps, arr[shown], npy_part, png, npy, title, k_png, opts.png_level, nbytes=arr.nbytes)
+            writer.put(write_maps, arr, shown, k_npy, png, npy, title, k_png, opts.png_level, nbytes=arr.nbytes)
             record["picture"] = f"maps/{stem}.png" if png else None
             record["npy"] = f"npy/{stem}.npy" if npy else None
         if labels:

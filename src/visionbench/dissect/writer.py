@@ -1,30 +1,40 @@
 """Background threads that write pictures and arrays while the forward pass goes on.
 
-The writers start once half of the queue's budget is used (host copies waiting: 256 MiB and 64 jobs by
-default), or when the pass ends: on a CPU the forward's OpenMP threads then keep both cores (a writer
-thread that holds the GIL while preempted would stall the hooks), small models get their files written
-right after the pass on both cores, and big models write while the pass goes on. When the disk (or PNG
-encoding) falls behind, the pass waits instead of piling host copies up in memory.
+`open_writer` picks worker processes (writer_process.py) where it can and these threads otherwise; both
+hold jobs the same way. The writers start once half of the byte budget is used (host copies waiting:
+256 MiB by default), or when the pass ends: on a CPU the forward's OpenMP threads then keep both cores (a
+writer that takes a core mid-pass stalls the whole OpenMP team), small models get their files written right
+after the pass on both cores, and big models write while the pass goes on. When the disk (or PNG encoding)
+falls behind, the pass waits instead of piling host copies up in memory.
 
-An error in the writer is re-raised in the caller at the next `put` or
-at `close`, never swallowed.
+An error in the writer is re-raised in the caller at the next `put` or at `close`, never swallowed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import pickle
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from visionbench.dissect import writer_process
+from visionbench.dissect.writer_process import ProcessWriter
+
+log = logging.getLogger("visionbench")
 _STOP = object()
 
 
 class BackgroundWriter:
     """Runs submitted jobs on background threads (each job writes its own files, so order does not matter)."""
+
+    kind = "threads"
 
     def __init__(self, max_queue: int = 64, threads: int | None = None, max_bytes: int = 256 << 20) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
@@ -43,6 +53,10 @@ class BackgroundWriter:
         ]
         for t in self._threads:
             t.start()
+
+    def host_array(self, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
+        """Where the hook copies channels to; the byte budget is enforced when the job is `put`."""
+        return np.empty(shape, dtype)
 
     def put(self, job: Callable[..., Any], *args: Any, nbytes: int = 0) -> None:
         """Queue `job(*args)`; waits while the queued jobs already hold `max_bytes` of host copies."""
@@ -122,3 +136,14 @@ def _lower_priority() -> None:
     (whose barriers stall when one of its threads is preempted) and catches up in the gaps and at the end."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+def open_writer(max_queue: int, max_bytes: int) -> BackgroundWriter | ProcessWriter:
+    """The picture writer of one dissection: worker processes where they can run (writer_process.py says
+    why), else threads. A failure to start the processes is logged and never fails the dissection."""
+    if writer_process.wanted():
+        try:
+            return writer_process.ProcessWriter(max_bytes)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            log.warning("picture-writer processes unavailable (%s): writing with threads instead", exc)
+    return BackgroundWriter(max_queue, max_bytes=max_bytes)
