@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -87,12 +88,26 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="vb-stats")
 
 
+class _Out(threading.local):
+    """One result buffer per thread, reused call after call."""
+
+    def __init__(self) -> None:
+        self.buffer = (ctypes.c_double * 6)()
+
+
+_OUT = _Out()
+
+
 def fused_stats(x: torch.Tensor, eps: float, kernel: ctypes.CDLL) -> tuple[float, float, float, float, float, float]:
     """(min, max, sum, sum of squares, zeros, near-zeros) of a non-empty contiguous float32 CPU tensor.
 
     Non-finite values propagate into min/max/sums (NaN, inf); the caller checks and falls back."""
     n = x.numel()
     parts = min(WORKERS, max(1, n // SPLIT_AT))
+    if parts == 1:  # the common case, kept lean: it runs once per recorded output
+        out = _OUT.buffer
+        kernel.vb_stats_f32(x.data_ptr(), n, eps, out)
+        return out[0], out[1], out[2], out[3], out[4], out[5]
     bounds = [n * i // parts for i in range(parts + 1)]
     outs = [(ctypes.c_double * 6)() for _ in range(parts)]
     base, size = x.data_ptr(), x.element_size()
@@ -100,10 +115,7 @@ def fused_stats(x: torch.Tensor, eps: float, kernel: ctypes.CDLL) -> tuple[float
     def run(i: int) -> None:
         kernel.vb_stats_f32(base + bounds[i] * size, bounds[i + 1] - bounds[i], eps, outs[i])
 
-    if parts == 1:
-        run(0)
-    else:
-        list(_pool().map(run, range(parts)))
+    list(_pool().map(run, range(parts)))
     mn = min(o[0] for o in outs)
     mx = max(o[1] for o in outs)
     if any(o[0] != o[0] or o[1] != o[1] for o in outs):  # NaN in a part: make sure the caller sees it
