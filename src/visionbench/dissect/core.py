@@ -63,13 +63,13 @@ def dissect_model(
         torch.cuda.synchronize(model.device)
         torch.cuda.reset_peak_memory_stats(model.device)
     pass_start = time.perf_counter()
-    wants_writer = options.pictures or blocks
-    writer = open_writer(options.queue_size, options.queue_mib << 20) if wants_writer else None
-    recorder = Recorder(
-        engine=engine, writer=writer if options.pictures else None, folder=folder, options=options, layout=layout,
-        components=model.components(), images=batch.batch_size, observer=reference.observe if reference else None,
-    )  # fmt: skip
+    writer = open_writer(options.queue_size, options.queue_mib << 20) if options.pictures else None
     try:
+        recorder = Recorder(
+            engine=engine, writer=writer, folder=folder, options=options,
+            layout=layout, components=model.components(), images=batch.batch_size,
+            observer=reference.observe if reference else None,
+        )  # fmt: skip
         block_mods = blocks.modules if blocks else []
         with attached(selected, recorder.hook), attached(block_mods, blocks.hook if blocks else _noop):
             if blocks:

@@ -27,6 +27,7 @@ import math
 import mmap
 import os
 import pickle
+import select
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,8 @@ class _Pool:
         self.error: BaseException | None = None
         self.broken = False
         self.started = False
+        self.pid = os.getpid()  # a forked child must not use (or stop) its parent's workers
+        self._start_lock = threading.Lock()
         try:
             self.workers = [_Worker(self.region.fd) for _ in range(workers)]
         except BaseException:
@@ -161,24 +164,33 @@ class _Pool:
         self.jobs = 0
 
     def ready(self) -> None:
-        """Wait (once) until every worker has mapped the region, then listen for their replies."""
-        if self.started:
-            return
-        try:
+        """Wait (once, at most START_TIMEOUT_S) until every worker has mapped the region, then listen for
+        their replies."""
+        with self._start_lock:
+            if self.started:
+                return
+            if self.broken:
+                raise WriterFailed("the picture-writer processes did not start")
+            deadline = time.monotonic() + START_TIMEOUT_S
+            try:
+                for w in self.workers:
+                    readable, _, _ = select.select([w.replies], [], [], max(0.0, deadline - time.monotonic()))
+                    if not readable:
+                        raise WriterFailed(f"a picture-writer process did not start within {START_TIMEOUT_S:.0f} s")
+                    if _read(w.replies) != "ready":
+                        raise WriterFailed("a picture-writer process did not start")
+            except BaseException as exc:
+                self.broken = True
+                self.shutdown()
+                if isinstance(exc, (EOFError, OSError, pickle.UnpicklingError)):
+                    raise WriterFailed(f"a picture-writer process did not start ({type(exc).__name__})") from exc
+                raise
+            finally:
+                self.region.close()  # every worker has mapped it (or is gone): the descriptor is not needed
+            self.started = True
             for w in self.workers:
-                if _read(w.replies) != "ready":
-                    raise WriterFailed("a picture-writer process did not start")
-        except BaseException as exc:
-            self.broken = True
-            self.shutdown()
-            if isinstance(exc, (EOFError, pickle.UnpicklingError)):
-                raise WriterFailed(f"a picture-writer process did not start ({type(exc).__name__})") from exc
-            raise
-        finally:
-            self.region.close()  # every worker has mapped it (or is gone): the descriptor is no longer needed
-        self.started = True
-        for w in self.workers:
-            threading.Thread(target=self._read_replies, args=(w,), name="dissect-writer-replies", daemon=True).start()
+                name = "dissect-writer-replies"
+                threading.Thread(target=self._read_replies, args=(w,), name=name, daemon=True).start()
 
     def _read_replies(self, worker: _Worker) -> None:
         while True:
@@ -208,6 +220,8 @@ class _Pool:
                 self.lock.notify_all()
 
     def shutdown(self) -> None:
+        if os.getpid() != self.pid:
+            return
         for w in self.workers:
             with contextlib.suppress(OSError):
                 w.jobs_in.close()
@@ -235,6 +249,8 @@ def pool(workers: int, region_bytes: int) -> _Pool:
     """The process's worker pool; started on first use, restarted when it broke or the region must grow."""
     global _POOL
     with _POOL_LOCK:
+        if _POOL is not None and _POOL.pid != os.getpid():
+            _POOL = None  # inherited through fork: the workers are the parent's
         if _POOL is not None and (_POOL.broken or _POOL.region.size < region_bytes or len(_POOL.workers) < workers):
             _POOL.shutdown()
             _POOL = None
@@ -458,10 +474,11 @@ def serve(region_fd: int) -> None:
         except BaseException as exc:  # noqa: BLE001 - handed to the parent
             error = exc
         busy = (time.perf_counter() - start, size)
-        try:
-            pickle.dump((job_id, error, busy), replies, protocol=pickle.HIGHEST_PROTOCOL)
+        try:  # pickled whole first: a half-written reply would corrupt the stream
+            reply = pickle.dumps((job_id, error, busy), protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError):
-            pickle.dump((job_id, WriterFailed(f"{type(error).__name__}: {error}"), busy), replies)
+            reply = pickle.dumps((job_id, WriterFailed(f"{type(error).__name__}: {error}"), busy))
+        replies.write(reply)
         replies.flush()
 
 
