@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 
 from visionbench.dissect import writer_process
-from visionbench.dissect.writer_process import ProcessWriter
+from visionbench.dissect.writer_process import ClosingWriter, ProcessWriter
 
 log = logging.getLogger("visionbench")
 _STOP = object()
 
 
-class BackgroundWriter:
+class BackgroundWriter(ClosingWriter):
     """Runs submitted jobs on background threads (each job writes its own files, so order does not matter)."""
 
     kind = "threads"
@@ -83,12 +83,6 @@ class BackgroundWriter:
             t.join()
         if wait:
             self._raise_if_failed()
-
-    def __enter__(self) -> BackgroundWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.close(wait=exc_type is None)
 
     def _run(self) -> None:
         _lower_priority()

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Self
 
 import numpy as np
 
@@ -287,7 +287,20 @@ def _read(stream: BinaryIO) -> Any:
     return pickle.load(stream)
 
 
-class ProcessWriter:
+class ClosingWriter:
+    """`with writer:` waits for every file when the block ends normally, drops queued jobs after an error."""
+
+    def close(self, wait: bool = True) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(wait=exc_type is None)
+
+
+class ProcessWriter(ClosingWriter):
     """BackgroundWriter's interface on the worker processes: `host_array`, `put`, `close`."""
 
     kind = "processes"
@@ -385,12 +398,6 @@ class ProcessWriter:
             self.pool.owner = None
             if wait:
                 self._raise_if_failed()
-
-    def __enter__(self) -> ProcessWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.close(wait=exc_type is None)
 
     def _release_held(self) -> None:
         """(lock held) Send every held job, each to the worker with the fewest bytes outstanding, in one
