@@ -44,8 +44,8 @@ class DissectOptions(BaseModel):
     drift_sample: int = Field(default=16384, ge=16, description="Elements compared element-wise per output (drift).")
     input_label: str | None = Field(default=None, description="How layers.json names the input (e.g. the image path).")
     seed: int = Field(default=0, description="Seed of the random input (no image) and of the drift sample indices.")
-    queue_size: int = Field(default=1024, ge=1, description="Picture jobs waiting for the writer threads at most.")
-    queue_mib: int = Field(default=256, ge=1, description="Host copies waiting for the writer threads at most (MiB).")
+    queue_size: int = Field(default=1024, ge=1, description="Picture jobs held for the writers at most.")
+    queue_mib: int = Field(default=256, ge=1, description="Host copies waiting for the writers at most (MiB).")
     progress: Callable[[int, str], None] | None = Field(
         default=None, exclude=True, description="Called after each recorded layer call with (calls so far, name)."
     )

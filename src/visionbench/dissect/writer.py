@@ -137,7 +137,7 @@ def open_writer(max_queue: int, max_bytes: int) -> BackgroundWriter | ProcessWri
     why), else threads. A failure to start the processes is logged and never fails the dissection."""
     if writer_process.wanted():
         try:
-            return writer_process.ProcessWriter(max_bytes)
+            return writer_process.ProcessWriter(max_bytes, max_jobs=max_queue)
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
             log.warning("picture-writer processes unavailable (%s): writing with threads instead", exc)
     return BackgroundWriter(max_queue, max_bytes=max_bytes)

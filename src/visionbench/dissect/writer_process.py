@@ -305,7 +305,7 @@ class ProcessWriter(ClosingWriter):
 
     kind = "processes"
 
-    def __init__(self, max_bytes: int = 256 << 20, workers: int | None = None) -> None:
+    def __init__(self, max_bytes: int = 256 << 20, workers: int | None = None, max_jobs: int = 1024) -> None:
         count = workers or max(1, min(2, os.cpu_count() or 1))
         self.pool = pool(count, max_bytes)
         self.pool.ready()
@@ -316,7 +316,7 @@ class ProcessWriter(ClosingWriter):
             self.pool.error = None
             self.pool.peak_bytes = 0
             self._busy0, self._jobs0 = self.pool.busy_seconds, self.pool.jobs
-        self.max_bytes = max_bytes
+        self.max_bytes, self.max_jobs = max_bytes, max_jobs
         self._held: list[tuple[int, Any, int]] = []  # jobs waiting for the go (job id, message, nbytes)
         self._go = False
         self._arrays: dict[int, tuple[np.ndarray, int]] = {}  # id -> (array from host_array, its block)
@@ -377,7 +377,7 @@ class ProcessWriter(ClosingWriter):
             self.pool.blocks_of_job[job_id] = blocks
             size = sum(self.pool.region.used[b] for b in blocks) or nbytes
             self._held.append((job_id, (job_id, job, tuple(message_args)), size))
-            if self._go or len(self._held) >= 1024:
+            if self._go or len(self._held) >= self.max_jobs:
                 self._release_held()
 
     def close(self, wait: bool = True) -> None:
