@@ -7,7 +7,9 @@ Goals (issue 5), on CPU for yolo11n (640 px) and depth-anything-v2-small (518 px
 `floor`: every leaf hooked with only aminmax, sum and dot (sum of squares): the least any statistics built
 from torch's CPU kernels can cost (no counts, no bookkeeping); when it alone passes 1.3x, only a fused
 hand-written kernel could meet the goal.
-Time: median of interleaved repeats after warm-up, all in this process; the dissection's figure is its
+Time: median of interleaved repeats after warm-up, all in this process, each timed step right after an
+untimed plain forward (so no mode inherits a cold start from the one before: after the matplotlib plots a
+plain forward measured 83 ms, after a dissection 65 ms); the dissection's figure is its
 `seconds` (the hooked forward plus waiting for the picture writers to finish every file; the summary plots,
 fixed-cost matplotlib figures drawn once after the pass, are reported apart as `+plots`). Repeats write
 over the same folder, as re-running a dissection does; `new-folder` writes every file anew (creating files
@@ -117,9 +119,9 @@ def timing(name: str, repeats: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         for mode in MODES:  # warm-up: oneDNN primitives, writer thread, fonts, matplotlib import
             _run(model, image, mode, Path(tmp))
-        _run(model, image, "plain", Path(tmp))
         for _ in range(repeats):
             for mode in MODES:
+                _run(model, image, "plain", Path(tmp))  # untimed: every mode starts from the same state
                 times[mode].append(_run(model, image, mode, Path(tmp)))
     return {m: statistics.median(v) for m, v in times.items()}
 

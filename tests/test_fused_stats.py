@@ -52,8 +52,9 @@ def test_switched_off_by_environment() -> None:
 def test_split_across_threads_gives_the_same_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.randn(100_003)
     x[::13] = 0.0
+    monkeypatch.setattr("visionbench.dissect.fused_stats.PARALLEL_AT", 1 << 40)
     whole = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
-    monkeypatch.setattr("visionbench.dissect.fused_stats.SPLIT_AT", 10_000)  # forces parts on every pool size
+    monkeypatch.setattr("visionbench.dissect.fused_stats.PARALLEL_AT", 1000)  # split on any team size
     split = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
     assert split[:2] == whole[:2] and split[4:] == whole[4:]
     assert split[2] == pytest.approx(whole[2], abs=1e-3) and split[3] == pytest.approx(whole[3], rel=1e-6)
@@ -63,3 +64,11 @@ def test_split_across_threads_gives_the_same_figures(monkeypatch: pytest.MonkeyP
     x[0] = float("nan")  # and a NaN that opens a part, which min/max carry: never lost in combining the parts
     mn, mx = fused_stats(x, 1e-6, kernel)[:2]  # type: ignore[arg-type]
     assert mn != mn and mx != mx
+
+
+@needs_kernel
+def test_the_kernel_shares_torchs_openmp_runtime() -> None:
+    from visionbench.dissect.ckernels import loaded_libraries
+    from visionbench.dissect.fused_stats import OPENMP_RUNTIME
+
+    assert len(loaded_libraries(OPENMP_RUNTIME)) <= 1  # never a second runtime with its own spinning threads

@@ -14,9 +14,11 @@ import ctypes
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +53,19 @@ def _compile(name: str, source: str, compiler: str, flags: list[str], target: Pa
 
 
 def load(name: str, source: str, signatures: dict[str, Signature], env_switch: str,
-         extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:  # fmt: skip
-    """The compiled kernel `name` with its functions' signatures set, or None where it cannot be had."""
+         variants: Sequence[tuple[str, ...]] = (("-march=native",), ()),
+         accept: Callable[[ctypes.CDLL], bool] | None = None) -> ctypes.CDLL | None:  # fmt: skip
+    """The compiled kernel `name` with its functions' signatures set, or None where it cannot be had.
+
+    `variants` are extra flag sets tried in order (by default the host's SIMD width first, then none); a
+    variant that does not build, does not load, or that `accept` turns down gives way to the next."""
     if switched_off(env_switch):
         return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
         return None
-    base = FLAGS + list(extra_flags)
-    for flags in (base + ["-march=native"], base):  # -march=native: the host's SIMD width, where supported
+    for extra in variants:
+        flags = FLAGS + list(extra)
         digest = hashlib.sha256((source + compiler + " ".join(flags)).encode()).hexdigest()[:16]
         target = cache_dir() / f"{name}-{digest}.so"
         try:
@@ -69,8 +75,21 @@ def load(name: str, source: str, signatures: dict[str, Signature], env_switch: s
         except OSError as exc:
             log.debug("%s kernel: cannot build or load %s: %s", name, target, exc)
             continue
+        if accept is not None and not accept(lib):
+            log.debug("%s kernel: %s turned down", name, " ".join(extra))
+            continue
         for function, (argtypes, restype) in signatures.items():
             getattr(lib, function).argtypes = argtypes
             getattr(lib, function).restype = restype
         return lib
     return None
+
+
+def loaded_libraries(pattern: str) -> set[str]:
+    """Paths of the shared libraries mapped into this process whose file name matches `pattern` (Linux;
+    empty elsewhere)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return set()
+    return {line.split()[-1] for line in maps.splitlines() if re.search(pattern, line.rsplit("/", 1)[-1])}

@@ -4,19 +4,24 @@ Why hand-written: torch has no fused reduction for these, and its fastest separa
 `sum`, BLAS `dot`) already cost 1.28x a yolo11n forward when run on every leaf output
 (benchmarks/dissect_cost.py, `floor` row); the two counts double that. A plain C loop over 16 float
 lanes per 4096-value block, which the compiler vectorises without fast-math (NaN semantics intact), reads
-each value once. It is built and loaded by ckernels.py (compiled on first use into the user's cache folder;
-ctypes releases the GIL, so large outputs are split across threads). No compiler, a failed build, or
-VISIONBENCH_FUSED_STATS=0: the torch path in stats.py is used instead, and layers.json says which one ran.
+each value once. It is built and loaded by ckernels.py (compiled on first use into the user's cache folder).
 
-Sums are float32 within a block of 4096 values and float64 across blocks; tests compare with numpy.
+Outputs of PARALLEL_AT values or more are split across torch's own OpenMP threads: the kernel is compiled
+with -fopenmp and links libgomp.so.1, which the dynamic loader resolves to the copy torch has already
+loaded, so its parallel region reuses torch's thread team, whose second thread is still spinning from the
+layer that just ran. (A Python thread pool of our own only added hand-off cost: docs/benchmarks.md.) A
+build that would bring a second OpenMP runtime into the process is turned down for the single-threaded
+one. No compiler, a failed build, or VISIONBENCH_FUSED_STATS=0: the torch path in stats.py is used
+instead, and layers.json says which one ran.
+
+Sums are float32 within a block of 4096 values and float64 across blocks and threads; tests compare with
+numpy.
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import torch
@@ -24,13 +29,14 @@ import torch
 from visionbench.dissect import ckernels
 
 ENV_SWITCH = "VISIONBENCH_FUSED_STATS"
-WORKERS = max(1, min(4, os.cpu_count() or 1))
-SPLIT_AT = 1 << 22  # values per thread at least: measured on 2 cores, smaller splits only added hand-off cost
+PARALLEL_AT = 1 << 16  # values: from here on the OpenMP build splits an output across torch's threads
+OPENMP_RUNTIME = r"^lib(g|i)?omp"  # libgomp (GCC), libomp (LLVM), libiomp5 (Intel)
 
 SOURCE = r"""
+#include <math.h>
 #include <stdint.h>
 /* out: min, max, sum, sum of squares, exact zeros, |x| < eps */
-void vb_stats_f32(const float *x, int64_t n, float eps, double *out) {
+static void stats_range(const float *x, int64_t n, float eps, double *out) {
     float mn = x[0], mx = x[0];
     double s = 0.0, ss = 0.0;
     int64_t z = 0, near = 0;
@@ -73,19 +79,53 @@ void vb_stats_f32(const float *x, int64_t n, float eps, double *out) {
     }
     out[0] = mn; out[1] = mx; out[2] = s; out[3] = ss; out[4] = (double)z; out[5] = (double)near;
 }
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+/* the whole output: split across the OpenMP team (torch's, when libgomp is shared) from `parallel_at` values */
+void vb_stats_f32(const float *x, int64_t n, float eps, double *out, int64_t parallel_at) {
+    int t = 1;
+#ifdef _OPENMP
+    if (n >= parallel_at && !omp_in_parallel()) t = omp_get_max_threads();
+#endif
+    if (t > 64) t = 64;
+    if (t <= 1 || n < 2 * (int64_t)t) { stats_range(x, n, eps, out); return; }
+    double parts[64][6];
+    int used = 1;
+#ifdef _OPENMP
+    #pragma omp parallel num_threads(t)
+    {
+        int i = omp_get_thread_num(), k = omp_get_num_threads();
+        if (i == 0) used = k;
+        stats_range(x + n * i / k, n * (i + 1) / k - n * i / k, eps, parts[i]);
+    }
+#endif
+    double mn = parts[0][0], mx = parts[0][1], s = 0.0, ss = 0.0, z = 0.0, near = 0.0;
+    int nan = 0;
+    for (int i = 0; i < used; i++) {
+        nan |= parts[i][0] != parts[i][0] || parts[i][1] != parts[i][1]; /* a NaN that opened a part */
+        mn = parts[i][0] < mn ? parts[i][0] : mn;
+        mx = parts[i][1] > mx ? parts[i][1] : mx;
+        s += parts[i][2]; ss += parts[i][3]; z += parts[i][4]; near += parts[i][5];
+    }
+    if (nan) mn = mx = s = (double)NAN;
+    out[0] = mn; out[1] = mx; out[2] = s; out[3] = ss; out[4] = z; out[5] = near;
+}
 """
 
 
 @lru_cache(maxsize=1)
 def load_kernel() -> ctypes.CDLL | None:
     """The compiled kernel, built on first use; None where it cannot be (then stats.py uses torch)."""
-    signature = ([ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p], None)
-    return ckernels.load("stats", SOURCE, {"vb_stats_f32": signature}, ENV_SWITCH)
+    signature = ([ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_int64], None)
+    runtimes = ckernels.loaded_libraries(OPENMP_RUNTIME)
 
+    def one_openmp_runtime(lib: ctypes.CDLL) -> bool:
+        return ckernels.loaded_libraries(OPENMP_RUNTIME) <= runtimes or not runtimes  # torch's, or none yet
 
-@lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="vb-stats")
+    variants = (("-fopenmp", "-march=native"), ("-fopenmp",), ("-march=native",), ())
+    return ckernels.load("stats", SOURCE, {"vb_stats_f32": signature}, ENV_SWITCH, variants, one_openmp_runtime)
 
 
 class _Out(threading.local):
@@ -102,22 +142,6 @@ def fused_stats(x: torch.Tensor, eps: float, kernel: ctypes.CDLL) -> tuple[float
     """(min, max, sum, sum of squares, zeros, near-zeros) of a non-empty contiguous float32 CPU tensor.
 
     Non-finite values propagate into min/max/sums (NaN, inf); the caller checks and falls back."""
-    n = x.numel()
-    parts = min(WORKERS, max(1, n // SPLIT_AT))
-    if parts == 1:  # the common case, kept lean: it runs once per recorded output
-        out = _OUT.buffer
-        kernel.vb_stats_f32(x.data_ptr(), n, eps, out)
-        return out[0], out[1], out[2], out[3], out[4], out[5]
-    bounds = [n * i // parts for i in range(parts + 1)]
-    outs = [(ctypes.c_double * 6)() for _ in range(parts)]
-    base, size = x.data_ptr(), x.element_size()
-
-    def run(i: int) -> None:
-        kernel.vb_stats_f32(base + bounds[i] * size, bounds[i + 1] - bounds[i], eps, outs[i])
-
-    list(_pool().map(run, range(parts)))
-    mn = min(o[0] for o in outs)
-    mx = max(o[1] for o in outs)
-    if any(o[0] != o[0] or o[1] != o[1] for o in outs):  # NaN in a part: make sure the caller sees it
-        mn = mx = float("nan")
-    return mn, mx, sum(o[2] for o in outs), sum(o[3] for o in outs), sum(o[4] for o in outs), sum(o[5] for o in outs)
+    out = _OUT.buffer
+    kernel.vb_stats_f32(x.data_ptr(), x.numel(), eps, out, PARALLEL_AT)
+    return out[0], out[1], out[2], out[3], out[4], out[5]

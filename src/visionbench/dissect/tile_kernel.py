@@ -101,7 +101,8 @@ def load_kernel() -> ctypes.CDLL | None:
     """The compiled kernel, built on first use; None where it cannot be (pictures.py then uses numpy)."""
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     signature = ([p, i64, i64, i64, i64, i64, p, i64, p, p, p], i64)
-    return ckernels.load("tiles", SOURCE, {"vb_tiles_u8": signature}, ENV_SWITCH, ("-ffp-contract=off",))
+    variants = (("-ffp-contract=off", "-march=native"), ("-ffp-contract=off",))
+    return ckernels.load("tiles", SOURCE, {"vb_tiles_u8": signature}, ENV_SWITCH, variants)
 
 
 def draw_tiles(maps: np.ndarray, stride: int, up: int, canvas: np.ndarray, corners: Sequence[tuple[int, int]],
