@@ -117,7 +117,7 @@ def test_a_second_concurrent_dissection_falls_back_to_threads():
 
 
 def test_writer_processes_never_import_torch():
-    code = "; ".join(["import sys, visionbench.dissect.writer_process, visionbench.dissect.pictures",
+    code = "; ".join(["import sys, visionbench.dissect.writer_worker, visionbench.dissect.pictures",
                       "print('torch' in sys.modules)"])  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -4,15 +4,16 @@ Why processes, when the writer threads release the GIL for every large step (num
 C tile kernel)? Each layer's job is still ~20 short steps, and at each one two threads hand the GIL to each
 other through a futex wake-up. On a 2-core VM that made two threads finish yolo11n's 88 conv grids slower
 than one (70 vs 52 ms), so the drain after the pass could not use the second core. Two processes have a GIL
-each and drain the same jobs in ~31 ms (benchmarks/dissect_cost.py, the `writer` rows).
+each and drain the same jobs in ~31-35 ms (`threads` vs `conv-png-npy` rows of benchmarks/dissect_cost.py).
 
-How: the hook copies the channels to be saved straight into a shared-memory region (`host_array`), so no
-pixel is copied or pickled on the way; a job is a small pickle (the function, paths, title and where its
-arrays lie in the region) sent down the worker's stdin, and the worker replies on its own pipe when the
-files are written, which frees the region's space. The workers are started once per process (about 0.15 s:
-Python, numpy and Pillow, never torch) and reused by every later dissection; they exit when the parent's end
-of their pipe closes, even when the parent is killed. The same gating as the threads applies: jobs are held
-until half the byte budget is used or the pass ends, so the forward keeps both cores.
+How: the hook copies the channels to be saved straight into a shared-memory region (`host_array`;
+shared_region.py), so no pixel is copied or pickled on the way; a job is a small pickle (the function,
+paths, title and where its arrays lie in the region) sent down the worker's stdin, and the worker
+(writer_worker.py) replies on its own pipe when the files are written, which frees the region's space. The
+workers are started once per process (about 0.15 s: Python, numpy and Pillow, never torch) and reused by
+every later dissection; they exit when the parent's end of their pipe closes, even when the parent is
+killed. The same gating as the threads applies: jobs are held until half the byte budget is used or the
+pass ends, so the forward keeps both cores.
 
 Linux only (the region lives in /dev/shm); elsewhere, or with VISIONBENCH_WRITER=threads, or when a worker
 cannot start, the dissection uses the writer threads (writer.py) and says so in layers.json.
@@ -21,45 +22,26 @@ cannot start, the dissection uses the writer threads (writer.py) and says so in 
 from __future__ import annotations
 
 import atexit
-import bisect
 import contextlib
 import math
-import mmap
 import os
 import pickle
 import select
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, Self
+from typing import Any, BinaryIO, Self
 
 import numpy as np
 
-from visionbench.errors import VisionbenchError
+from visionbench.dissect.shared_region import Region, SharedArray, WriterFailed, resolve
 
 ENV_SWITCH = "VISIONBENCH_WRITER"  # "processes" (the default on Linux) or "threads"
-ALIGN = 64
 WORKER_PACKAGES = frozenset({"visionbench", "numpy", "PIL", "builtins"})
 START_TIMEOUT_S = 60.0
-
-
-class SharedArray(NamedTuple):
-    """Where an array lies in the shared region: what a job carries instead of the pixels."""
-
-    offset: int
-    shape: tuple[int, ...]
-    strides: tuple[int, ...]
-    dtype: str
-
-
-class WriterFailed(VisionbenchError, RuntimeError):
-    """A picture-writer process died or could not be started: one line from the CLI, exit code 1."""
-
-    exit_code = 1
 
 
 def wanted() -> bool:
@@ -68,60 +50,9 @@ def wanted() -> bool:
     return choice not in {"threads", "thread", "0", "off"} and sys.platform.startswith("linux")
 
 
-class _Region:
-    """A shared-memory file mapped in the parent and the workers, handed out first-fit in 64-byte blocks."""
-
-    def __init__(self, size: int) -> None:
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        self.fd, path = tempfile.mkstemp(prefix="visionbench-writer-", dir=folder)
-        os.unlink(path)  # nameless from the start: nothing is left behind, however the process ends
-        try:
-            os.ftruncate(self.fd, size)
-            self.map = mmap.mmap(self.fd, size)
-        except BaseException:
-            os.close(self.fd)
-            raise
-        self.size = size
-        self.free: list[tuple[int, int]] = [(0, size)]  # (offset, length), sorted, never adjacent
-        self.used: dict[int, int] = {}  # offset -> length of live blocks
-        self.used_bytes = 0
-
-    def allocate(self, nbytes: int) -> int | None:
-        need = max(ALIGN, -(-nbytes // ALIGN) * ALIGN)
-        for i, (offset, length) in enumerate(self.free):
-            if length >= need:
-                self.free[i : i + 1] = [(offset + need, length - need)] if length > need else []
-                self.used[offset] = need
-                self.used_bytes += need
-                return offset
-        return None
-
-    def release(self, offset: int) -> None:
-        length = self.used.pop(offset)
-        self.used_bytes -= length
-        i = bisect.bisect(self.free, (offset, 0))
-        if i < len(self.free) and offset + length == self.free[i][0]:  # merge with the next free block
-            length += self.free.pop(i)[1]
-        if i > 0 and self.free[i - 1][0] + self.free[i - 1][1] == offset:  # and with the previous one
-            offset, prev = self.free.pop(i - 1)
-            length += prev
-            i -= 1
-        self.free.insert(i, (offset, length))
-
-    def view(self, offset: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        return np.ndarray(shape, dtype, buffer=self.map, offset=offset)
-
-    def close(self) -> None:
-        """Close the descriptor the workers inherited (the mapping stays)."""
-        if self.fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = -1
-
-
 class _Worker:
     def __init__(self, region_fd: int) -> None:
-        cmd = [sys.executable, "-m", "visionbench.dissect.writer_process", str(region_fd)]
+        cmd = [sys.executable, "-m", "visionbench.dissect.writer_worker", str(region_fd)]
         package_root = str(Path(__file__).resolve().parents[2])  # importable even when not installed
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen(
@@ -144,7 +75,7 @@ class _Pool:
 
     def __init__(self, workers: int, region_bytes: int) -> None:
         """Starts the processes and returns at once (they import numpy and Pillow meanwhile): see `ready`."""
-        self.region = _Region(region_bytes)
+        self.region = Region(region_bytes)
         self.lock = threading.Condition()
         self.error: BaseException | None = None
         self.broken = False
@@ -430,7 +361,7 @@ class ProcessWriter(ClosingWriter):
         """(lock held) A job no worker can import (a lambda, a local function) runs in this thread instead."""
         job_id, job, args = message
         try:
-            job(*(_resolve(a, self.pool.region.map) for a in args))
+            job(*(resolve(a, self.pool.region.map) for a in args))
         except BaseException as exc:  # noqa: BLE001 - reported like a worker's error
             self.pool.error = self.pool.error or exc
         for offset in self.pool.blocks_of_job.pop(job_id, []):
@@ -441,55 +372,3 @@ class ProcessWriter(ClosingWriter):
     def _raise_if_failed(self) -> None:
         if self.pool.error is not None:
             raise self.pool.error
-
-
-# ---------------------------------------------------------------------------------------------- worker side
-
-
-def _resolve(value: Any, region: mmap.mmap) -> Any:
-    if isinstance(value, SharedArray):
-        dtype = np.dtype(value.dtype)
-        return np.ndarray(value.shape, dtype, buffer=region, offset=value.offset, strides=value.strides)
-    return value
-
-
-def _lower_priority() -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, 10)
-
-
-def serve(region_fd: int) -> None:
-    """Worker main loop: run jobs from stdin until it closes; reply (job id, error, (seconds, bytes))."""
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a stray print in a job goes to stderr, never into the reply stream
-    _lower_priority()
-    region = mmap.mmap(region_fd, 0)
-    os.close(region_fd)
-    jobs = sys.stdin.buffer
-    pickle.dump("ready", replies)
-    replies.flush()
-    while True:
-        try:
-            job_id, size, payload = pickle.load(jobs)
-        except EOFError:
-            return
-        start = time.perf_counter()
-        error = None
-        try:
-            job, args = pickle.loads(payload)  # apart, so a job that cannot be loaded is an error, not a crash
-            job(*(_resolve(a, region) for a in args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the parent
-            error = exc
-        busy = (time.perf_counter() - start, size)
-        try:  # pickled whole first: a half-written reply would corrupt the stream
-            reply = pickle.dumps((job_id, error, busy), protocol=pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            reply = pickle.dumps((job_id, WriterFailed(f"{type(error).__name__}: {error}"), busy))
-        replies.write(reply)
-        replies.flush()
-
-
-if __name__ == "__main__":  # run as `python -m`: serve from the imported module, whose classes jobs refer to
-    from visionbench.dissect.writer_process import serve as _serve
-
-    _serve(int(sys.argv[1]))
