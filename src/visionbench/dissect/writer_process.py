@@ -4,7 +4,8 @@ Why processes, when the writer threads release the GIL for every large step (num
 C tile kernel)? Each layer's job is still ~20 short steps, and at each one two threads hand the GIL to each
 other through a futex wake-up. On a 2-core VM that made two threads finish yolo11n's 88 conv grids slower
 than one (70 vs 52 ms), so the drain after the pass could not use the second core. Two processes have a GIL
-each and drain the same jobs in ~31-35 ms (`threads` vs `conv-png-npy` rows of benchmarks/dissect_cost.py).
+each and drain the same jobs in ~31-35 ms (one-off profiles, docs/benchmarks.md; the `threads` row of
+benchmarks/dissect_cost.py times the whole pass with threads).
 
 How: the hook copies the channels to be saved straight into a shared-memory region (`host_array`;
 shared_region.py), so no pixel is copied or pickled on the way; a job is a small pickle (the function,
