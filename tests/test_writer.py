@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -106,6 +107,20 @@ def test_a_dead_worker_is_a_clear_error_and_the_next_writer_works(tmp_path):
     with ProcessWriter() as fresh:  # a broken pool is replaced by a new one
         fresh.put((tmp_path / "ok.txt").write_text, "ok")
     assert (tmp_path / "ok.txt").read_text() == "ok"
+
+
+@needs_processes
+def test_ctrl_c_is_left_to_the_parent(tmp_path):
+    with ProcessWriter() as writer:
+        writer.put(time.sleep, 0.0)
+    pids = writer_process.worker_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the whole process group
+    time.sleep(0.3)
+    with ProcessWriter() as writer:
+        writer.put((tmp_path / "after.txt").write_text, "still serving")
+    assert (tmp_path / "after.txt").read_text() == "still serving"
+    assert writer_process.worker_pids() == pids  # the same workers: none died and was replaced
 
 
 @needs_processes

@@ -12,6 +12,7 @@ import contextlib
 import mmap
 import os
 import pickle
+import signal
 import sys
 import time
 
@@ -27,6 +28,7 @@ def serve(region_fd: int) -> None:
     """Worker main loop: run jobs from stdin until it closes; reply (job id, error, (seconds, bytes))."""
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print in a job goes to stderr, never into the reply stream
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes our stdin
     _lower_priority()
     region = mmap.mmap(region_fd, 0)
     os.close(region_fd)
