@@ -110,6 +110,23 @@ def test_a_dead_worker_is_a_clear_error_and_the_next_writer_works(tmp_path):
 
 
 @needs_processes
+def test_thousands_of_jobs_in_one_batch_never_deadlock():
+    import threading
+
+    def run() -> None:  # more jobs than a pipe holds, and more replies than the other pipe holds
+        with ProcessWriter(max_jobs=10_000) as writer:
+            for _ in range(4000):
+                writer.put(time.sleep, 0.0)
+        done.append(writer.jobs)
+
+    done: list[int] = []
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert done == [4000]
+
+
+@needs_processes
 def test_ctrl_c_is_left_to_the_parent(tmp_path):
     with ProcessWriter() as writer:
         writer.put(time.sleep, 0.0)

@@ -27,6 +27,7 @@ import contextlib
 import math
 import os
 import pickle
+import queue
 import select
 import subprocess
 import sys
@@ -64,11 +65,28 @@ class _Worker:
         self.replies: BinaryIO = self.proc.stdout
         self.outstanding = 0
         self.outstanding_bytes = 0
+        # writes go through a thread of their own, never under the pool's lock: a full pipe then cannot stop
+        # the reply reader (which needs that lock) and so the worker, which would wait for its replies to drain
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send_loop, name="dissect-writer-send", daemon=True)
+        self._sender.start()
 
     def send(self, pickles: bytes) -> None:
-        """Whole pickled messages (pickled first, so a job that cannot be pickled never half-writes one)."""
-        self.jobs_in.write(pickles)
-        self.jobs_in.flush()
+        """Queue whole pickled messages (pickled first, so a job that cannot be pickled never half-writes one)."""
+        self._outbox.put(pickles)
+
+    def close_input(self) -> None:
+        """Send what is queued, then close the worker's stdin: it exits when it has read everything."""
+        self._outbox.put(None)
+        self._sender.join(timeout=10)
+
+    def _send_loop(self) -> None:
+        while (pickles := self._outbox.get()) is not None:
+            with contextlib.suppress(OSError, ValueError):  # the worker is gone: its reply reader reports it
+                self.jobs_in.write(pickles)
+                self.jobs_in.flush()
+        with contextlib.suppress(OSError):
+            self.jobs_in.close()
 
 
 class _Pool:
@@ -155,8 +173,7 @@ class _Pool:
         if os.getpid() != self.pid:
             return
         for w in self.workers:
-            with contextlib.suppress(OSError):
-                w.jobs_in.close()
+            w.close_input()
         for w in self.workers:
             try:
                 w.proc.wait(timeout=10)
@@ -352,11 +369,7 @@ class ProcessWriter(ClosingWriter):
             batches.setdefault(index, []).append(data)
         self._held.clear()
         for index, parts in batches.items():
-            try:
-                self.pool.workers[index].send(b"".join(parts))
-            except (OSError, ValueError) as exc:
-                self.pool.broken = True
-                self.pool.error = self.pool.error or WriterFailed(f"a picture-writer process is gone: {exc}")
+            self.pool.workers[index].send(b"".join(parts))
 
     def _run_here(self, message: tuple[int, Callable[..., Any], tuple[Any, ...]]) -> None:
         """(lock held) A job no worker can import (a lambda, a local function) runs in this thread instead."""
