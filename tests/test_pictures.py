@@ -7,19 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from visionbench.dissect import pictures, tile_kernel
+from visionbench.dissect import glyphs, pictures, tile_kernel
 
 KERNEL = tile_kernel.load_kernel()
 needs_kernel = pytest.mark.skipif(KERNEL is None, reason="no C compiler here: the numpy path draws every grid")
-
-
-def _numpy_grid(maps: np.ndarray, title: str) -> np.ndarray:
-    up, stride = pictures.tile_scale(*maps.shape[-2:])
-    tiles, bad = pictures.normalise(maps, stride)
-    if up > 1:
-        tiles = tiles.repeat(up, axis=-2).repeat(up, axis=-1)
-        bad = None if bad is None else bad.repeat(up, axis=-2).repeat(up, axis=-1)
-    return pictures.grid(tiles, bad, None, title=title)
 
 
 @needs_kernel
@@ -30,7 +21,7 @@ def test_tile_kernel_draws_the_same_bytes_as_numpy(shape):
     maps[min(1, shape[0] - 1)] = 3.0  # a constant channel: mid-grey
     if shape[0] > 2:
         maps[2] = np.abs(maps[2])  # no negative values
-    np.testing.assert_array_equal(pictures.channel_grid(maps, "t"), _numpy_grid(maps, "t"))
+    np.testing.assert_array_equal(pictures.channel_grid(maps, "t"), pictures.numpy_grid(maps, "t"))
 
 
 @needs_kernel
@@ -63,9 +54,9 @@ def test_normalise_uses_each_channels_whole_range_when_subsampling():
                                   "dépôt ∑"])  # fmt: skip
 def test_glyph_text_matches_pillow(size, text):
     ours = np.full((30, 520), 40, np.uint8)
-    pictures.glyph_text(size).draw(ours, (4, 2), text, 255)
+    glyphs.glyph_text(size).draw(ours, (4, 2), text, 255)
     image = Image.fromarray(np.full((30, 520), 40, np.uint8))
-    ImageDraw.Draw(image).text((4, 2), text, fill=255, font=pictures.font(size))
+    ImageDraw.Draw(image).text((4, 2), text, fill=255, font=glyphs.font(size))
     theirs = np.asarray(image)
     ink = (theirs != 40).sum()
     assert ink > 50

@@ -22,9 +22,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from visionbench.switches import switched_off
+
 log = logging.getLogger("visionbench")
 FLAGS = ["-O3", "-shared", "-fPIC"]
-OFF = {"0", "false", "no", "off"}
 
 Signature = tuple[list[Any], Any]  # (argtypes, restype) of one exported function
 
@@ -32,10 +33,6 @@ Signature = tuple[list[Any], Any]  # (argtypes, restype) of one exported functio
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "visionbench" / "kernels"
-
-
-def switched_off(env_switch: str) -> bool:
-    return os.environ.get(env_switch, "1").strip().lower() in OFF
 
 
 def _compile(name: str, source: str, compiler: str, flags: list[str], target: Path) -> bool:

@@ -1,7 +1,7 @@
 """The forward hooks of one dissection pass: statistics of every output, host copies of only the saved channels.
 
 Per call the hook queues the statistics on the device (`StatsEngine`), copies at most the channels to be
-drawn or saved to the host, and hands them to the writer thread. It keeps no reference to any activation, so
+drawn or saved to the host, and hands them to the writers. It keeps no reference to any activation, so
 memory stays near a plain forward's. Hooks are attached in a context manager and always removed, even when a
 hook or the model raises.
 """

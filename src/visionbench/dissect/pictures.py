@@ -17,14 +17,14 @@ import re
 import struct
 import zlib
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from visionbench.dissect import tile_kernel
+from visionbench.dissect.glyphs import glyph_text
 
 MIN_TILE, MAX_TILE, GAP, TITLE_PX = 32, 192, 2, 18
 BACKGROUND = 40
@@ -32,123 +32,6 @@ BAD_RGB = (220, 40, 40)
 # zlib level of the per-layer grids. 0 (stored): feature maps are noisy, level 1 compresses them only ~3x at
 # ~1 ms per grid, which alone is ~90 ms for yolo11n's 88 conv layers (a whole forward); the NPYs are bigger anyway
 PNG_LEVEL = 0
-
-
-@lru_cache(maxsize=4)
-def font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow without FreeType
-        return ImageFont.load_default()
-
-
-class Glyph(NamedTuple):
-    cell: np.ndarray  # [line height, advance] coverage: the ink that falls inside the glyph's own advance
-    spill: tuple[tuple[int, np.ndarray], ...]  # (x from the pen, coverage) of ink outside it, e.g. a comma's tail
-
-
-class GlyphText:
-    """Text set from glyphs rendered once per font: Pillow renders every glyph again on each call (~15 us a
-    glyph, ~1 ms a 60-character layer title: for yolo11n's 88 conv grids more than the whole forward pass).
-
-    A line is the glyphs' cells side by side (one `concatenate`, few GIL-holding steps, so writer threads
-    do not queue behind each other), plus the rare ink that reaches into a neighbour merged with `max`, as
-    Pillow merges one string. Glyphs sit at FreeType's hinted integer advances, so the ink matches
-    `ImageDraw.text` to a grey level or two where glyphs touch (the default font has no kerning pairs).
-    Safe from several threads: at worst two of them render the same glyph once each."""
-
-    def __init__(self, typeface: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> None:
-        self.font = typeface
-        ascent, descent = typeface.getmetrics() if hasattr(typeface, "getmetrics") else (typeface.getbbox("Ag")[3], 0)
-        self.height = max(int(ascent) + int(descent), int(typeface.getbbox("Agj|_,")[3]))
-        self._glyphs: dict[str, Glyph] = {}
-
-    def _glyph(self, char: str) -> Glyph:
-        glyph = self._glyphs.get(char)
-        if glyph is not None:
-            return glyph
-        left, top, right, bottom = (int(v) for v in self.font.getbbox(char))
-        advance = max(int(round(self.font.getlength(char))), 0)
-        x0 = min(left, 0)
-        line = np.zeros((self.height, max(right, advance) - x0), np.uint8)  # pen at column -x0, ascender row 0
-        if right > left and bottom > top:
-            image = Image.new("L", (right - left, bottom - top))
-            ImageDraw.Draw(image).text((-left, -top), char, fill=255, font=self.font)
-            rows = slice(max(top, 0), min(bottom, self.height))
-            ink = np.asarray(image)[rows.start - top : rows.stop - top]
-            line[rows, left - x0 : right - x0] = ink
-        spill = tuple(
-            (x + x0, part)
-            for x, part in ((0, line[:, : -x0]), (advance - x0, line[:, advance - x0 :]))
-            if part.size and part.any()
-        )  # fmt: skip
-        glyph = self._glyphs[char] = Glyph(np.ascontiguousarray(line[:, -x0 : advance - x0]), spill)
-        return glyph
-
-    def mask(self, text: str) -> tuple[np.ndarray, int]:
-        """Coverage 0..255 of `text` [line height, width] (ascender at row 0) and the pen's column in it
-        (above 0 only when the first glyph's ink reaches left of the pen)."""
-        if text.isascii() and text.isprintable():
-            codes = np.frombuffer(text.encode("ascii"), np.uint8)
-            atlas, starts, widths, spilling = self._ascii_atlas()
-            w = widths[codes]
-            pens = np.cumsum(w) - w
-            # one gather: column j of the line is column (start of its glyph + j - pen of its glyph) of the atlas
-            body = atlas[:, np.repeat(starts[codes] - pens, w) + np.arange(int(w.sum()))]
-            extra = [(int(pens[i]), self._glyph(text[i])) for i in np.flatnonzero(spilling[codes])]
-            return self._with_spills(body, [(pen + dx, part) for pen, g in extra for dx, part in g.spill])
-        glyphs = [self._glyph(c) for c in text]
-        spills, pen = [], 0
-        for g in glyphs:
-            spills.extend((pen + dx, part) for dx, part in g.spill)
-            pen += g.cell.shape[1]
-        body = np.concatenate([np.zeros((self.height, 0), np.uint8), *(g.cell for g in glyphs)], axis=1)
-        return self._with_spills(body, spills)
-
-    def _with_spills(self, body: np.ndarray, spills: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, int]:
-        """The line's cells plus the ink that reaches past them, merged with `max`."""
-        if not spills:
-            return body, 0
-        left = max([0, *(-x for x, _ in spills)])
-        right = max([0, *(x + part.shape[1] - body.shape[1] for x, part in spills)])
-        strip = np.zeros((self.height, left + body.shape[1] + right), np.uint8)
-        strip[:, left : left + body.shape[1]] = body
-        for x, part in spills:
-            region = strip[:, left + x : left + x + part.shape[1]]
-            np.maximum(region, part, out=region)
-        return strip, left
-
-    @lru_cache(maxsize=1)  # noqa: B019 - one atlas per font object, which lives as long as the process
-    def _ascii_atlas(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The printable ASCII glyph cells side by side, with each one's start, width and whether it spills."""
-        glyphs = {code: self._glyph(chr(code)) for code in range(32, 127)}
-        starts, widths, spilling = np.zeros(128, np.int64), np.zeros(128, np.int64), np.zeros(128, bool)
-        x = 0
-        for code, g in glyphs.items():
-            starts[code], widths[code], spilling[code] = x, g.cell.shape[1], bool(g.spill)
-            x += g.cell.shape[1]
-        atlas = np.concatenate([g.cell for g in glyphs.values()], axis=1)
-        return atlas, starts, widths, spilling
-
-    def draw(self, canvas: np.ndarray, xy: tuple[int, int], text: str, fill: int | tuple[int, int, int]) -> None:
-        """Blend `text` into uint8 `canvas` ([H, W] grey or [H, W, 3] RGB) in place, pen at `xy` (top left)."""
-        strip, pen = self.mask(text)
-        x, y = xy[0] - pen, xy[1]
-        h, w = canvas.shape[:2]
-        x1, y1 = min(x + strip.shape[1], w), min(y + strip.shape[0], h)
-        if x1 <= max(x, 0) or y1 <= max(y, 0):
-            return
-        alpha = strip[max(-y, 0) : y1 - y, max(-x, 0) : x1 - x].astype(np.uint16)
-        region = canvas[max(y, 0) : y1, max(x, 0) : x1]
-        if region.ndim == 3:
-            alpha = alpha[..., None]
-        ink = np.asarray(fill, np.uint16)
-        region[...] = ((region * (255 - alpha) + ink * alpha + 127) // 255).astype(np.uint8)
-
-
-@lru_cache(maxsize=4)
-def glyph_text(size: int = 12) -> GlyphText:
-    return GlyphText(font(size))
 
 
 def normalise(maps: np.ndarray, stride: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
@@ -261,6 +144,12 @@ def channel_grid(maps: np.ndarray, title: str) -> np.ndarray:
         canvas = layout.blank()
         if tile_kernel.draw_tiles(maps, stride, up, canvas, layout.corners, kernel):
             return annotate(canvas, layout, title)
+    return numpy_grid(maps, title)
+
+
+def numpy_grid(maps: np.ndarray, title: str) -> np.ndarray:
+    """`channel_grid` drawn with numpy: the fallback (NaN/Inf, no compiler) and the kernel's reference."""
+    up, stride = tile_scale(*maps.shape[-2:])
     tiles, bad = normalise(maps, stride)
     if up > 1:
         tiles = tiles.repeat(up, axis=-2).repeat(up, axis=-1)
@@ -271,9 +160,9 @@ def channel_grid(maps: np.ndarray, title: str) -> np.ndarray:
 def png_chunks(pixels: np.ndarray, level: int = PNG_LEVEL) -> list[bytes]:
     """uint8 [H, W] (grey) or [H, W, 3] (RGB) -> the pieces of a PNG: no row filter, one zlib stream.
 
-    2x faster than Pillow's encoder (which tries filters row by row) and zlib releases the GIL, so the two
-    writer threads really run in parallel; files are about as small as Pillow's at the same level. Kept as
-    pieces so a file is written without joining them into one more copy."""
+    2x faster than Pillow's encoder (which tries filters row by row), and zlib releases the GIL; files are
+    about as small as Pillow's at the same level. Kept as pieces so a file is written without joining them
+    into one more copy."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     h, w = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]

@@ -1,5 +1,6 @@
 """What the dissection's writer processes share with the process that feeds them: the shared-memory region
-the hooks copy channels into, how a job names an array in it, and the error a failed writer raises.
+the hooks copy channels into, how a job names an array in it, the error a failed writer raises, and how
+many writers run at what priority (the writer threads use the same).
 Imports only the standard library and numpy, like the workers (writer_worker.py)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import contextlib
 import mmap
 import os
 import tempfile
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -16,6 +18,16 @@ import numpy as np
 from visionbench.errors import VisionbenchError
 
 ALIGN = 64
+WRITERS = max(1, min(2, os.cpu_count() or 1))  # writer threads or processes
+NICE = 10
+
+
+def lower_priority() -> None:
+    """Linux schedules threads individually: a nicer writer (thread or process) yields the cores to the
+    forward's OpenMP team (whose barriers stall when one of its threads is preempted) and catches up in the
+    gaps and at the end."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
 
 
 class SharedArray(NamedTuple):

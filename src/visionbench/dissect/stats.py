@@ -43,8 +43,7 @@ class StatsEngine:
         n = tensor.numel()
         if self.kernel is not None and n and tensor.is_cpu and tensor.dtype is _F32 and tensor.is_contiguous():
             # the common case, with nothing in between: it runs once per recorded output inside the pass
-            mn, mx, s, ss, zeros, near_n = fused_stats(tensor, NEAR_ZERO, self.kernel)
-            self._values.append(self._finish(tensor.reshape(-1), n, mn, mx, s, ss, n - zeros, n - near_n))
+            self._values.append(self._fused(tensor, n))
             return len(self._values) - 1
         x = tensor.detach()
         if x.dtype != torch.float32:
@@ -97,9 +96,7 @@ class StatsEngine:
         if not x.is_contiguous():
             x = x.contiguous()
         if self.kernel is not None:
-            mn, mx, s, ss, zeros, near_n = fused_stats(x, NEAR_ZERO, self.kernel)
-            nz, fr = n - zeros, n - near_n
-            return self._finish(x, n, mn, mx, s, ss, nz, fr)
+            return self._fused(x, n)
         lo, hi = torch.aminmax(x)
         total = x.sum()
         squares = torch.dot(x, x)
@@ -114,14 +111,20 @@ class StatsEngine:
                 nz, fr = nz + a, fr + b
         return self._finish(x, n, mn, mx, s, ss, nz, fr)
 
+    def _fused(self, x: torch.Tensor, n: int) -> list[float]:
+        """The C kernel's sums of a non-empty contiguous float32 CPU tensor (any shape), finished."""
+        mn, mx, s, ss, zeros, near_n = fused_stats(x, NEAR_ZERO, self.kernel)
+        return self._finish(x, n, mn, mx, s, ss, n - zeros, n - near_n)
+
     def _finish(self, x: torch.Tensor, n: int, mn: float, mx: float, s: float, ss: float, nz: float,
                 fr: float) -> list[float]:  # fmt: skip
-        """Mean and std from the sums (exact path on NaN/Inf, centred pass on cancellation)."""
+        """Mean and std from the sums (exact path on NaN/Inf, centred pass on cancellation); `x` any shape."""
         if not math.isfinite(mn + mx + s + ss):  # NaN/Inf in any (the counts are always finite)
             return exact_stats(x).tolist()
         mean = s / n
         var = ss / n - mean * mean
         if var <= 1e-3 * mean * mean:  # cancellation would eat the digits: centre first (rare)
+            x = x.reshape(-1)
             buf = self._buffer(min(n, _CHUNK))
             shift = squares2 = 0.0  # corrected two-pass: also removes the rounding error of `mean` itself
             for start in range(0, n, _CHUNK):

@@ -35,7 +35,7 @@ static inline vf pick(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b
    each repeated `up` times both ways) are mapped lo..hi -> 0..255 ((v - lo) * (255 / span) + 0.5, truncated;
    a constant channel is 128) into `canvas` (row pitch `pitch` bytes) with the tile's top-left at ys[c], xs[c]. */
 int64_t vb_tiles_u8(const float *maps, int64_t C, int64_t H, int64_t W, int64_t stride, int64_t up,
-                    uint8_t *canvas, int64_t pitch, const int64_t *ys, const int64_t *xs, float *lohi) {
+                    uint8_t *canvas, int64_t pitch, const int64_t *ys, const int64_t *xs) {
     int64_t n = H * W, bad = 0;
     int64_t th = (H + stride - 1) / stride, tw = (W + stride - 1) / stride;
     for (int64_t c = 0; c < C; c++) {
@@ -62,8 +62,6 @@ int64_t vb_tiles_u8(const float *maps, int64_t C, int64_t H, int64_t W, int64_t 
             f += v - v;
         }
         float span = hi - lo;
-        lohi[2 * c] = lo;
-        lohi[2 * c + 1] = hi;
         if (f != f || span - span != 0.0f) { bad++; continue; } /* NaN/Inf values, or a range beyond float32 */
         float scale = span > 0.0f ? 255.0f / span : 0.0f;
         for (int64_t ty = 0; ty < th; ty++) {
@@ -100,7 +98,7 @@ int64_t vb_tiles_u8(const float *maps, int64_t C, int64_t H, int64_t W, int64_t 
 def load_kernel() -> ctypes.CDLL | None:
     """The compiled kernel, built on first use; None where it cannot be (pictures.py then uses numpy)."""
     p, i64 = ctypes.c_void_p, ctypes.c_int64
-    signature = ([p, i64, i64, i64, i64, i64, p, i64, p, p, p], i64)
+    signature = ([p, i64, i64, i64, i64, i64, p, i64, p, p], i64)
     variants = (("-ffp-contract=off", "-march=native"), ("-ffp-contract=off",))
     return ckernels.load("tiles", SOURCE, {"vb_tiles_u8": signature}, ENV_SWITCH, variants)
 
@@ -120,7 +118,6 @@ def draw_tiles(maps: np.ndarray, stride: int, up: int, canvas: np.ndarray, corne
         raise ValueError("a tile falls outside the canvas")  # the kernel writes without bounds checks
     ys = np.array([y for y, _ in corners[:c]], np.int64)
     xs = np.array([x for _, x in corners[:c]], np.int64)
-    lohi = np.empty(2 * c, np.float32)
     bad = kernel.vb_tiles_u8(maps.ctypes.data, c, h, w, stride, up, canvas.ctypes.data, canvas.strides[0],
-                             ys.ctypes.data, xs.ctypes.data, lohi.ctypes.data)  # fmt: skip
+                             ys.ctypes.data, xs.ctypes.data)  # fmt: skip
     return bad == 0

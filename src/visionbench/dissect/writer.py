@@ -12,9 +12,7 @@ An error in the writer is re-raised in the caller at the next `put` or at `close
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import pickle
 import queue
 import threading
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from visionbench.dissect import writer_process
+from visionbench.dissect.shared_region import WRITERS, lower_priority
 from visionbench.dissect.writer_process import ClosingWriter, ProcessWriter
 
 log = logging.getLogger("visionbench")
@@ -45,9 +44,9 @@ class BackgroundWriter(ClosingWriter):
         self._lock = threading.Lock()
         self.busy_seconds = 0.0  # time spent running jobs (encoding, writing), all threads together
         self.jobs = 0
-        # two threads: numpy, zlib and file writes release the GIL, so the files left at the end of the pass are
-        # written on both cores; during the pass they only take what the forward leaves (lower priority)
-        count = threads or min(2, os.cpu_count() or 1)
+        # the fallback of the writer processes: short GIL hand-offs keep two threads from using two cores fully
+        # (writer_process.py); during the pass they only take what the forward leaves (lower priority)
+        count = threads or WRITERS
         self._threads = [
             threading.Thread(target=self._run, name=f"dissect-writer-{i}", daemon=True) for i in range(count)
         ]
@@ -85,7 +84,7 @@ class BackgroundWriter(ClosingWriter):
             self._raise_if_failed()
 
     def _run(self) -> None:
-        _lower_priority()
+        lower_priority()
         self._go.wait()
         while True:
             item = self._queue.get()
@@ -123,13 +122,6 @@ class BackgroundWriter(ClosingWriter):
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
-
-
-def _lower_priority() -> None:
-    """Linux schedules threads individually: a nicer writer yields the cores to the forward's OpenMP team
-    (whose barriers stall when one of its threads is preempted) and catches up in the gaps and at the end."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def open_writer(max_queue: int, max_bytes: int) -> BackgroundWriter | ProcessWriter:

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, Self
 
 import numpy as np
 
-from visionbench.dissect.shared_region import Region, SharedArray, WriterFailed, resolve
+from visionbench.dissect.shared_region import WRITERS, Region, SharedArray, WriterFailed, resolve
 
 ENV_SWITCH = "VISIONBENCH_WRITER"  # "processes" (the default on Linux) or "threads"
 WORKER_PACKAGES = frozenset({"visionbench", "numpy", "PIL", "builtins"})
@@ -108,7 +108,7 @@ class _Pool:
             raise
         self.owner: ProcessWriter | None = None
         self.next_id = 0
-        self.blocks_of_job: dict[int, list[int]] = {}
+        self.in_flight: dict[int, tuple[list[int], int]] = {}  # job id -> (its blocks in the region, bytes)
         self.peak_bytes = 0
         self.busy_seconds = 0.0
         self.jobs = 0
@@ -127,7 +127,7 @@ class _Pool:
                     readable, _, _ = select.select([w.replies], [], [], max(0.0, deadline - time.monotonic()))
                     if not readable:
                         raise WriterFailed(f"a picture-writer process did not start within {START_TIMEOUT_S:.0f} s")
-                    if _read(w.replies) != "ready":
+                    if pickle.load(w.replies) != "ready":
                         raise WriterFailed("a picture-writer process did not start")
             except BaseException as exc:
                 self.broken = True
@@ -145,7 +145,7 @@ class _Pool:
     def _read_replies(self, worker: _Worker) -> None:
         while True:
             try:
-                job_id, error, busy = _read(worker.replies)
+                job_id, error, seconds = pickle.load(worker.replies)
             except (EOFError, OSError, pickle.UnpicklingError):
                 with self.lock:
                     if not self.broken:
@@ -158,12 +158,13 @@ class _Pool:
                     self.lock.notify_all()
                 return
             with self.lock:
-                for offset in self.blocks_of_job.pop(job_id, []):
+                blocks, size = self.in_flight.pop(job_id, ([], 0))
+                for offset in blocks:
                     if offset in self.region.used:
                         self.region.release(offset)
                 worker.outstanding -= 1
-                worker.outstanding_bytes = max(0, worker.outstanding_bytes - busy[1])
-                self.busy_seconds += busy[0]
+                worker.outstanding_bytes -= size
+                self.busy_seconds += seconds
                 self.jobs += 1
                 if error is not None and self.error is None:
                     self.error = error
@@ -191,7 +192,7 @@ def prestart(region_bytes: int = 256 << 20) -> None:
     Never raises: a dissection that cannot have them uses threads."""
     if wanted():
         with contextlib.suppress(OSError, RuntimeError):
-            pool(max(1, min(2, os.cpu_count() or 1)), region_bytes)
+            pool(WRITERS, region_bytes)
 
 
 def pool(workers: int, region_bytes: int) -> _Pool:
@@ -232,10 +233,6 @@ def importable_by_worker(job: Callable[..., Any]) -> bool:
     )  # fmt: skip
 
 
-def _read(stream: BinaryIO) -> Any:
-    return pickle.load(stream)
-
-
 class ClosingWriter:
     """`with writer:` waits for every file when the block ends normally, drops queued jobs after an error."""
 
@@ -255,8 +252,7 @@ class ProcessWriter(ClosingWriter):
     kind = "processes"
 
     def __init__(self, max_bytes: int = 256 << 20, workers: int | None = None, max_jobs: int = 1024) -> None:
-        count = workers or max(1, min(2, os.cpu_count() or 1))
-        self.pool = pool(count, max_bytes)
+        self.pool = pool(workers or WRITERS, max_bytes)
         self.pool.ready()
         with self.pool.lock:
             if self.pool.owner is not None:
@@ -266,7 +262,7 @@ class ProcessWriter(ClosingWriter):
             self.pool.peak_bytes = 0
             self._busy0, self._jobs0 = self.pool.busy_seconds, self.pool.jobs
         self.max_bytes, self.max_jobs = max_bytes, max_jobs
-        self._held: list[tuple[int, Any, int]] = []  # jobs waiting for the go (job id, message, nbytes)
+        self._held: list[tuple[int, Callable[..., Any], tuple[Any, ...]]] = []  # (job id, job, args) until the go
         self._go = False
         self._arrays: dict[int, tuple[np.ndarray, int]] = {}  # id -> (array from host_array, its block)
 
@@ -323,9 +319,9 @@ class ProcessWriter(ClosingWriter):
                 message_args.append(SharedArray(known[1], a.shape, a.strides, a.dtype.str))
             job_id = self.pool.next_id
             self.pool.next_id += 1
-            self.pool.blocks_of_job[job_id] = blocks
             size = sum(self.pool.region.used[b] for b in blocks) or nbytes
-            self._held.append((job_id, (job_id, job, tuple(message_args)), size))
+            self.pool.in_flight[job_id] = (blocks, size)
+            self._held.append((job_id, job, tuple(message_args)))
             if self._go or len(self._held) >= self.max_jobs:
                 self._release_held()
 
@@ -336,13 +332,13 @@ class ProcessWriter(ClosingWriter):
                 self._release_held()
             else:
                 for job_id, _, _ in self._held:
-                    self.pool.blocks_of_job.pop(job_id, None)
+                    self.pool.in_flight.pop(job_id, None)
                 self._held.clear()
             while any(w.outstanding for w in self.pool.workers) and not self.pool.broken:
                 self.pool.lock.wait(1.0)
             for offset in list(self.pool.region.used):  # blocks no job took (a hook that failed midway)
                 self.pool.region.release(offset)
-            self.pool.blocks_of_job.clear()
+            self.pool.in_flight.clear()
             self._arrays.clear()
             self.pool.owner = None
             if wait:
@@ -353,19 +349,20 @@ class ProcessWriter(ClosingWriter):
         write per worker."""
         self._go = True
         batches: dict[int, list[bytes]] = {}
-        for _, message, size in self._held:
-            index = min(range(len(self.pool.workers)), key=lambda i: self.pool.workers[i].outstanding_bytes)
+        for message in self._held:
+            job_id, job, args = message
             try:
-                if not importable_by_worker(message[1]):
+                if not importable_by_worker(job):
                     raise pickle.PicklingError("not importable by a worker")
-                job = pickle.dumps(message[1:], protocol=pickle.HIGHEST_PROTOCOL)
-                data = pickle.dumps((message[0], size, job), protocol=pickle.HIGHEST_PROTOCOL)
+                payload = pickle.dumps((job, args), protocol=pickle.HIGHEST_PROTOCOL)
+                data = pickle.dumps((job_id, payload), protocol=pickle.HIGHEST_PROTOCOL)
             except (pickle.PicklingError, AttributeError, TypeError):  # a lambda, a test's helper: run it here
                 self._run_here(message)
                 continue
+            index = min(range(len(self.pool.workers)), key=lambda i: self.pool.workers[i].outstanding_bytes)
             worker = self.pool.workers[index]
             worker.outstanding += 1
-            worker.outstanding_bytes += size
+            worker.outstanding_bytes += self.pool.in_flight[job_id][1]
             batches.setdefault(index, []).append(data)
         self._held.clear()
         for index, parts in batches.items():
@@ -378,7 +375,7 @@ class ProcessWriter(ClosingWriter):
             job(*(resolve(a, self.pool.region.map) for a in args))
         except BaseException as exc:  # noqa: BLE001 - reported like a worker's error
             self.pool.error = self.pool.error or exc
-        for offset in self.pool.blocks_of_job.pop(job_id, []):
+        for offset in self.pool.in_flight.pop(job_id, ([], 0))[0]:
             if offset in self.pool.region.used:
                 self.pool.region.release(offset)
         self.pool.jobs += 1

@@ -1,14 +1,13 @@
 """The picture-writer process's main loop: `python -m visionbench.dissect.writer_worker FD`.
 
-Reads jobs (pickled: job id, bytes, then the function and its arguments pickled apart) from stdin until
-stdin closes, runs each with its arrays taken from the shared region (the inherited descriptor FD), and
-replies (job id, error or None, (seconds, bytes)) on its stdout. It imports only the standard library,
+Reads jobs (pickled: job id, then the function and its arguments pickled apart) from stdin until stdin
+closes, runs each with its arrays taken from the shared region (the inherited descriptor FD), and replies
+(job id, error or None, seconds) on its stdout. It imports only the standard library,
 numpy, Pillow and the picture modules: never torch (writer_process.py says why processes at all).
 """
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import pickle
@@ -16,20 +15,15 @@ import signal
 import sys
 import time
 
-from visionbench.dissect.shared_region import WriterFailed, resolve
-
-
-def _lower_priority() -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, 10)
+from visionbench.dissect.shared_region import WriterFailed, lower_priority, resolve
 
 
 def serve(region_fd: int) -> None:
-    """Worker main loop: run jobs from stdin until it closes; reply (job id, error, (seconds, bytes))."""
+    """Worker main loop: run jobs from stdin until it closes; reply (job id, error or None, seconds)."""
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print in a job goes to stderr, never into the reply stream
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes our stdin
-    _lower_priority()
+    lower_priority()
     region = mmap.mmap(region_fd, 0)
     os.close(region_fd)
     jobs = sys.stdin.buffer
@@ -37,7 +31,7 @@ def serve(region_fd: int) -> None:
     replies.flush()
     while True:
         try:
-            job_id, size, payload = pickle.load(jobs)
+            job_id, payload = pickle.load(jobs)
         except EOFError:
             return
         start = time.perf_counter()
@@ -47,11 +41,11 @@ def serve(region_fd: int) -> None:
             job(*(resolve(a, region) for a in args))
         except BaseException as exc:  # noqa: BLE001 - handed to the parent
             error = exc
-        busy = (time.perf_counter() - start, size)
+        seconds = time.perf_counter() - start
         try:  # pickled whole first: a half-written reply would corrupt the stream
-            reply = pickle.dumps((job_id, error, busy), protocol=pickle.HIGHEST_PROTOCOL)
+            reply = pickle.dumps((job_id, error, seconds), protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError):
-            reply = pickle.dumps((job_id, WriterFailed(f"{type(error).__name__}: {error}"), busy))
+            reply = pickle.dumps((job_id, WriterFailed(f"{type(error).__name__}: {error}"), seconds))
         replies.write(reply)
         replies.flush()
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import platform
+
+from visionbench.switches import switched_off
 
 M_TRIM_THRESHOLD = -1  # glibc malloc.h
 M_MMAP_THRESHOLD = -3
@@ -37,7 +38,7 @@ def tune_malloc() -> str | None:
     global _applied
     if _applied is not None:
         return _applied
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in {"0", "false", "no", "off"}:
+    if switched_off(ENV_SWITCH):
         return None
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
