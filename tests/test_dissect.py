@@ -73,7 +73,10 @@ def test_stats_engine_nan_inf_and_sparsity_against_numpy(chunk, fused, monkeypat
     big = rng.standard_normal(3 * (1 << 20) + 5).astype(np.float32)  # split across threads by the fused kernel
     big[::1000] = 0.0
     big[1::1000] = 5e-7
-    arrays = (a, clean, relu, offset, -np.abs(relu) - 1.0, big)
+    constant = np.full(5000, 2.0, dtype=np.float32)  # stride/anchor tensors: the std must be exactly 0
+    far_first = offset.copy()
+    far_first[0] = -1e4  # a first value far from the mean: the shifted sums cancel, the centred pass runs
+    arrays = (a, clean, relu, offset, -np.abs(relu) - 1.0, big, constant, np.zeros(100, np.float32), far_first)
     engine = StatsEngine(torch.device("cpu"), fused=fused)
     if fused and engine.kernel is None:
         pytest.skip("no C compiler here: the fused kernel falls back to torch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -23,8 +24,9 @@ def test_matches_numpy(n: int) -> None:
     x = (rng.standard_normal(n) * 3).astype(np.float32)
     x[::7] = 0.0
     x[1::11] = -4e-7
-    mn, mx, s, ss, zeros, near = fused_stats(torch.from_numpy(x), 1e-6, kernel)  # type: ignore[arg-type]
-    d = x.astype(np.float64)
+    mn, mx, shift, s, ss, zeros, near = fused_stats(torch.from_numpy(x), 1e-6, kernel)  # type: ignore[arg-type]
+    assert shift == float(x[0])
+    d = (x - x[0]).astype(np.float64)  # float32 subtraction, as in the kernel
     assert (mn, mx) == (float(x.min()), float(x.max()))
     # float32 within 4096-value blocks: the error scales with the sum of magnitudes, not with a cancelling total
     assert s == pytest.approx(d.sum(), abs=1e-6 * np.abs(d).sum() + 1e-6)
@@ -33,12 +35,28 @@ def test_matches_numpy(n: int) -> None:
 
 
 @needs_kernel
+def test_shifted_sums_keep_the_spread_of_an_offset_tensor() -> None:
+    """A mean 10^4 times the spread: raw float32 sums of squares lose every digit of the variance, sums of
+    x - x[0] keep them, so no second centred pass is needed."""
+    rng = np.random.default_rng(0)
+    x = (1000.0 + 0.1 * rng.standard_normal(1 << 18)).astype(np.float32)
+    _, _, shift, s, ss, _, _ = fused_stats(torch.from_numpy(x), 1e-6, kernel)  # type: ignore[arg-type]
+    n = x.size
+    mean, var = shift + s / n, ss / n - (s / n) ** 2
+    assert mean == pytest.approx(x.astype(np.float64).mean(), rel=1e-9)
+    assert var == pytest.approx(x.astype(np.float64).var(), rel=1e-4)
+
+
+@needs_kernel
 def test_non_finite_values_reach_the_caller() -> None:
     x = torch.tensor([1.0, float("nan"), 2.0] * 10)
-    _, _, s, _, _, _ = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
+    s = fused_stats(x, 1e-6, kernel)[3]  # type: ignore[arg-type]
     assert s != s  # NaN sum: StatsEngine then takes the exact masked path
     y = torch.tensor([1.0, float("inf")] * 10)
-    assert fused_stats(y, 1e-6, kernel)[2] == float("inf")  # type: ignore[arg-type]
+    assert fused_stats(y, 1e-6, kernel)[3] == float("inf")  # type: ignore[arg-type]
+    z = torch.tensor([float("inf"), 1.0] * 10)
+    assert not math.isfinite(fused_stats(z, 1e-6, kernel)[2])  # type: ignore[arg-type]  # an inf shift
+    assert fused_stats(z, 1e-6, kernel)[3] != fused_stats(z, 1e-6, kernel)[3]  # type: ignore[arg-type]  # inf - inf  # type: ignore[arg-type]
 
 
 def test_switched_off_by_environment() -> None:
@@ -56,10 +74,10 @@ def test_split_across_threads_gives_the_same_figures(monkeypatch: pytest.MonkeyP
     whole = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
     monkeypatch.setattr("visionbench.dissect.fused_stats.PARALLEL_AT", 1000)  # split on any team size
     split = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
-    assert split[:2] == whole[:2] and split[4:] == whole[4:]
-    assert split[2] == pytest.approx(whole[2], abs=1e-3) and split[3] == pytest.approx(whole[3], rel=1e-6)
+    assert split[:3] == whole[:3] and split[5:] == whole[5:]
+    assert split[3] == pytest.approx(whole[3], abs=1e-3) and split[4] == pytest.approx(whole[4], rel=1e-6)
     x[50_000] = float("nan")  # a NaN inside one part reaches the caller through the sum
-    s = fused_stats(x, 1e-6, kernel)[2]  # type: ignore[arg-type]
+    s = fused_stats(x, 1e-6, kernel)[3]  # type: ignore[arg-type]
     assert s != s
     x[0] = float("nan")  # and a NaN that opens a part, which min/max carry: never lost in combining the parts
     mn, mx = fused_stats(x, 1e-6, kernel)[:2]  # type: ignore[arg-type]

@@ -109,32 +109,34 @@ class StatsEngine:
             for start in range(0, n, _CHUNK):
                 a, b = torch.stack(self._counts(x[start : start + _CHUNK])).tolist()
                 nz, fr = nz + a, fr + b
-        return self._finish(x, n, mn, mx, s, ss, nz, fr)
+        return self._finish(x, n, mn, mx, 0.0, s, ss, nz, fr)
 
     def _fused(self, x: torch.Tensor, n: int) -> list[float]:
         """The C kernel's sums of a non-empty contiguous float32 CPU tensor (any shape), finished."""
-        mn, mx, s, ss, zeros, near_n = fused_stats(x, NEAR_ZERO, self.kernel)
-        return self._finish(x, n, mn, mx, s, ss, n - zeros, n - near_n)
+        mn, mx, shift, s, ss, zeros, near_n = fused_stats(x, NEAR_ZERO, self.kernel)
+        return self._finish(x, n, mn, mx, shift, s, ss, n - zeros, n - near_n)
 
-    def _finish(self, x: torch.Tensor, n: int, mn: float, mx: float, s: float, ss: float, nz: float,
-                fr: float) -> list[float]:  # fmt: skip
-        """Mean and std from the sums (exact path on NaN/Inf, centred pass on cancellation); `x` any shape."""
-        if not math.isfinite(mn + mx + s + ss):  # NaN/Inf in any (the counts are always finite)
+    def _finish(self, x: torch.Tensor, n: int, mn: float, mx: float, shift: float, s: float, ss: float,
+                nz: float, fr: float) -> list[float]:  # fmt: skip
+        """Mean and std from sums of x - shift (exact path on NaN/Inf, centred pass on cancellation); `x` any
+        shape."""
+        if not math.isfinite(mn + mx + shift + s + ss):  # NaN/Inf in any (the counts are always finite)
             return exact_stats(x).tolist()
-        mean = s / n
-        var = ss / n - mean * mean
-        if var <= 1e-3 * mean * mean:  # cancellation would eat the digits: centre first (rare)
+        offset = s / n  # the mean of x - shift
+        var = ss / n - offset * offset
+        mean = shift + offset
+        if var < 1e-3 * offset * offset:  # cancellation would eat the digits: centre first (rare when shifted)
             x = x.reshape(-1)
             buf = self._buffer(min(n, _CHUNK))
-            shift = squares2 = 0.0  # corrected two-pass: also removes the rounding error of `mean` itself
+            correction = squares2 = 0.0  # corrected two-pass: also removes the rounding error of `mean` itself
             for start in range(0, n, _CHUNK):
                 part = buf[: min(_CHUNK, n - start)]
                 torch.sub(x[start : start + _CHUNK], mean, out=part)
-                shift += float(part.sum(dtype=torch.float64))
+                correction += float(part.sum(dtype=torch.float64))
                 squares2 += float(torch.dot(part, part))
-            shift /= n
-            var = squares2 / n - shift * shift
-            mean += shift
+            correction /= n
+            var = squares2 / n - correction * correction
+            mean += correction
         near = n - fr
         # hardshrink keeps |x| > 1e-6 (its threshold compares in float32); values exactly at the threshold are
         # counted as near zero here, as with numpy's |x| < float32(1e-6) up to that single representable value
