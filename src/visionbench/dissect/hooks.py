@@ -9,9 +9,10 @@ hook or the model raises.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterator
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,13 @@ def component_of(name: str, components: dict[str, list[str]]) -> str:
 
 
 def file_stem(index: int, name: str, key: str) -> str:
-    stem = f"{index:04d}_{name or 'model'}" + (f"_{key}" if key else "")
-    return re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:180]
+    return (f"{index:04d}_" + _safe_name(name, key))[:180]
+
+
+@lru_cache(maxsize=4096)
+def _safe_name(name: str, key: str) -> str:
+    """The module name (and output key) made filesystem-safe; cached: modules called again reuse it."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", (name or "model") + (f"_{key}" if key else ""))
 
 
 @contextlib.contextmanager
@@ -86,47 +92,52 @@ class Recorder:
         self.records: list[dict[str, Any]] = []
         self.slots: list[int | None] = []
         self.calls = 0
-        self._call_counts: dict[str, int] = {}
-        self._static: dict[tuple[str, int], dict[str, Any]] = {}  # per module: what every call shares
+        self._modules: dict[str, list[Any]] = {}  # name -> [what every call of it shares, its calls so far]
         self._dtypes: dict[torch.dtype, str] = {}
+        # the files' folders as strings: a pathlib join per file cost as much as copying its channels
+        self._dirs = {sub: os.path.join(folder, sub, "") for sub in ("maps", "npy", "patches")}
 
-    def _module_info(self, name: str, module: nn.Module) -> dict[str, Any]:
-        key = (name, id(module))
-        info = self._static.get(key)
-        if info is None:
-            params = sum(p.numel() for p in module.parameters(recurse=False))
-            component = component_of(name, self.components)
-            info = {"name": name, "type": type(module).__name__, "component": component, "params": params}
-            self._static[key] = info
-        return info
+    def _module(self, name: str, module: nn.Module) -> list[Any]:
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        component = component_of(name, self.components)
+        info = {"name": name, "type": type(module).__name__, "component": component, "params": params}
+        entry = self._modules[name] = [info, 0]
+        return entry
 
     def hook(self, name: str, module: nn.Module, _inputs: Any, output: Any) -> None:
+        """Runs after every call of a selected module: kept lean, it runs hundreds of times inside the pass."""
         index = self.calls
-        self.calls += 1
-        call = self._call_counts.get(name, 0)
-        self._call_counts[name] = call + 1
-        base = {"index": index, **self._module_info(name, module), "call": call}
-        items = (("", output),) if isinstance(output, torch.Tensor) else flatten(output)  # the common case, fast
-        for key, value in items:
-            record = {**base, "output": key}
-            if isinstance(value, torch.Tensor):
-                dtype = self._dtypes.get(value.dtype)
-                if dtype is None:
-                    dtype = self._dtypes[value.dtype] = str(value.dtype).removeprefix("torch.")
-                record.update(kind="tensor", shape=list(value.shape), dtype=dtype)
-                record["numel"] = value.numel()
-                slot = self.engine.add(value) if value.is_floating_point() or not value.is_complex() else None
-                if self.writer is not None and value.numel():
-                    self._pictures(record, name, key, value)
-                if self.observer is not None:
-                    self.observer(len(self.records), name, key, value)
-            else:
-                record["kind"] = type(value).__name__
-                slot = None
-            self.records.append(record)
-            self.slots.append(slot)
+        self.calls = index + 1
+        entry = self._modules.get(name) or self._module(name, module)
+        call = entry[1]
+        entry[1] = call + 1
+        if isinstance(output, torch.Tensor):  # the common case, without flattening
+            self._tensor(index, entry[0], call, name, "", output)
+        else:
+            for key, value in flatten(output):
+                if isinstance(value, torch.Tensor):
+                    self._tensor(index, entry[0], call, name, key, value)
+                else:
+                    kind = type(value).__name__
+                    self.records.append({"index": index, **entry[0], "call": call, "output": key, "kind": kind})
+                    self.slots.append(None)
         if self.options.progress is not None:
             self.options.progress(self.calls, name)
+
+    def _tensor(self, index: int, info: dict[str, Any], call: int, name: str, key: str, value: torch.Tensor) -> None:
+        dtype = self._dtypes.get(value.dtype)
+        if dtype is None:
+            dtype = self._dtypes[value.dtype] = str(value.dtype).removeprefix("torch.")
+        n = value.numel()
+        record = {"index": index, **info, "call": call, "output": key, "kind": "tensor", "shape": list(value.shape),
+                  "dtype": dtype, "numel": n}  # fmt: skip
+        slot = None if value.is_complex() else self.engine.add(value)
+        if self.writer is not None and n:
+            self._pictures(record, name, key, value)
+        if self.observer is not None:
+            self.observer(len(self.records), name, key, value)
+        self.records.append(record)
+        self.slots.append(slot)
 
     def _pictures(self, record: dict[str, Any], name: str, key: str, value: torch.Tensor) -> None:
         opts, writer = self.options, self.writer
@@ -151,8 +162,8 @@ class Recorder:
             source = maps[:, :k].detach()
             arr = writer.host_array(tuple(source.shape))  # shared memory when the writers are processes
             torch.from_numpy(arr).copy_(source)  # the only device->host copy of this output: the saved channels
-            png = self.folder / "maps" / f"{stem}.png" if k_png else None
-            npy = self.folder / "npy" / f"{stem}.npy" if k_npy else None
+            png = f"{self._dirs['maps']}{stem}.png" if k_png else None
+            npy = f"{self._dirs['npy']}{stem}.npy" if k_npy else None
             label = f"[{key}]" if key else ""
             what = "tokens->grid " if layout == "tokens" else ""
             title = f"#{record['index']} {name}{label} {record['type']} {record['shape']} {what}ch 0-{k_png - 1} of {c}"
@@ -163,7 +174,7 @@ class Recorder:
             record["npy"] = f"npy/{stem}.npy" if npy else None
         if labels:
             norms = torch.linalg.vector_norm(maps.detach().float(), dim=1).cpu().numpy()  # [P, h, w]
-            path = self.folder / "patches" / f"{stem}.png"
+            path = f"{self._dirs['patches']}{stem}.png"
             writer.put(
                 write_patches,
                 norms,

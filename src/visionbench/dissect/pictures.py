@@ -179,7 +179,7 @@ def _chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
 
 
 @contextlib.contextmanager
-def rewrite(path: Path) -> Iterator[BinaryIO]:
+def rewrite(path: str | Path) -> Iterator[BinaryIO]:
     """Open `path` for writing over what is there, then cut what is left of a longer old file.
 
     Not `open(path, "wb")`: ext4 flushes a file truncated to zero and rewritten at close (its auto_da_alloc
@@ -191,7 +191,7 @@ def rewrite(path: Path) -> Iterator[BinaryIO]:
         f.truncate()  # at the current position (flushes first)
 
 
-def save_png(picture: Image.Image | np.ndarray, path: Path, level: int = PNG_LEVEL) -> None:
+def save_png(picture: Image.Image | np.ndarray, path: str | Path, level: int = PNG_LEVEL) -> None:
     """Grey or RGB picture (uint8 array, or a PIL image) -> PNG file through `png_chunks`."""
     if isinstance(picture, Image.Image):
         picture = np.asarray(picture if picture.mode in {"L", "RGB"} else picture.convert("RGB"))
@@ -199,8 +199,8 @@ def save_png(picture: Image.Image | np.ndarray, path: Path, level: int = PNG_LEV
         f.writelines(png_chunks(picture, level))
 
 
-def write_maps(host: np.ndarray, shown: int, npy_channels: int, png_path: Path | None, npy_path: Path | None,
-               title: str, channels: int, level: int = PNG_LEVEL) -> None:  # fmt: skip
+def write_maps(host: np.ndarray, shown: int, npy_channels: int, png_path: str | Path | None,
+               npy_path: str | Path | None, title: str, channels: int, level: int = PNG_LEVEL) -> None:  # fmt: skip
     """Writer job: one layer's channel grid and/or NPY from the host copy `host` [B, k, H, W]: the grid of
     the first `channels` of image `shown`, the NPY of the first `npy_channels` of every image."""
     if npy_channels and npy_path is not None:
@@ -210,7 +210,7 @@ def write_maps(host: np.ndarray, shown: int, npy_channels: int, png_path: Path |
         save_png(channel_grid(host[shown, :channels], title), png_path, level)
 
 
-def write_patches(norms: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+def write_patches(norms: np.ndarray, labels: list[str], path: str | Path, title: str) -> None:
     """Writer job: per-patch token-norm maps [P, h, w], one tile per patch, labelled by scale.
 
     One shared range for all patches (unlike channel grids), so the scales can be compared."""
