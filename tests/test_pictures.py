@@ -64,6 +64,22 @@ def test_glyph_text_matches_pillow(size, text):
     assert diff.max() <= 8 and (diff > 0).sum() <= max(3, 0.01 * ink)  # where glyphs touch: a grey level or two
 
 
+@pytest.mark.skipif(glyphs.load_kernel() is None, reason="no C compiler: text is set with numpy")
+@pytest.mark.parametrize("size", [10, 12])
+@pytest.mark.parametrize("xy", [(4, 2), (-7, -3), (480, 20), (0, 0)])  # inside, clipped left/top, right/bottom
+@pytest.mark.parametrize("rgb", [False, True])
+def test_glyph_text_c_path_gives_the_numpy_bytes(size, xy, rgb):
+    rng = np.random.default_rng(size)
+    shape = (30, 520, 3) if rgb else (30, 520)
+    base = rng.integers(0, 256, shape, dtype=np.uint8)  # blending depends on what lies underneath
+    fill = (255, 200, 10) if rgb else 255
+    for text in ["#12 model.3.conv Conv2d [1, 64, 80, 80] ch 0-15 of 64", ",j_gq(){}|,", "", " ", "~" * 80]:
+        ours, reference = base.copy(), base.copy()
+        glyphs.glyph_text(size).draw(ours, xy, text, fill)
+        glyphs.glyph_text(size).draw_numpy(reference, xy, text, fill)
+        assert np.array_equal(ours, reference), text
+
+
 def test_rewrite_overwrites_in_place_and_cuts_a_longer_old_file(tmp_path):
     path = tmp_path / "a.bin"
     path.write_bytes(b"x" * 1000)

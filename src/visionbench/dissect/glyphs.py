@@ -2,16 +2,81 @@
 
 Pillow renders every glyph again on each `ImageDraw.text` call (~15 us a glyph, ~1 ms a 60-character layer
 title: for yolo11n's 88 conv grids more than the whole forward pass); here FreeType renders each glyph once
-and a line is put together with numpy.
+and a line is put together from them. Printable ASCII, the rule, is set and blended by one small C function
+(ckernels.py builds it): the numpy path took ~90 us a title, a quarter of a picture writer's work for
+yolo11n; numpy remains for other text, where there is no compiler, and as the reference the tests compare
+the C path with, byte for byte.
 """
 
 from __future__ import annotations
 
+import ctypes
 from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from visionbench.dissect import ckernels
+
+ENV_SWITCH = "VISIONBENCH_TEXT_KERNEL"
+
+SOURCE = r"""
+#include <stdint.h>
+#include <stdlib.h>
+/* Set `n` glyph codes into `canvas` [H, W, channels] (uint8, C-contiguous) with the pen's top-left at x, y:
+   each glyph's whole ink (atlas columns start[c] .. + width[c], `height` rows) lies at pen + dx[c] and the pen
+   moves by advance[c]; overlapping ink merges with max, then the line is blended into the canvas as
+   (canvas * (255 - a) + fill * a + 127) / 255, clipped to the canvas. Returns -1 when out of memory. */
+int64_t vb_text_u8(uint8_t *canvas, int64_t H, int64_t W, int64_t channels, int64_t x, int64_t y,
+                   const uint8_t *fill, const uint8_t *codes, int64_t n, const uint8_t *atlas, int64_t atlas_w,
+                   int64_t height, const int64_t *start, const int64_t *width, const int64_t *dx,
+                   const int64_t *advance) {
+    int64_t left = 0, right = 0, pen = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int c = codes[i];
+        if (pen + dx[c] < left) left = pen + dx[c];
+        if (pen + dx[c] + width[c] > right) right = pen + dx[c] + width[c];
+        pen += advance[c];
+    }
+    int64_t line_w = right - left;
+    if (line_w <= 0 || height <= 0) return 0;
+    uint8_t *line = calloc((size_t)(height * line_w), 1);
+    if (!line) return -1;
+    pen = -left;
+    for (int64_t i = 0; i < n; i++) {
+        int c = codes[i];
+        for (int64_t r = 0; r < height; r++) {
+            const uint8_t *src = atlas + r * atlas_w + start[c];
+            uint8_t *dst = line + r * line_w + pen + dx[c];
+            for (int64_t j = 0; j < width[c]; j++) dst[j] = src[j] > dst[j] ? src[j] : dst[j];
+        }
+        pen += advance[c];
+    }
+    for (int64_t r = 0; r < height; r++) {
+        int64_t cy = y + r;
+        if (cy < 0 || cy >= H) continue;
+        for (int64_t j = 0; j < line_w; j++) {
+            int64_t cx = x + left + j;
+            uint32_t a = line[r * line_w + j];
+            if (cx < 0 || cx >= W || a == 0) continue; /* no ink leaves a pixel as it is */
+            uint8_t *px = canvas + (cy * W + cx) * channels;
+            for (int64_t k = 0; k < channels; k++) px[k] = (uint8_t)((px[k] * (255 - a) + fill[k] * a + 127) / 255);
+        }
+    }
+    free(line);
+    return 0;
+}
+"""
+
+
+@lru_cache(maxsize=1)
+def load_kernel() -> ctypes.CDLL | None:
+    """The compiled text function, built on first use; None where it cannot be (then numpy sets the text)."""
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    text = ctypes.c_char_p
+    signature = ([p, i64, i64, i64, i64, i64, text, text, i64, p, i64, i64, p, p, p, p], i64)
+    return ckernels.load("text", SOURCE, {"vb_text_u8": signature}, ENV_SWITCH)
 
 
 @lru_cache(maxsize=4)
@@ -25,6 +90,8 @@ def font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 class Glyph(NamedTuple):
     cell: np.ndarray  # [line height, advance] coverage: the ink that falls inside the glyph's own advance
     spill: tuple[tuple[int, np.ndarray], ...]  # (x from the pen, coverage) of ink outside it, e.g. a comma's tail
+    ink: np.ndarray  # [line height, width] all of it, its first column at `dx` from the pen (dx <= 0)
+    dx: int
 
 
 class GlyphText:
@@ -61,7 +128,7 @@ class GlyphText:
             for x, part in ((0, line[:, : -x0]), (advance - x0, line[:, advance - x0 :]))
             if part.size and part.any()
         )  # fmt: skip
-        glyph = self._glyphs[char] = Glyph(np.ascontiguousarray(line[:, -x0 : advance - x0]), spill)
+        glyph = self._glyphs[char] = Glyph(np.ascontiguousarray(line[:, -x0 : advance - x0]), spill, line, x0)
         return glyph
 
     def mask(self, text: str) -> tuple[np.ndarray, int]:
@@ -109,8 +176,37 @@ class GlyphText:
         atlas = np.concatenate([g.cell for g in glyphs.values()], axis=1)
         return atlas, starts, widths, spilling
 
+    @lru_cache(maxsize=1)  # noqa: B019 - as _ascii_atlas
+    def _ink_atlas(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
+        """Every printable ASCII glyph's whole ink side by side, for the C path: the atlas, each glyph's start,
+        width, dx and advance (indexed by code), and the arrays' addresses."""
+        glyphs = {code: self._glyph(chr(code)) for code in range(32, 127)}
+        start, width, dx, advance = (np.zeros(128, np.int64) for _ in range(4))
+        x = 0
+        for code, g in glyphs.items():
+            start[code], width[code], dx[code], advance[code] = x, g.ink.shape[1], g.dx, g.cell.shape[1]
+            x += g.ink.shape[1]
+        atlas = np.ascontiguousarray(np.concatenate([g.ink for g in glyphs.values()], axis=1))
+        return atlas, start, width, dx, advance, [a.ctypes.data for a in (atlas, start, width, dx, advance)]
+
     def draw(self, canvas: np.ndarray, xy: tuple[int, int], text: str, fill: int | tuple[int, int, int]) -> None:
         """Blend `text` into uint8 `canvas` ([H, W] grey or [H, W, 3] RGB) in place, pen at `xy` (top left)."""
+        kernel = load_kernel()
+        channels = 1 if canvas.ndim == 2 else canvas.shape[2]
+        colour = _colour(fill, channels)
+        if (kernel is not None and colour is not None and text.isascii() and text.isprintable()
+                and canvas.dtype == np.uint8 and canvas.flags.c_contiguous):  # fmt: skip
+            atlas, *_, addresses = self._ink_atlas()
+            a, start, width, dx, advance = addresses
+            h, w = canvas.shape[:2]
+            kernel.vb_text_u8(canvas.ctypes.data, h, w, channels, xy[0], xy[1], colour, text.encode("ascii"),
+                              len(text), a, atlas.shape[1], self.height, start, width, dx, advance)  # fmt: skip
+            return
+        self.draw_numpy(canvas, xy, text, fill)
+
+    def draw_numpy(self, canvas: np.ndarray, xy: tuple[int, int], text: str, fill: int | tuple[int, int, int]) -> None:
+        """`draw` with numpy: for text that is not printable ASCII, without a compiler, and the C path's
+        reference."""
         strip, pen = self.mask(text)
         x, y = xy[0] - pen, xy[1]
         h, w = canvas.shape[:2]
@@ -123,6 +219,13 @@ class GlyphText:
             alpha = alpha[..., None]
         ink = np.asarray(fill, np.uint16)
         region[...] = ((region * (255 - alpha) + ink * alpha + 127) // 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=64)
+def _colour(fill: int | tuple[int, ...], channels: int) -> bytes | None:
+    """The fill as one byte per channel (None when it does not match the canvas's channels)."""
+    values = (fill,) * channels if isinstance(fill, int) else tuple(fill)
+    return bytes(values) if len(values) == channels and all(0 <= v <= 255 for v in values) else None
 
 
 @lru_cache(maxsize=4)
