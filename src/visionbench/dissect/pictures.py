@@ -15,7 +15,6 @@ import math
 import os
 import re
 import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -24,6 +23,11 @@ import numpy as np
 from PIL import Image
 
 from visionbench.dissect import tile_kernel
+
+try:  # zlib's API with SIMD adler32 and crc32: a stored PNG is mostly checksum work (README, dependencies)
+    from zlib_ng import zlib_ng as zlib
+except ImportError:  # pragma: no cover - an install without the wheel: the standard library's, slower
+    import zlib  # type: ignore[no-redef]
 from visionbench.dissect.glyphs import glyph_text
 
 MIN_TILE, MAX_TILE, GAP, TITLE_PX = 32, 192, 2, 18
