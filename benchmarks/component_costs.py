@@ -8,6 +8,8 @@ where a row says so; medians of --repeats interleaved repeats).
   stats          statistics of every leaf output of yolo11n at 640 px (54 M values, recorded once):
                  the fused C kernel vs the torch CPU path (StatsEngine(fused=False))
   kernel build   compiling the fused kernel into an empty cache folder
+  picture parts  a picture writer's work on yolo11n's 88 conv grids, one thread: titles set by the C
+                 function vs the numpy path; the PNG pieces with zlib-ng vs Python's zlib
   bookkeeping    the pass of a yolo11n `all`-leaf dissection with the statistics stubbed out vs a plain
                  forward: what torch's hook dispatch and the per-call records cost on their own
 
@@ -190,6 +192,54 @@ def bookkeeping(repeats: int, model: vb.VisionModel) -> None:
     row("hooks + records, no statistics", t["stubbed"], t["plain"])
 
 
+def picture_parts(repeats: int, model: vb.VisionModel) -> None:
+    import zlib as stdlib_zlib
+
+    import numpy as np
+
+    from visionbench.dissect import pictures
+    from visionbench.dissect.glyphs import glyph_text
+    from visionbench.dissect.select import select_layers
+
+    batch = model.preprocess([load_image(default_image_path())])
+    grids: list[tuple[np.ndarray, str]] = []  # (canvas, title) as the writer has them
+
+    def keep(name: str, out: torch.Tensor) -> None:
+        maps = out[0, :16].float().numpy()
+        title = f"#{len(grids)} {name} Conv2d {list(out.shape)} ch 0-{maps.shape[0] - 1} of {out.shape[1]}"
+        grids.append((pictures.channel_grid(maps, ""), title))
+
+    handles = [m.register_forward_hook(lambda _m, _i, o, n=n: keep(n, o)) for n, m in
+               select_layers(model.module, "conv", None)]  # fmt: skip
+    with torch.inference_mode():
+        model.forward(batch)
+    for h in handles:
+        h.remove()
+    text = glyph_text(12)
+    fast = pictures.zlib  # zlib-ng where installed
+
+    def pieces(module: object) -> None:
+        pictures.zlib = module  # type: ignore[assignment]
+        try:
+            for canvas, _ in grids:
+                pictures.png_chunks(canvas)
+        finally:
+            pictures.zlib = fast
+
+    t = interleaved({
+        "c": lambda: [text.draw(c, (4, 2), title, 255) for c, title in grids],
+        "numpy": lambda: [text.draw_numpy(c, (4, 2), title, 255) for c, title in grids],
+        "zlib": lambda: pieces(stdlib_zlib),
+        "fast": lambda: pieces(fast),
+    }, repeats)  # fmt: skip
+    megabytes = sum(c.nbytes for c, _ in grids) / 1e6
+    print(f"picture parts: yolo11n's {len(grids)} conv grids ({megabytes:.1f} MB of pixels), one thread")
+    row("titles: numpy path", t["numpy"])
+    row("titles: C function", t["c"], t["numpy"])
+    row("PNG pieces (stored): Python's zlib", t["zlib"])
+    row(f"PNG pieces (stored): {fast.__name__}", t["fast"], t["zlib"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
@@ -201,6 +251,7 @@ def main() -> None:
     stats(args.repeats, outs)
     del outs
     kernel_build()
+    picture_parts(args.repeats, model)
     bookkeeping(args.repeats, model)
 
 
