@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from visionbench.dissect.hooks import Recorder, attached, flatten
+from visionbench.dissect.hooks import Recorder, attached, component_of, flatten
 from visionbench.dissect.pictures import __doc__ as NORMALISATION_DOC
 from visionbench.dissect.records import FORMAT_VERSION, DissectionResult, DissectOptions, LayerRecord
 from visionbench.dissect.select import parse_layers, select_layers
@@ -173,17 +173,19 @@ def _num(value: float) -> float | None:
 def _component_totals(model: VisionModel, records: list[LayerRecord]) -> dict[str, dict[str, Any]]:
     """Per component: parameters, recorded calls, output elements and bytes, zeros, NaN/Inf."""
     out: dict[str, dict[str, Any]] = {}
-    for label, prefixes in {**model.components(), "other": []}.items():
-        params = sum(
-            p.numel() for n, p in model.module.named_parameters() if any(n.startswith(pre + ".") for pre in prefixes)
-        )
+    components = model.components()
+    params: dict[str, int] = {}
+    for n, p in model.module.named_parameters():  # one walk of the module tree, not one per component
+        label = component_of(n, components)
+        params[label] = params.get(label, 0) + p.numel()
+    for label in [*components, "other"]:
         mine = [r for r in records if r.component == label and r.kind == "tensor"]
         if label == "other" and not mine:
             continue
         elements = sum(r.numel or 0 for r in mine)
         zeros = sum((r.sparsity or 0.0) * (r.numel or 0) for r in mine)
         out[label] = {
-            "params": params,
+            "params": params.get(label, 0),
             "records": len(mine),
             "calls": len({r.index for r in mine}),
             "output_elements": elements,
