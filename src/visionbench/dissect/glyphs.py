@@ -27,7 +27,8 @@ SOURCE = r"""
 /* Set `n` glyph codes into `canvas` [H, W, channels] (uint8, C-contiguous) with the pen's top-left at x, y:
    each glyph's whole ink (atlas columns start[c] .. + width[c], `height` rows) lies at pen + dx[c] and the pen
    moves by advance[c]; overlapping ink merges with max, then the line is blended into the canvas as
-   (canvas * (255 - a) + fill * a + 127) / 255, clipped to the canvas. Returns -1 when out of memory. */
+   (canvas * (255 - a) + fill * a + 127) / 255, clipped to the canvas. Codes must be printable ASCII (the
+   tables have 128 entries; the caller checks). Returns -1 when out of memory. */
 int64_t vb_text_u8(uint8_t *canvas, int64_t H, int64_t W, int64_t channels, int64_t x, int64_t y,
                    const uint8_t *fill, const uint8_t *codes, int64_t n, const uint8_t *atlas, int64_t atlas_w,
                    int64_t height, const int64_t *start, const int64_t *width, const int64_t *dx,
