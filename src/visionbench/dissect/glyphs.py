@@ -3,8 +3,8 @@
 Pillow renders every glyph again on each `ImageDraw.text` call (~15 us a glyph, ~1 ms a 60-character layer
 title: for yolo11n's 88 conv grids more than the whole forward pass); here FreeType renders each glyph once
 and a line is put together from them. Printable ASCII, the rule, is set and blended by one small C function
-(ckernels.py builds it): the numpy path took ~90 us a title, a quarter of a picture writer's work for
-yolo11n; numpy remains for other text, where there is no compiler, and as the reference the tests compare
+(ckernels.py builds it), a third of the numpy path's time (benchmarks/component_costs.py, `picture parts`);
+numpy remains for other text, where there is no compiler, and as the reference the tests compare
 the C path with, byte for byte.
 """
 
@@ -135,7 +135,7 @@ class GlyphText:
     def mask(self, text: str) -> tuple[np.ndarray, int]:
         """Coverage 0..255 of `text` [line height, width] (ascender at row 0) and the pen's column in it
         (above 0 only when the first glyph's ink reaches left of the pen)."""
-        if text.isascii() and text.isprintable():
+        if _printable_ascii(text):
             codes = np.frombuffer(text.encode("ascii"), np.uint8)
             atlas, starts, widths, spilling = self._ascii_atlas()
             w = widths[codes]
@@ -168,35 +168,34 @@ class GlyphText:
     @lru_cache(maxsize=1)  # noqa: B019 - one atlas per font object, which lives as long as the process
     def _ascii_atlas(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The printable ASCII glyph cells side by side, with each one's start, width and whether it spills."""
-        glyphs = {code: self._glyph(chr(code)) for code in range(32, 127)}
-        starts, widths, spilling = np.zeros(128, np.int64), np.zeros(128, np.int64), np.zeros(128, bool)
-        x = 0
+        glyphs = self._ascii_glyphs()
+        atlas, starts, widths = _side_by_side({code: g.cell for code, g in glyphs.items()})
+        spilling = np.zeros(128, bool)
         for code, g in glyphs.items():
-            starts[code], widths[code], spilling[code] = x, g.cell.shape[1], bool(g.spill)
-            x += g.cell.shape[1]
-        atlas = np.concatenate([g.cell for g in glyphs.values()], axis=1)
+            spilling[code] = bool(g.spill)
         return atlas, starts, widths, spilling
 
     @lru_cache(maxsize=1)  # noqa: B019 - as _ascii_atlas
     def _ink_atlas(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
         """Every printable ASCII glyph's whole ink side by side, for the C path: the atlas, each glyph's start,
         width, dx and advance (indexed by code), and the arrays' addresses."""
-        glyphs = {code: self._glyph(chr(code)) for code in range(32, 127)}
-        start, width, dx, advance = (np.zeros(128, np.int64) for _ in range(4))
-        x = 0
+        glyphs = self._ascii_glyphs()
+        atlas, start, width = _side_by_side({code: g.ink for code, g in glyphs.items()})
+        dx, advance = np.zeros(128, np.int64), np.zeros(128, np.int64)
         for code, g in glyphs.items():
-            start[code], width[code], dx[code], advance[code] = x, g.ink.shape[1], g.dx, g.cell.shape[1]
-            x += g.ink.shape[1]
-        atlas = np.ascontiguousarray(np.concatenate([g.ink for g in glyphs.values()], axis=1))
+            dx[code], advance[code] = g.dx, g.cell.shape[1]
         return atlas, start, width, dx, advance, [a.ctypes.data for a in (atlas, start, width, dx, advance)]
+
+    def _ascii_glyphs(self) -> dict[int, Glyph]:
+        return {code: self._glyph(chr(code)) for code in range(32, 127)}
 
     def draw(self, canvas: np.ndarray, xy: tuple[int, int], text: str, fill: int | tuple[int, int, int]) -> None:
         """Blend `text` into uint8 `canvas` ([H, W] grey or [H, W, 3] RGB) in place, pen at `xy` (top left)."""
         kernel = load_kernel()
         channels = 1 if canvas.ndim == 2 else canvas.shape[2]
         colour = _colour(fill, channels)
-        if (kernel is not None and colour is not None and text.isascii() and text.isprintable()
-                and canvas.dtype == np.uint8 and canvas.flags.c_contiguous):  # fmt: skip
+        if (kernel is not None and colour is not None and _printable_ascii(text) and canvas.dtype == np.uint8
+                and canvas.flags.c_contiguous):  # fmt: skip
             atlas, *_, addresses = self._ink_atlas()
             a, start, width, dx, advance = addresses
             h, w = canvas.shape[:2]
@@ -220,6 +219,21 @@ class GlyphText:
             alpha = alpha[..., None]
         ink = np.asarray(fill, np.uint16)
         region[...] = ((region * (255 - alpha) + ink * alpha + 127) // 255).astype(np.uint8)
+
+
+def _side_by_side(parts: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Glyph images of equal height in one C-contiguous strip, with each one's start and width by code."""
+    starts, widths = np.zeros(128, np.int64), np.zeros(128, np.int64)
+    x = 0
+    for code, part in parts.items():
+        starts[code], widths[code] = x, part.shape[1]
+        x += part.shape[1]
+    return np.ascontiguousarray(np.concatenate(list(parts.values()), axis=1)), starts, widths
+
+
+def _printable_ascii(text: str) -> bool:
+    """Text the atlases cover (codes 32-126)."""
+    return text.isascii() and text.isprintable()
 
 
 @lru_cache(maxsize=64)

@@ -87,7 +87,7 @@ class Recorder:
         images: int,
         observer: Observer | None = None,
     ) -> None:
-        self.engine, self.writer, self.folder, self.options = engine, writer, folder, options
+        self.engine, self.writer, self.options = engine, writer, options
         self.layout, self.components, self.images, self.observer = layout, components, images, observer
         self.records: list[dict[str, Any]] = []
         self.slots: list[int | None] = []

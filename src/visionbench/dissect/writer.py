@@ -16,7 +16,6 @@ import logging
 import pickle
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +41,6 @@ class BackgroundWriter(ClosingWriter):
         self.max_bytes, self.pending_bytes, self.peak_pending_bytes = max_bytes, 0, 0
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self.busy_seconds = 0.0  # time spent running jobs (encoding, writing), all threads together
         self.jobs = 0
         # the fallback of the writer processes: short GIL hand-offs keep two threads from using two cores fully
         # (writer_process.py); during the pass they only take what the forward leaves (lower priority)
@@ -96,7 +94,6 @@ class BackgroundWriter(ClosingWriter):
                     self._budget.notify_all()
                 continue
             job, args, nbytes = item
-            start = time.perf_counter()
             try:
                 job(*args)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
@@ -105,7 +102,6 @@ class BackgroundWriter(ClosingWriter):
                 self.pending_bytes -= nbytes
                 self._budget.notify_all()
             with self._lock:
-                self.busy_seconds += time.perf_counter() - start
                 self.jobs += 1
 
     def _drain(self) -> None:

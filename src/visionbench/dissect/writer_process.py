@@ -110,7 +110,6 @@ class _Pool:
         self.next_id = 0
         self.in_flight: dict[int, tuple[list[int], int]] = {}  # job id -> (its blocks in the region, bytes)
         self.peak_bytes = 0
-        self.busy_seconds = 0.0
         self.jobs = 0
 
     def ready(self) -> None:
@@ -145,7 +144,7 @@ class _Pool:
     def _read_replies(self, worker: _Worker) -> None:
         while True:
             try:
-                job_id, error, seconds = pickle.load(worker.replies)
+                job_id, error = pickle.load(worker.replies)
             except (EOFError, OSError, pickle.UnpicklingError):
                 with self.lock:
                     if not self.broken:
@@ -164,7 +163,6 @@ class _Pool:
                         self.region.release(offset)
                 worker.outstanding -= 1
                 worker.outstanding_bytes -= size
-                self.busy_seconds += seconds
                 self.jobs += 1
                 if error is not None and self.error is None:
                     self.error = error
@@ -260,15 +258,11 @@ class ProcessWriter(ClosingWriter):
             self.pool.owner = self
             self.pool.error = None
             self.pool.peak_bytes = 0
-            self._busy0, self._jobs0 = self.pool.busy_seconds, self.pool.jobs
+            self._jobs0 = self.pool.jobs
         self.max_bytes, self.max_jobs = max_bytes, max_jobs
         self._held: list[tuple[int, Callable[..., Any], tuple[Any, ...]]] = []  # (job id, job, args) until the go
         self._go = False
         self._arrays: dict[int, tuple[np.ndarray, int]] = {}  # id -> (array from host_array, its block)
-
-    @property
-    def busy_seconds(self) -> float:
-        return self.pool.busy_seconds - self._busy0
 
     @property
     def jobs(self) -> int:
