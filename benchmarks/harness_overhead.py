@@ -28,8 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 import visionbench as vb  # noqa: E402
-from visionbench.bench.options import BenchConfig  # noqa: E402
 from visionbench.bench.worker import bench_model  # noqa: E402
+from visionbench.config import BenchConfig  # noqa: E402
 from visionbench.images import default_image_path, load_image  # noqa: E402
 from visionbench.measure.allocator import tune_malloc  # noqa: E402
 from visionbench.measure.timing import RepeatPolicy, time_calls  # noqa: E402

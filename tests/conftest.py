@@ -14,7 +14,8 @@ from PIL import Image  # noqa: E402
 
 from visionbench.images import sample_images  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# OMP_NUM_THREADS, when set, wins: several test runs sharing two cores must not oversubscribe them.
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or max(1, min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture(scope="session")

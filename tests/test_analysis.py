@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from visionbench.bench.options import BenchConfig
+from visionbench.config import BenchConfig
 from visionbench.measure.environment import capture_environment
 from visionbench.measure.timing import latency_stats
 from visionbench.report import analysis as an

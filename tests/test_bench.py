@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from visionbench.bench.options import BenchConfig
 from visionbench.bench.suite import _collect, prepare_images
 from visionbench.bench.worker import _is_oom, bench_model
 from visionbench.cli import app
+from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError
 from visionbench.report import analysis as an
 from visionbench.results import BatchResult, ModelResult, load_run, save_model_result

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from visionbench.bench.options import BenchConfig
 from visionbench.cli import app
+from visionbench.config import BenchConfig
 from visionbench.measure.environment import capture_environment
 from visionbench.measure.timing import latency_stats
 from visionbench.report.compare import compare_runs, latency_verdict, memory_verdict, scaled_mad

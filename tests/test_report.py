@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from visionbench.bench.options import BenchConfig
 from visionbench.bench.suite import run_suite
 from visionbench.cli import app
+from visionbench.config import BenchConfig
 from visionbench.report import analysis as an
 from visionbench.report.full import build_report
 from visionbench.report.runview import find_layers_file

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from visionbench.bench.options import BenchConfig
+from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError
 from visionbench.measure.environment import capture_environment
 from visionbench.measure.timing import latency_stats

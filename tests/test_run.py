@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from visionbench.bench.hooks import dissection_available
-from visionbench.bench.options import BenchConfig, ModelPlan
 from visionbench.bench.suite import SuiteObserver, run_suite
 from visionbench.cli import app
+from visionbench.config import BenchConfig, ModelPlan
 from visionbench.results import load_run
 
 FAST = dict(runs=2, budget_s=0.0, e2e=True)

@@ -16,16 +16,15 @@ are only ever added (with defaults) within a MAJOR.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from visionbench.bench.options import BenchConfig
+from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError
+from visionbench.files import write_text
 
 SCHEMA_VERSION = "1.1"
 RUN_FILE = "run.json"
@@ -262,19 +261,8 @@ def now_iso() -> str:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write via a temporary file in the same folder, fsync and rename: readers never see half a file."""
+    write_text(path, text, durable=True)
 
 
 def save_run(run: RunResult, run_dir: str | Path) -> Path:

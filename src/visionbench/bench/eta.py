@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 
-from visionbench.bench.options import BenchConfig
+from visionbench.config import BenchConfig
 from visionbench.measure.timing import RepeatPolicy
 from visionbench.results import ModelResult
 

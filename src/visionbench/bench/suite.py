@@ -22,8 +22,8 @@ from typing import Any
 
 from visionbench.bench.eta import Eta
 from visionbench.bench.events import EventReader
-from visionbench.bench.options import BenchConfig
 from visionbench.bench.worker import name_to_folder
+from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError, UnknownModelError
 from visionbench.images import default_image_path, find_images, load_image
 from visionbench.results import (

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from visionbench.bench.events import EventSink
-from visionbench.bench.options import BenchConfig
+from visionbench.config import BenchConfig
 from visionbench.errors import VisionbenchError
 from visionbench.images import load_image
 from visionbench.measure.allocator import tune_malloc

@@ -18,7 +18,6 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from visionbench.bench.options import SUITE_MODELS, BenchConfig, ModelPlan
 from visionbench.bench.suite import SuiteObserver, run_suite
 from visionbench.cli import app
 from visionbench.cli.common import (
@@ -34,6 +33,7 @@ from visionbench.cli.common import (
     err_console,
     print_json,
 )
+from visionbench.config import SUITE_MODELS, BenchConfig, ModelPlan
 from visionbench.errors import UnsupportedOptionError
 from visionbench.results import ModelResult, RunResult
 

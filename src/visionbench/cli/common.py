@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from visionbench.errors import VisionbenchError
+from visionbench.switches import switched_on
 
 # Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -27,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def debug_enabled() -> bool:
-    return os.environ.get("VISIONBENCH_DEBUG", "") not in {"", "0"}
+    return switched_on("VISIONBENCH_DEBUG")
 
 
 def setup_logging() -> None:

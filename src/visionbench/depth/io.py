@@ -7,48 +7,18 @@ renamed over it, so an interrupted run never leaves a half-written file that `--
 from __future__ import annotations
 
 import io
-import json
-import os
-import tempfile
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from visionbench.errors import UnsupportedOptionError
+from visionbench.files import atomic_write, write_bytes
 
 MM_PER_M = 1000.0
 PNG16_MAX = 65535  # 65.535 m: farther depths saturate in the 16-bit PNG (the .npy keeps them)
 FAR_INDEX = 24  # colour-table entry of the farthest depth; 0..23 are skipped (see colourise)
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once at import: mkstemp creates 0600 files, outputs get the usual permissions
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call `write(file)` on a temporary file in the target's folder, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_bytes(path: Path, data: bytes) -> Path:
-    return atomic_write(path, lambda fh: fh.write(data))
-
-
-def write_json(path: Path, data: Any) -> Path:
-    return write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
 # zlib level of every PNG written. Measured on a smooth 640x480 depth map (one thread): colour picture

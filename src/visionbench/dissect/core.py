@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import sys
 import time
@@ -21,6 +20,7 @@ from visionbench.dissect.select import parse_layers, select_layers
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout
 from visionbench.dissect.writer import open_writer
+from visionbench.files import safe_name, write_text
 from visionbench.models.base import Batch, VisionModel
 
 LAYERS_FILE = "layers.json"
@@ -28,7 +28,7 @@ LAYERS_FILE = "layers.json"
 
 def folder_name(name: str) -> str:
     """A model's folder: open-door names (hf:org/repo) made filesystem-safe."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
+    return safe_name(name)
 
 
 def dissect_model(
@@ -226,9 +226,7 @@ def _peak_rss() -> int:
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     """Atomic: a reader never sees half a file."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_clean(doc), indent=1, default=str, allow_nan=False))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(_clean(doc), indent=1, default=str, allow_nan=False))
 
 
 def _clean(value: Any) -> Any:

@@ -1,5 +1,8 @@
 """What a benchmark run was asked to do: one pydantic record that feeds `--help`, run.json and resume.
 
+It sits at the bottom of the import graph beside `results` (run.json embeds it), so the schema
+needs nothing from `bench`.
+
 The CLI builds a `BenchConfig` from its options; the suite and each worker read only this record, so
 a Python user gets the same run with `run_suite(BenchConfig(models=[...]))`.
 """
