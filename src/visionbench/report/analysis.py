@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from visionbench.results import LatencyStats, ModelResult, RunResult
+from visionbench.results import BatchResult, LatencyStats, ModelResult, RunResult
 
 MB = 1_000_000
 
@@ -53,6 +53,13 @@ class Verdict:
 def ok_models(run: RunResult) -> list[ModelResult]:
     """Models with at least one batch size measured."""
     return [m for m in run.models if m.status == "ok" and m.primary is not None]
+
+
+def measured_batch(m: ModelResult) -> BatchResult | None:
+    """What a table row shows: the primary batch size, else (a stopped model) the first one with any figure."""
+    if m.primary is not None:
+        return m.primary
+    return next((b for b in sorted(m.batches, key=lambda b: b.batch_size) if b.model_latency or b.memory), None)
 
 
 def model_latency(m: ModelResult) -> LatencyStats | None:
@@ -167,14 +174,15 @@ def suitability(m: ModelResult) -> list[Verdict]:
         passed = v < req.limit
         factor = v / req.limit
         how = f"{factor:.2f}x the limit" if not passed else f"{1 / factor:.2f}x headroom" if v > 0 else "no time"
-        note = f"{_fmt(v, req.unit)} vs < {_fmt(req.limit, req.unit)} ({how})"
+        note = f"{quantity(v, req.unit)} vs < {quantity(req.limit, req.unit)} ({how})"
         if e2e is None and req.key in {"video30", "ar60", "driving"}:
             note += "; model latency only (end to end not measured)"
         out.append(Verdict(req, passed, v, note))
     return out
 
 
-def _fmt(v: float, unit: str) -> str:
+def quantity(v: float, unit: str) -> str:
+    """A requirement's figure with its unit: minutes above 2 min, seconds above 1000 ms."""
     if unit == "s" and v >= 120:
         return f"{v / 60:.1f} min"
     return f"{v:,.1f} {unit}" if v < 1000 or unit != "ms" else f"{v / 1000:,.2f} s"
@@ -191,6 +199,7 @@ def summary_rows(run: RunResult) -> list[dict[str, Any]]:
             mem = b.memory if b else None
             rows.append({
                 "model": m.name, "status": m.status if b is None or b.status == "ok" else b.status,
+                "partial": m.partial, "partial_reason": m.partial_reason or "",
                 "error": (b.error if b and b.error else m.error) or "",
                 "weights": m.weights.mode if m.weights else "", "device": m.device, "dtype": m.dtype,
                 "input_size": m.input_size, "batch_size": b.batch_size if b else "",
