@@ -18,10 +18,11 @@ from typing import Any
 
 from visionbench.errors import BadInputError
 from visionbench.files import check_output_dir, write_bytes, write_text
+from visionbench.report import plots
 from visionbench.report.analysis import summary_rows
 from visionbench.report.arch import profile_table
 from visionbench.report.compare import Comparison, compare_folders, compare_runs, comparison_table, write_comparison
-from visionbench.report.document import Table, render_html, render_markdown, rich_table
+from visionbench.report.document import Block, Figure, Gallery, Table, Text, render_html, render_markdown, rich_table
 from visionbench.report.runview import RunView, load_run_view, view_of
 from visionbench.report.sections import report_blocks, results_table
 from visionbench.results import RunResult, save_run
@@ -38,6 +39,16 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FILES_DIR = "report_files"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what a spreadsheet reads as the start of a formula
+
+
+UNDRAWN = "(charts and pictures are drawn when the run completes, or by `visionbench report`)"
+
+
+def drawn(block: Block) -> bool:
+    """False for a figure, or a gallery of figures, left undrawn (`plots.drawing(False)`)."""
+    if isinstance(block, Figure):
+        return bool(block.png)
+    return not isinstance(block, Gallery) or all(f.png for f in block.figures)
 
 
 @dataclass
@@ -67,9 +78,13 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def write_report(view: RunView, out_dir: Path) -> ReportFiles:
-    """report.md (figures in report_files/ beside it) and report.html (figures embedded) of one view."""
-    blocks = report_blocks(view)
+def write_report(view: RunView, out_dir: Path, charts: bool = True) -> ReportFiles:
+    """report.md (figures in report_files/ beside it) and report.html (figures embedded) of one view.
+
+    `charts=False` (a run still going): every section, with each chart and picture left for the end.
+    """
+    with plots.drawing(charts):
+        blocks = [b if drawn(b) else Text(UNDRAWN) for b in report_blocks(view)]
     markdown, figures = render_markdown(blocks, FILES_DIR)
     paths = [write_bytes(out_dir / FILES_DIR / name, png) for name, png in figures.items()]
     footer = (
@@ -84,12 +99,13 @@ def write_run_files(run: RunResult, run_dir: str | Path) -> None:
     """run.json, summary.csv, report.md and report.html for `run`, each replaced atomically.
 
     run.json and summary.csv come first: a report that cannot be drawn is a warning, never a lost record.
+    Charts are drawn once the run is complete (Ctrl-C stops at once), so its last report has them all.
     """
     run_dir = Path(run_dir)
     save_run(run, run_dir)
     write_text(run_dir / SUMMARY_FILE, summary_csv(run))
     try:
-        write_report(view_of(run, run_dir), run_dir)
+        write_report(view_of(run, run_dir), run_dir, charts=run.status == "complete")
     except Exception as exc:  # noqa: BLE001 - the records above are written; the report can be redone
         log.warning("report of %s not written (%s); retry with `visionbench report %s`", run_dir, exc, run_dir)
 
