@@ -108,3 +108,15 @@ def test_summary_csv_has_one_row_per_model() -> None:
     assert [r["model"] for r in rows] == ["a", "b"]
     assert float(rows[0]["model_median_ms"]) == pytest.approx(10.0)
     assert rows[1]["status"] == "timeout" and rows[1]["error"] == "slow"
+
+
+def test_report_while_running_has_every_table_and_leaves_charts_for_the_end(tmp_path) -> None:
+    run = make_run(model("depthpro", 100_000, 8000, 952_000_000), model("yolo11n", 50, 200, 2_600_000))
+    running = render_report(run, tmp_path)
+    assert "![" not in running and "charts and pictures are drawn when the run completes" in running
+    assert not (tmp_path / "report_files").exists()
+    run.status = "complete"
+    final = render_report(run, tmp_path)
+    assert "](report_files/latency.png)" in final and (tmp_path / "report_files" / "latency.png").is_file()
+    tables = [line for line in running.splitlines() if line.startswith("| ")]
+    assert tables == [line for line in final.splitlines() if line.startswith("| ")]  # the same figures

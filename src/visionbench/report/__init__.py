@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.errors import BadInputError
-from visionbench.files import check_output_dir, write_bytes, write_text
+from visionbench.files import check_output_dir, inside, write_bytes, write_text
 from visionbench.report import plots
 from visionbench.report.analysis import summary_rows
 from visionbench.report.arch import profile_table
@@ -86,7 +86,7 @@ def write_report(view: RunView, out_dir: Path, charts: bool = True) -> ReportFil
     with plots.drawing(charts):
         blocks = [b if drawn(b) else Text(UNDRAWN) for b in report_blocks(view)]
     markdown, figures = render_markdown(blocks, FILES_DIR)
-    paths = [write_bytes(out_dir / FILES_DIR / name, png) for name, png in figures.items()]
+    paths = [write_bytes(inside(out_dir / FILES_DIR, name), png) for name, png in figures.items()]
     footer = (
         f"visionbench report of run {view.run.run_id}, generated only from the records of its run folder "
         f"({view.run_dir.name}: run.json, each model's layers.json and pictures)."

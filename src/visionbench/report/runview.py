@@ -65,10 +65,6 @@ class ModelView:
     def primary(self) -> BatchResult | None:
         return self.result.primary
 
-    @property
-    def task(self) -> str:
-        return str(self.result.card.get("task", "?"))
-
 
 @dataclass
 class RunView:
