@@ -342,7 +342,7 @@ def test_summary_csv_defuses_formulas_and_keeps_numbers(tmp_path):
     write_run_files(load_run(tmp_path), tmp_path)
     with open(tmp_path / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["model"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "'@sum", "'+a", "'\tb", "plain"]
+    assert [r["model"] for r in rows] == ['\'=HYPERLINK("http://x")', "'@sum", "'+a", "'\tb", "plain"]
     assert rows[0]["error"] == "'-2+3"
     assert float(rows[4]["model_median_ms"]) == 42.0 and rows[4]["params"] == "3000000"  # numbers stay numbers
 
