@@ -192,11 +192,8 @@ def summary_rows(run: RunResult) -> list[dict[str, Any]]:
     """One flat row per model (and per batch size beyond the first) for summary.csv."""
     rows = []
     for m in run.models:
-        batches = m.batches or [None]
-        for b in batches:
-            ml = b.model_latency if b else None
-            el = b.e2e_latency if b else None
-            mem = b.memory if b else None
+        for b in m.batches or [None]:
+            ml, el, mem = (b.model_latency, b.e2e_latency, b.memory) if b else (None, None, None)
             rows.append({
                 "model": m.name, "status": m.status if b is None or b.status == "ok" else b.status,
                 "partial": m.partial, "partial_reason": m.partial_reason or "",
@@ -204,17 +201,14 @@ def summary_rows(run: RunResult) -> list[dict[str, Any]]:
                 "weights": m.weights.mode if m.weights else "", "device": m.device, "dtype": m.dtype,
                 "input_size": m.input_size, "batch_size": b.batch_size if b else "",
                 "load_time_s": m.load_time_s, "params": m.params, "flops": b.flops if b else m.flops,
-                "model_mean_ms": ml.mean_ms if ml else None, "model_std_ms": ml.std_ms if ml else None,
-                "model_median_ms": ml.median_ms if ml else None, "model_p90_ms": ml.p90_ms if ml else None,
-                "model_p99_ms": ml.p99_ms if ml else None, "model_min_ms": ml.min_ms if ml else None,
-                "model_max_ms": ml.max_ms if ml else None, "model_samples": ml.count if ml else None,
-                "fps": ml.fps if ml else None,
-                "throughput_images_per_s": ml.throughput_images_per_s if ml else None,
-                "e2e_mean_ms": el.mean_ms if el else None, "e2e_median_ms": el.median_ms if el else None,
-                "e2e_p90_ms": el.p90_ms if el else None, "e2e_fps": el.fps if el else None,
-                "peak_bytes": mem.peak_bytes if mem else None,
-                "after_load_bytes": mem.after_load_bytes if mem else None,
-                "achieved_flops_per_s": b.achieved_flops_per_s if b else None,
+                **_fields(ml, ["mean_ms", "std_ms", "median_ms", "p90_ms", "p99_ms", "min_ms", "max_ms"], "model_"),
+                "model_samples": ml.count if ml else None, **_fields(ml, ["fps", "throughput_images_per_s"]),
+                **_fields(el, ["mean_ms", "median_ms", "p90_ms", "fps"], "e2e_"),
+                **_fields(mem, ["peak_bytes", "after_load_bytes"]), **_fields(b, ["achieved_flops_per_s"]),
                 "max_batch_size": m.max_batch_size, "oom_batch_size": m.oom_batch_size,
             })  # fmt: skip
     return rows
+
+
+def _fields(record: Any, names: list[str], prefix: str = "") -> dict[str, Any]:
+    return {prefix + n: getattr(record, n) if record is not None else None for n in names}
