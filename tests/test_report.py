@@ -294,13 +294,17 @@ def test_model_folders_outside_the_run_are_not_read(tmp_path):
     (outside / "x" / "profile.json").write_text("{not read}")
     (outside / "layers.json").write_text('{"layers": [{"name": "secret", "std": 1.0}]}')
     run = tmp_path / "run"
+    (run / "linked").mkdir(parents=True)
+    (run / "linked" / "out").symlink_to(outside)  # a subfolder that is a link out of the run folder
     small_run(run, timed("climbs", folder="../outside/x"), timed("absolute", folder=str(outside / "x")),
-              timed("dissected", dissection=DissectionRef(path="../outside")))  # fmt: skip
+              timed("dissected", dissection=DissectionRef(path="../outside")),
+              timed("linked", dissection=DissectionRef(path="linked")))  # fmt: skip
     res = CliRunner().invoke(app, ["report", str(run)])
     assert res.exit_code == 0, res.output
     text = (run / "report.md").read_text()
     assert "climbs: model folder '../outside/x' is outside the run folder: not read" in text
     assert "absolute: model folder" in text and "dissected: dissection path '../outside' is outside" in text
+    assert "linked: layers.json under 'linked' lies outside the run folder: not read" in text
     assert "secret" not in text and "not read}" not in text
 
 

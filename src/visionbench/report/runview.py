@@ -146,6 +146,11 @@ def _dissection(run_dir: Path, result: ModelResult, notes: list[str]) -> Dissect
     path = find_layers_file(folder)
     if path is None:
         return Dissection(folder, {}, [], error=f"{LAYERS_FILE} missing in {ref.path}")
+    try:  # a subfolder may be a link out of the run folder
+        path = inside(run_dir, path.relative_to(run_dir.resolve()))
+    except BadInputError:
+        notes.append(f"{LAYERS_FILE} under {ref.path!r} lies outside the run folder: not read")
+        return None
     folder = path.parent  # pictures are relative to the folder of layers.json
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
