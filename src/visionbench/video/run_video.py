@@ -105,8 +105,8 @@ def run_video(input_path: str | Path, opts: VideoOptions, *, show_progress: bool
     from visionbench.models.registry import create_model, resolve_device
 
     check_options(opts)
-    source = FrameSource(input_path, folder_fps=opts.fps)
     check_out_not_in_input(Path(input_path), opts.out)
+    source = FrameSource(input_path, folder_fps=opts.fps)
     gt = load_ground_truth(opts.ground_truth) if opts.ground_truth is not None else None
     out = check_output_dir(opts.out)
     if model is None:

@@ -210,7 +210,8 @@ def _check_sizes(files: list[Path]) -> tuple[int, int]:
         try:
             with Image.open(p) as im:
                 w, h = im.size
-                if im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                # JPEG and TIFF keep EXIF in the header; for PNG getexif() decodes the whole file
+                if im.format in {"JPEG", "MPO", "TIFF"} and im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
                     w, h = h, w
         except Exception as exc:  # noqa: BLE001 - an unreadable frame: one line naming it
             raise BadInputError(f"{p}: not an image Pillow can read ({type(exc).__name__})") from exc
