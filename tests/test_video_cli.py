@@ -77,6 +77,9 @@ def test_video_files_timestamps_json_and_resume(tmp_path) -> None:
     assert (again["frames"], again["frames_resumed"]) == (5, 4)
     assert decoded_times(out / "depth.mp4") == [p / 1000 for p in pts]
     assert again["metrics"]["flicker_opw"]["mean"] == pytest.approx(m["flicker_opw"]["mean"], rel=1e-5)
+    other = ["--model", "depthpro-tiny", "--weights", "random", "--device", "cpu"]
+    _one_error_line(run([str(clip), "--out", str(out), "--resume", *other]), "made by depth-anything-v2-tiny")
+    assert decoded_times(out / "depth.mp4") == [p / 1000 for p in pts]  # refused before the video was rewritten
 
 
 def test_rotation_from_the_display_matrix_is_applied(tmp_path) -> None:
@@ -98,8 +101,10 @@ def test_rotation_from_the_display_matrix_is_applied(tmp_path) -> None:
 def test_every_start_end_select_by_timestamp(tmp_path) -> None:
     clip = make_clip(tmp_path / "ten.mp4", [100 * i for i in range(8)])  # 10 fps
     out = tmp_path / "out"
-    res = run([str(clip), "--out", str(out), "--json", "--every", "2", "--start", "0.1", "--end", "0.65", *DA])
+    args = ["--every", "2", "--start", "0.1", "--end", "0.65", "--no-flicker"]
+    res = run([str(clip), "--out", str(out), "--json", *args, *DA])
     assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["metrics"]["flicker_opw"] is None
     frames = json.loads((out / "video.json").read_text())["frames"]
     assert [f["time_s"] for f in frames] == [0.1, 0.3, 0.5]
     assert decoded_times(out / "depth.mp4") == [0.1, 0.3, 0.5]

@@ -73,6 +73,9 @@ def video_cmd(
     end: Annotated[float | None, typer.Option("--end", help="Stop before this timestamp, seconds.")] = None,
     fps: Annotated[float, typer.Option("--fps", help="Frame rate of a folder of frames.")] = 30.0,
     flow: Annotated[str, typer.Option("--flow", help="Optical flow of the flicker metric: dis or farneback.")] = "dis",
+    flicker: Annotated[
+        bool, typer.Option("--flicker/--no-flicker", help="Flicker metric (OPW); --no-flicker skips the optical flow.")
+    ] = True,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -94,7 +97,7 @@ def video_cmd(
     opts = VideoOptions(model=model, weights=weights, device=device, dtype=dtype, input_size=input_size,
                         batch_size=batch_size, out=out, cmap=cmap, side_by_side=side_by_side, focal_px=focal_px,
                         resume=resume, every=every, start_s=start, end_s=end, fps=fps, ground_truth=ground_truth,
-                        flow=flow, seed=seed)  # fmt: skip
+                        flow=flow, flicker=flicker, seed=seed)  # fmt: skip
     check_options(opts)  # before the sample is rendered
     if sample:
         from visionbench.files import check_output_dir
@@ -116,7 +119,7 @@ def _print(s: VideoSummary) -> None:
     table = Table(title=f"video {s.model} ({s.weights_mode} weights, {s.depth_kind})", header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    drift, flick = m.get("scale_drift", {}), m.get("flicker_opw", {})
+    drift, flick = m.get("scale_drift", {}), m.get("flicker_opw") or {}
     rows = [("frames (resumed)", f"{s.frames} ({s.frames_resumed})"), ("frames/s", f"{s.frames_per_s:.2f}"),
             ("scale drift: ratio std", _f(drift.get("ratio_std"), ".4f")),
             ("scale drift: max |ratio - 1| %", _f(drift.get("ratio_max_dev_pct"), ".2f")),

@@ -108,8 +108,8 @@ def _shrink(arrays: list[np.ndarray], max_side: int) -> list[np.ndarray]:
     h, w = arrays[0].shape[:2]
     f = max_side / max(h, w)
     size = (max(1, round(w * f)), max(1, round(h * f)))
-    return [cv2.resize(np.ascontiguousarray(a), size, interpolation=cv2.INTER_NEAREST if a.ndim == 2 else cv2.INTER_AREA)
-            for a in arrays]  # fmt: skip
+    how = {2: cv2.INTER_NEAREST, 3: cv2.INTER_AREA}  # depth by nearest neighbour, photos by area
+    return [cv2.resize(np.ascontiguousarray(a), size, interpolation=how[a.ndim]) for a in arrays]
 
 
 def scale_drift(medians: list[float], kind: str, focals_px: list[float] | None = None) -> dict[str, float | None]:

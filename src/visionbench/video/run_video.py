@@ -59,6 +59,7 @@ class VideoOptions(BaseModel):
     fps: float = Field(30.0, gt=0, description="Frame rate of a folder of frames.")
     ground_truth: Path | None = Field(None, description="Folder with depth/, poses.npy, intrinsics.json.")
     flow: str = Field("dis", description="Optical flow for the flicker metric: dis or farneback (OpenCV).")
+    flicker: bool = Field(True, description="Compute the flicker (OPW); off saves the optical flow's time.")
     seed: int = Field(0, description="Seed for random weights.")
 
 
@@ -96,6 +97,17 @@ def check_out_not_in_input(source: Path, out: Path) -> None:
         raise BadInputError(f"--out {out} is inside the input folder {source}; choose a folder outside it")
 
 
+def check_resume(out: Path, model_name: str) -> None:
+    """--resume into a folder another model made would mix two models' frames: refused before the mp4 is rewritten."""
+    for sidecar in sorted((out / FRAMES_DIR).glob("frame_*.json"))[:1]:
+        try:
+            made_by = json.loads(sidecar.read_text()).get("model")
+        except (OSError, ValueError):
+            continue
+        if made_by != model_name:
+            raise BadInputError(f"--resume: {out} holds frames made by {made_by}, not {model_name}; use another --out")
+
+
 def run_video(input_path: str | Path, opts: VideoOptions, *, show_progress: bool = True,
               model: VisionModel | None = None) -> VideoSummary:  # fmt: skip
     """Depth for every kept frame of a video or frame folder; files and video.json under `opts.out`.
@@ -115,6 +127,8 @@ def run_video(input_path: str | Path, opts: VideoOptions, *, show_progress: bool
     if not model.card.task.startswith("depth"):
         raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `video` needs a depth model")
     kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
+    if opts.resume:
+        check_resume(out, model.name)
     summary = VideoSummary(model=model.name, weights_mode=model.weights.mode, weights_warning=model.weights.warning,
                            depth_kind=kind, out=str(out), source=source.info.record())  # fmt: skip
     run = _Run(model, source, opts, out, kind, gt, summary)
@@ -284,6 +298,8 @@ class _Run:
         self.video.write(picture, frame.pts)
         if self.side is not None:
             self.side.write(io.side_by_side(frame.image, picture), frame.pts)
+        if not self.opts.flicker:
+            return
         photo = np.asarray(frame.image.convert("RGB"))
         if self.prev is not None:
             value = vm.opw(self.prev[1], depth, self.prev[0], photo, method=self.opts.flow)
@@ -314,9 +330,9 @@ class _Run:
         medians = [r["depth"]["median"] for r in self.records]
         focals = [r.get("focal_px_predicted") for r in self.records] if is_depth_pro(self.model) else None
         out: dict[str, Any] = {"frames": len(self.records), "scale_drift": vm.scale_drift(medians, self.kind, focals)}
-        out["flicker_opw"] = {"mean": float(np.mean(self.flicker)) if self.flicker else None,
-                              "max": float(np.max(self.flicker)) if self.flicker else None,
-                              "pairs": len(self.flicker), "flow": self.opts.flow}  # fmt: skip
+        f = self.flicker
+        out["flicker_opw"] = {"mean": float(np.mean(f)) if f else None, "max": float(np.max(f)) if f else None,
+                              "pairs": len(f), "flow": self.opts.flow} if self.opts.flicker else None  # fmt: skip
         if self.gt is not None and self.records:
             out["ground_truth"] = self._gt_metrics()
         return _json_safe(out)
