@@ -123,7 +123,7 @@ class FrameSource:
             tb = stream.time_base or Fraction(1, 1000)
             if start_s > 0:  # jump near the start instead of decoding everything before it
                 container.seek(int(start_s / tb), stream=stream, backward=True, any_frame=False)
-            decoded = container.decode(stream)
+            decoded, last = container.decode(stream), -1
             while True:
                 try:
                     av_frame = next(decoded)
@@ -135,6 +135,8 @@ class FrameSource:
                     ) from exc
                 pts = av_frame.pts if av_frame.pts is not None else count
                 index = count if start_s <= 0 else round(float(pts * tb) * (self.info.fps or 30.0))
+                index = max(index, last + 1)  # estimated after a seek: never two frames with one index
+                last = index
                 image = _rotated(av_frame.to_ndarray(format="rgb24"), self.info.rotation_deg)
                 yield Frame(index, float(pts * tb), int(pts), Image.fromarray(image))
                 count += 1
