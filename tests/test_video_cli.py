@@ -157,6 +157,29 @@ def test_bad_inputs_are_one_line_each(tmp_path) -> None:
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     _one_error_line(run([str(truncated), "--out", out, *DA]), "truncated")
+    front = tmp_path / "faststart.mp4"  # the index first: a cut file still opens, and ends early
+    with av.open(str(front), "w", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        rng = np.random.default_rng(1)
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray((rng.random((48, 64, 3)) * 255).astype(np.uint8), format="rgb24")
+            frame.pts = i
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(front.read_bytes()[: int(front.stat().st_size * 0.6)])
+    _one_error_line(run([str(cut), "--out", str(tmp_path / "cut_out"), *DA]), "ended after", "of 20 frames")
+    kept = json.loads((tmp_path / "cut_out" / "video.json").read_text())
+    assert 0 < len(kept["frames"]) < 20 and not kept["summary"]["complete"]  # the frames before the cut stay
+    zero = tmp_path / "zero.mp4"
+    with av.open(str(zero), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        c.start_encoding()
+    _one_error_line(run([str(zero), "--out", out, *DA]), "zero frames")
     odd = tmp_path / "odd.mp4"
     odd.write_bytes(good.read_bytes().replace(b"avc1", b"zzz9"))  # a codec tag no FFmpeg knows
     _one_error_line(run([str(odd), "--out", out, *DA]), "unsupported video codec")

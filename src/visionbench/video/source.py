@@ -159,8 +159,10 @@ def _probe_video(path: Path) -> SourceInfo:
     except av.error.FFmpegError as exc:
         raise BadInputError(f"{path}: not a video PyAV can read ({exc}); corrupt or truncated file?") from exc
     try:
+        if not container.streams:
+            raise BadInputError(f"{path}: no streams at all; a video with zero frames?")
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            kinds = sorted({s.type for s in container.streams})
             raise BadInputError(f"{path}: no video stream (streams: {', '.join(kinds)}); an audio-only file?")
         stream = container.streams.video[0]
         ctx = stream.codec_context
