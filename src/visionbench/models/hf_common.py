@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from visionbench.errors import WeightsError
-from visionbench.models.base import WeightsInfo
+from visionbench.models.base import WeightsInfo, file_digests
 from visionbench.models.materialize import build_with_random_weights, parameters_on_meta
 from visionbench.models.registry import BuildSpec
 from visionbench.models.weights import (
@@ -23,6 +23,7 @@ from visionbench.models.weights import (
 )
 
 log = logging.getLogger("visionbench")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 def build_transformers(
@@ -39,19 +40,28 @@ def build_transformers(
         assert req.path is not None
         folder = req.path if req.path.is_dir() and (req.path / "config.json").exists() else None
         if folder is not None:
-            return _from_folder(spec, model_cls, folder), WeightsInfo("pretrained", f"folder {folder}"), folder
+            return _from_folder(spec, model_cls, folder), folder_info(f"folder {folder}", folder), folder
         file = resolve_file_in_folder(req.path) if req.path.is_dir() else req.path
         module = _from_file(spec, model_cls, config, file)
-        return module, WeightsInfo("pretrained", f"file {file}"), None
+        return module, WeightsInfo("pretrained", f"file {file}", files=file_digests([file])), None
     # auto: cache or hub, else random with a loud warning
     folder = fetch_hf_snapshot(repo_id) if repo_id else None
     if folder is not None:
-        return _from_folder(spec, model_cls, folder), WeightsInfo("pretrained", f"hub {repo_id} ({folder})"), folder
+        return _from_folder(spec, model_cls, folder), folder_info(f"hub {repo_id} ({folder})", folder), folder
     where = f"{repo_id} is not in the local Hugging Face cache and the hub is unreachable" if repo_id else "none known"
     warning = random_fallback_warning(spec.card.name, where)
     log.warning(warning)
     module = _random(spec, model_cls, config)
     return module, WeightsInfo("random", f"random init (seed {spec.seed})", warning), None
+
+
+def folder_info(source: str, folder: Path) -> WeightsInfo:
+    """A pretrained folder's record: its hub commit (a cache snapshot's name) and each file's SHA-256."""
+    revision = folder.name if folder.parent.name == "snapshots" else None
+    names = ("config.json", "preprocessor_config.json")
+    files = [folder / n for n in names if (folder / n).is_file()]
+    files += sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    return WeightsInfo("pretrained", source, revision=revision, files=file_digests(files))
 
 
 def _random(spec: BuildSpec, model_cls: Any, config: Any) -> nn.Module:

@@ -11,12 +11,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from visionbench.errors import UnknownModelError, UnsupportedOptionError, WeightsError
-from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
+from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo, file_digests
 from visionbench.models.card import ModelCard
+from visionbench.models.checkpoints import torch_load
 from visionbench.models.depth_anything import IMAGENET_MEAN, IMAGENET_STD
 from visionbench.models.hf_common import build_transformers
 from visionbench.models.registry import BuildSpec, register
-from visionbench.models.weights import fetch_hf_snapshot, read_state_dict
+from visionbench.models.ultralytics_yaml import load_model_yaml
+from visionbench.models.weights import fetch_hf_snapshot, offline, offline_hint
 from visionbench.models.yolo import TASK_CLASSES, YoloModel, build_yolo_module, meta_copy
 
 _OPEN = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, license="see the model's own card", params=None)
@@ -58,8 +60,9 @@ def _hf_folder(target: str) -> Path:
     folder = fetch_hf_snapshot(target)
     if folder is None:
         raise UnknownModelError(
-            f"hf:{target}: not a local folder, not in the Hugging Face cache, and the hub is unreachable "
-            "(set HF_HUB_OFFLINE=1 to skip the probe; download it once where the hub is reachable)"
+            f"hf:{target}: not a local folder, not in the Hugging Face cache, and the hub is "
+            f"{'switched off (HF_HUB_OFFLINE)' if offline() else 'unreachable'} (download it once where the hub "
+            f"is reachable{offline_hint()})"
         )
     return folder
 
@@ -140,12 +143,13 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
     target = spec.target
     path = Path(target).expanduser()
     if path.suffix in {".yaml", ".yml"}:
-        task = guess_model_task(str(path) if path.exists() else target)
+        cfg = load_model_yaml(target, trust_remote_code=spec.trust_remote_code)
+        task = guess_model_task(cfg)
         if task not in TASK_CLASSES:
             raise UnsupportedOptionError(
                 f"ultralytics:{target}: task {task!r} is not supported (detect, segment, pose)"
             )
-        make = lambda: build_yolo_module(str(path) if path.exists() else target, task)  # noqa: E731
+        make = lambda: build_yolo_module(cfg, task)  # noqa: E731
         spec.card = spec.card.model_copy(update={"name": f"ultralytics:{target}", "task": task, "architecture": target})
         if spec.device.type == "meta":
             module, info = meta_copy(make()), WeightsInfo("random", "meta (no weights)")
@@ -154,13 +158,19 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
 
             module, info = load_ultralytics_weights(spec, make, None)
             module = module.to(spec.device, spec.dtype).eval()
-    elif path.suffix == ".pt" and path.is_file():
+    elif path.suffix == ".pt":
+        if not path.is_file():
+            raise WeightsError(f"ultralytics:{target}: no such file")
         module = _whole_checkpoint(path, spec)
         task = guess_model_task(module)
+        if task not in TASK_CLASSES:
+            raise UnsupportedOptionError(
+                f"ultralytics:{target}: task {task!r} is not supported (detect, segment, pose)"
+            )
         spec.card = spec.card.model_copy(
             update={"name": f"ultralytics:{target}", "task": task, "architecture": path.name}
         )
-        info = WeightsInfo("pretrained", f"file {path}")
+        info = WeightsInfo("pretrained", f"file {path}", files=file_digests([path]))
         module = module.to(spec.device, spec.dtype).eval()
     else:
         raise UnknownModelError(
@@ -170,14 +180,11 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
 
 
 def _whole_checkpoint(path: Path, spec: BuildSpec) -> torch.nn.Module:
-    """An ultralytics .pt holds a pickled model: allowed only with --trust-remote-code."""
-    if not spec.trust_remote_code:
-        read_state_dict(path)  # raises a clear WeightsError unless it is a plain weights_only file
+    """An ultralytics .pt pickles its model: read with the stock-class allow-list unless trusted."""
+    ckpt = torch_load(path, trust_remote_code=spec.trust_remote_code)
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "model"):
         raise WeightsError(
-            f"{path}: holds tensors only, no architecture; use ultralytics:<model>.yaml --weights {path}"
+            f"{path}: holds no ultralytics model (only tensors?); use ultralytics:<model>.yaml --weights {path}"
         )
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else ckpt
-    if not isinstance(model, torch.nn.Module):
-        raise WeightsError(f"{path}: no ultralytics model inside")
     return model.float()

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from visionbench.errors import BadInputError, WeightsError
+from visionbench.models.checkpoints import torch_load
+from visionbench.switches import switched_on
 
 log = logging.getLogger("visionbench")
 
@@ -49,7 +51,13 @@ def parse_weights(value: str | Path | None) -> WeightsRequest:
 
 
 def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    """The hub's own switch (`HF_HUB_OFFLINE`), read the one way every switch is read."""
+    return switched_on("HF_HUB_OFFLINE")
+
+
+def offline_hint() -> str:
+    """How to skip the network probe next time, unless the user already did."""
+    return "" if offline() else "; set HF_HUB_OFFLINE=1 to skip the network probe"
 
 
 @lru_cache(maxsize=1)
@@ -99,14 +107,16 @@ def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, torc
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle, mmap=True)
+        obj = torch_load(path, trust_remote_code=allow_pickle)
+    except WeightsError:
+        raise
     except Exception as exc:  # noqa: BLE001
         hint = "" if allow_pickle else " (read with weights_only=True: pickled code is not executed)"
         raise WeightsError(f"{path}: cannot read weights: {_first_line(exc)}{hint}") from exc
     if isinstance(obj, nn.Module):
         return obj.state_dict()
     if isinstance(obj, dict):
-        for key in ("state_dict", "model", "ema"):
+        for key in ("state_dict", "ema", "model"):  # ultralytics prefers ema, as here
             inner = obj.get(key)
             if isinstance(inner, nn.Module):
                 return inner.float().state_dict()

@@ -14,10 +14,12 @@ import torch
 from PIL import Image
 from torch import nn
 
+from visionbench.errors import BadInputError
 from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
 from visionbench.models.card import ModelCard
 from visionbench.models.registry import BuildSpec, register
 from visionbench.models.ultralytics_common import load_ultralytics_weights
+from visionbench.models.ultralytics_yaml import load_model_yaml
 
 CONF_THRESHOLD = 0.25  # ultralytics' predict default
 IOU_THRESHOLD = 0.7
@@ -91,11 +93,20 @@ class YoloModel(VisionModel):
 TASK_CLASSES = {"detect": "DetectionModel", "segment": "SegmentationModel", "pose": "PoseModel"}
 
 
-def build_yolo_module(yaml: str, task: str) -> nn.Module:
+def build_yolo_module(cfg: dict[str, Any], task: str) -> nn.Module:
+    """The module from a model dict that `load_model_yaml` returned (checked, or trusted by the user)."""
+    import copy
+
     import ultralytics.nn.tasks as tasks
 
     cls = getattr(tasks, TASK_CLASSES[task])
-    return cls(yaml, verbose=False).eval()
+    try:
+        return cls(copy.deepcopy(cfg), verbose=False).eval()
+    except Exception as exc:  # noqa: BLE001 - a yaml of the right shape that ultralytics cannot build
+        text = str(exc).strip().splitlines()
+        reason = text[0] if text else type(exc).__name__
+        what = f"ultralytics:{cfg.get('yaml_file', 'yaml')}"
+        raise BadInputError(f"{what}: ultralytics cannot build it ({reason})") from exc
 
 
 def meta_copy(module: nn.Module) -> nn.Module:
@@ -112,10 +123,11 @@ def meta_copy(module: nn.Module) -> nn.Module:
 
 def yolo_builder(yaml: str, task: str, checkpoint: str | None) -> Any:
     def build(spec: BuildSpec) -> VisionModel:
+        cfg = load_model_yaml(yaml, trust_remote_code=spec.trust_remote_code)
         if spec.device.type == "meta":
-            module, info = meta_copy(build_yolo_module(yaml, task)), WeightsInfo("random", "meta (no weights)")
+            module, info = meta_copy(build_yolo_module(cfg, task)), WeightsInfo("random", "meta (no weights)")
         else:
-            module, info = load_ultralytics_weights(spec, lambda: build_yolo_module(yaml, task), checkpoint)
+            module, info = load_ultralytics_weights(spec, lambda: build_yolo_module(cfg, task), checkpoint)
             module = module.to(device=spec.device, dtype=spec.dtype).eval()
         return YoloModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
 
