@@ -139,6 +139,11 @@ class VisionModel(ABC):
     def name(self) -> str:
         return self.card.name
 
+    @property
+    def variant(self) -> str | None:
+        """How the module differs from the trained one, e.g. `fused` for YOLO; None when it does not."""
+        return None
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
@@ -194,6 +199,8 @@ class VisionModel(ABC):
             "library": self.card.library,
             "architecture": self.card.architecture,
             "params": self.num_params(),
+            "published_params": self.card.params,
+            "variant": self.variant,
             "input_size": self.input_size,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),

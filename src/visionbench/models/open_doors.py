@@ -19,7 +19,7 @@ from visionbench.models.hf_common import build_transformers
 from visionbench.models.registry import BuildSpec, register
 from visionbench.models.ultralytics_yaml import load_model_yaml
 from visionbench.models.weights import fetch_hf_snapshot, offline, offline_hint
-from visionbench.models.yolo import TASK_CLASSES, YoloModel, build_yolo_module, meta_copy
+from visionbench.models.yolo import TASK_CLASSES, YoloModel, build_yolo_module, fuse, meta_copy
 
 _OPEN = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, license="see the model's own card", params=None)
 
@@ -152,12 +152,12 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
         make = lambda: build_yolo_module(cfg, task)  # noqa: E731
         spec.card = spec.card.model_copy(update={"name": f"ultralytics:{target}", "task": task, "architecture": target})
         if spec.device.type == "meta":
-            module, info = meta_copy(make()), WeightsInfo("random", "meta (no weights)")
+            module, info = meta_copy(fuse(make(), spec)), WeightsInfo("random", "meta (no weights)")
         else:
             from visionbench.models.ultralytics_common import load_ultralytics_weights
 
             module, info = load_ultralytics_weights(spec, make, None)
-            module = module.to(spec.device, spec.dtype).eval()
+            module = fuse(module, spec).to(spec.device, spec.dtype).eval()
     elif path.suffix == ".pt":
         if not path.is_file():
             raise WeightsError(f"ultralytics:{target}: no such file")
@@ -171,7 +171,8 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
             update={"name": f"ultralytics:{target}", "task": task, "architecture": path.name}
         )
         info = WeightsInfo("pretrained", f"file {path}", files=file_digests([path]))
-        module = module.to(spec.device, spec.dtype).eval()
+        module = fuse(module, spec)
+        module = (meta_copy(module) if spec.device.type == "meta" else module.to(spec.device, spec.dtype)).eval()
     else:
         raise UnknownModelError(
             f"ultralytics:{target}: expected a model yaml (e.g. yolo11s.yaml) or an existing .pt file"
