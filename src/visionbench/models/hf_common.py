@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +32,13 @@ def build_transformers(
     model_cls: Any,
     config: Any,
     repo_id: str | None,
+    convert: Callable[[dict[str, torch.Tensor], Path], tuple[dict[str, torch.Tensor], str]] | None = None,
 ) -> tuple[nn.Module, WeightsInfo, Path | None]:
-    """The module, where its weights came from, and the pretrained folder (for its processor config)."""
+    """The module, where its weights came from, and the pretrained folder (for its processor config).
+
+    `convert` maps a single weights file's state dict from another layout (e.g. Apple's depth_pro.pt)
+    and says what it did, for the record.
+    """
     req = spec.weights
     if req.kind == "random":
         return _random(spec, model_cls, config), WeightsInfo("random", f"random init (seed {spec.seed})"), None
@@ -42,8 +48,8 @@ def build_transformers(
         if folder is not None:
             return _from_folder(spec, model_cls, folder), folder_info(f"folder {folder}", folder), folder
         file = resolve_file_in_folder(req.path) if req.path.is_dir() else req.path
-        module = _from_file(spec, model_cls, config, file)
-        return module, WeightsInfo("pretrained", f"file {file}", files=file_digests([file])), None
+        module, note = _from_file(spec, model_cls, config, file, convert)
+        return module, WeightsInfo("pretrained", f"file {file}{note}", files=file_digests([file])), None
     # auto: cache or hub, else random with a loud warning
     folder = fetch_hf_snapshot(repo_id) if repo_id else None
     if folder is not None:
@@ -53,6 +59,27 @@ def build_transformers(
     log.warning(warning)
     module = _random(spec, model_cls, config)
     return module, WeightsInfo("random", f"random init (seed {spec.seed})", warning), None
+
+
+def adopt_folder_processor(model: Any, folder: Path, processor_cls: Any, spec: BuildSpec) -> None:
+    """A pretrained folder's own preprocessor settings replace the built-in ones, and the record says so.
+
+    Without an explicit `--input-size`, the folder's resize size becomes the model's input size.
+    """
+    if not (folder / "preprocessor_config.json").is_file():
+        return
+    try:
+        processor = processor_cls.from_pretrained(str(folder))
+    except Exception as exc:  # noqa: BLE001 - a broken processor file: one clear line
+        text = str(exc).strip().splitlines()
+        raise WeightsError(f"{folder}/preprocessor_config.json: cannot read it ({text[0] if text else exc})") from exc
+    model.__dict__["processor"] = processor  # replaces the cached built-in processor
+    size = getattr(processor, "size", None) or {}
+    if not spec.input_size_given and size.get("height") and size.get("height") == size.get("width"):
+        model.input_size = int(size["height"])
+    model.weights = dataclasses.replace(
+        model.weights, source=f"{model.weights.source}; config and preprocessor settings from that folder"
+    )
 
 
 def folder_info(source: str, folder: Path) -> WeightsInfo:
@@ -80,13 +107,16 @@ def _from_folder(spec: BuildSpec, model_cls: Any, folder: Path) -> nn.Module:
     return module.to(spec.device).eval()
 
 
-def _from_file(spec: BuildSpec, model_cls: Any, config: Any, file: Path) -> nn.Module:
+def _from_file(spec: BuildSpec, model_cls: Any, config: Any, file: Path, convert: Any = None) -> tuple[nn.Module, str]:
     """Architecture on meta, then the file's tensors assigned in place: one copy of the weights."""
     state = read_state_dict(file, allow_pickle=spec.trust_remote_code)
+    note = ""
+    if convert is not None:
+        state, note = convert(state, file)
     with parameters_on_meta():
         module = model_cls(config)
     load_into(module, state, str(file))
-    return module.to(device=spec.device, dtype=spec.dtype).eval()
+    return module.to(device=spec.device, dtype=spec.dtype).eval(), note
 
 
 def meta_module(model_cls: Any, config: Any) -> nn.Module:

@@ -25,7 +25,7 @@ from visionbench.errors import BadInputError, UnknownModelError
 ALLOWED_KEYS = frozenset(
     {
         "nc", "scales", "backbone", "head", "activation", "depth_multiple", "width_multiple", "kpt_shape",
-        "end2end", "reg_max", "scale", "yaml_file", "channels", "ch", "inplace",
+        "end2end", "reg_max", "text_model", "scale", "yaml_file", "channels", "ch", "inplace",
     }
 )  # fmt: skip
 # `torch.nn` activations a model may set as Conv's default (the stock files use ReLU and SiLU).
@@ -43,7 +43,7 @@ ALLOWED_MODULES = frozenset(
         "Conv", "ConvTranspose", "DWConv", "DWConvTranspose2d", "Depth", "Detect", "ELAN1", "Focus", "GhostBottleneck",
         "GhostConv", "HGBlock", "HGStem", "ImagePoolingAttn", "OBB", "OBB26", "PSA", "Pose", "Pose26", "RTDETRDecoder",
         "RepC3", "RepNCSPELAN4", "ResNetLayer", "SCDown", "SPP", "SPPELAN", "SPPF", "Segment", "Segment26",
-        "SemanticSegment", "WorldDetect", "YOLOEDetect", "YOLOESegment", "YOLOESegment26", "v10Detect",
+        "SemanticSegment", "TorchVision", "WorldDetect", "YOLOEDetect", "YOLOESegment", "YOLOESegment26", "v10Detect",
         "nn.ConvTranspose2d", "nn.Identity", "nn.MaxPool2d", "nn.Upsample", "nn.ZeroPad2d", "nn.Conv2d",
         "nn.BatchNorm2d", "nn.AvgPool2d", "nn.AdaptiveAvgPool2d",
     }
@@ -129,6 +129,10 @@ def check_model_dict(data: dict[str, Any], what: str) -> None:
             raise BadInputError(f"{what}: {key}: must be a number; {TRUST_HINT}")
     if "kpt_shape" in data and not (isinstance(data["kpt_shape"], list) and all(_is_int(v) for v in data["kpt_shape"])):
         raise BadInputError(f"{what}: kpt_shape: must be a list of integers; {TRUST_HINT}")
+    if "text_model" in data and not (
+        isinstance(data["text_model"], str) and re.fullmatch(r"[\w.:-]{1,64}", data["text_model"])
+    ):
+        raise BadInputError(f"{what}: text_model: must be a model name such as mobileclip:blt; {TRUST_HINT}")
     scales = data.get("scales")
     if scales is not None and not (
         isinstance(scales, dict) and all(isinstance(v, list) and all(_is_number(x) for x in v) for v in scales.values())
@@ -154,9 +158,27 @@ def _check_rows(data: dict[str, Any], what: str, *, shape_only: bool) -> None:
                 continue
             if module not in ALLOWED_MODULES:
                 raise BadInputError(f"{where}: module {module[:60]!r} is not a stock ultralytics layer; {TRUST_HINT}")
+            if module == "TorchVision":  # [out channels, torchvision model name, weights name, ...]
+                _check_torchvision(args, where)
+                continue
             for j, arg in enumerate(args):
                 if not _allowed_arg(arg):
                     raise BadInputError(f"{where}: argument {j} {str(arg)[:60]!r} is not a literal; {TRUST_HINT}")
+
+
+def _check_torchvision(args: list[Any], where: str) -> None:
+    """The one stock layer with string arguments: a torchvision model by its registered name."""
+    from torchvision.models import list_models
+
+    name = args[1] if len(args) > 1 else None
+    if name not in list_models():
+        raise BadInputError(f"{where}: TorchVision model {str(name)[:60]!r} is not a torchvision model; {TRUST_HINT}")
+    weights = args[2] if len(args) > 2 else "DEFAULT"
+    if not (isinstance(weights, str) and weights.isidentifier()):
+        raise BadInputError(f"{where}: TorchVision weights {str(weights)[:60]!r} is not a weights name; {TRUST_HINT}")
+    for j, arg in enumerate(args[3:], start=3):
+        if not _allowed_arg(arg):
+            raise BadInputError(f"{where}: argument {j} {str(arg)[:60]!r} is not a literal; {TRUST_HINT}")
 
 
 def _allowed_activation(act: Any) -> bool:
