@@ -162,5 +162,5 @@ def test_stock_yamls_pass_the_gate():
 
     for name in ("yolo11n.yaml", "yolo11n-seg.yaml", "yolo11n-pose.yaml", "yolov8n.yaml", "yolo12n.yaml"):
         assert load_model_yaml(name)["backbone"]
-    for name, path in stock_yamls().items():
+    for path in stock_yamls().values():
         load_model_yaml(str(path))  # raises if the allow-list misses something a stock file uses

@@ -16,7 +16,7 @@ from visionbench.models.base import WeightsInfo, file_digests
 from visionbench.models.materialize import build_with_random_weights, parameters_on_meta
 from visionbench.models.registry import BuildSpec
 from visionbench.models.weights import (
-    fetch_hf_snapshot,
+    find_hf_snapshot,
     load_into,
     random_fallback_warning,
     read_state_dict,
@@ -51,10 +51,9 @@ def build_transformers(
         module, note = _from_file(spec, model_cls, config, file, convert)
         return module, WeightsInfo("pretrained", f"file {file}{note}", files=file_digests([file])), None
     # auto: cache or hub, else random with a loud warning
-    folder = fetch_hf_snapshot(repo_id) if repo_id else None
+    folder, where = find_hf_snapshot(repo_id) if repo_id else (None, "no hub repository is known for it")
     if folder is not None:
         return _from_folder(spec, model_cls, folder), folder_info(f"hub {repo_id} ({folder})", folder), folder
-    where = f"{repo_id} is not in the local Hugging Face cache and the hub is unreachable" if repo_id else "none known"
     warning = random_fallback_warning(spec.card.name, where)
     log.warning(warning)
     module = _random(spec, model_cls, config)

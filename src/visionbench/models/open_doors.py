@@ -15,10 +15,10 @@ from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo,
 from visionbench.models.card import ModelCard
 from visionbench.models.checkpoints import torch_load
 from visionbench.models.depth_anything import IMAGENET_MEAN, IMAGENET_STD
-from visionbench.models.hf_common import build_transformers
+from visionbench.models.hf_common import build_transformers, folder_info
 from visionbench.models.registry import BuildSpec, register
 from visionbench.models.ultralytics_yaml import load_model_yaml
-from visionbench.models.weights import fetch_hf_snapshot, offline, offline_hint
+from visionbench.models.weights import find_hf_snapshot, offline_hint, snapshot_missing
 from visionbench.models.yolo import TASK_CLASSES, YoloModel, build_yolo_module, fuse, meta_copy
 
 _OPEN = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, license="see the model's own card", params=None)
@@ -51,20 +51,23 @@ class HFDepthModel(VisionModel):
         return Batch({"pixel_values": pixels}, [(s, s)] * batch_size)
 
 
-def _hf_folder(target: str) -> Path:
+def _hf_folder(target: str) -> tuple[Path, str | None]:
+    """A local model folder, or a hub snapshot (`hf:<repo>` or `hf:<repo>@<revision>`), and its revision."""
     local = Path(target).expanduser()
     if local.is_dir():
-        if not (local / "config.json").exists():
-            raise WeightsError(f"hf:{target}: folder has no config.json")
-        return local
-    folder = fetch_hf_snapshot(target)
+        missing = snapshot_missing(local)
+        if missing:
+            raise WeightsError(f"hf:{target}: folder has no {missing}")
+        return local, None
+    if local.exists():
+        raise WeightsError(f"hf:{target}: is a file; hf: takes a model folder or a hub repo id")
+    repo, _, revision = target.partition("@")
+    folder, why = find_hf_snapshot(repo, revision or None)
     if folder is None:
         raise UnknownModelError(
-            f"hf:{target}: not a local folder, not in the Hugging Face cache, and the hub is "
-            f"{'switched off (HF_HUB_OFFLINE)' if offline() else 'unreachable'} (download it once where the hub "
-            f"is reachable{offline_hint()})"
+            f"hf:{target}: not a local folder; {why} (download it once where the hub is reachable{offline_hint()})"
         )
-    return folder
+    return folder, revision or None
 
 
 @register(
@@ -80,11 +83,11 @@ def _hf_folder(target: str) -> Path:
     )  # fmt: skip
 )
 def build_hf(spec: BuildSpec) -> VisionModel:
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     assert spec.target is not None
-    folder = _hf_folder(spec.target)
-    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
+    folder, _ = _hf_folder(spec.target)
+    config = _hf_config(folder, spec)
     metric = getattr(config, "depth_estimation_type", "relative") == "metric" or config.model_type == "depth_pro"
     card = spec.card.model_copy(
         update={
@@ -100,7 +103,7 @@ def build_hf(spec: BuildSpec) -> VisionModel:
         model_cls = _FromConfig(AutoModelForDepthEstimation, spec.trust_remote_code)
     module, info, _ = build_transformers(BuildSpec(**{**spec.__dict__, "weights": weights}), model_cls, config, None)
     if weights.path == folder:
-        info = WeightsInfo("pretrained", f"hf {spec.target} ({folder})")
+        info = folder_info(f"hf {spec.target} ({folder})", folder)
     model = HFDepthModel(card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
     try:
         model.processor = AutoImageProcessor.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
@@ -112,6 +115,41 @@ def build_hf(spec: BuildSpec) -> VisionModel:
             size={"height": s, "width": s}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD
         )
     return model
+
+
+def _hf_config(folder: Path, spec: BuildSpec) -> Any:
+    """The folder's config, or one line saying why it cannot be used (corrupt, unknown type, remote code)."""
+    import json
+
+    from transformers import AutoConfig
+
+    path = folder / "config.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if text.strip() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: not a readable JSON config ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict) or not data:
+        raise WeightsError(f"{path}: empty config (no model_type)")
+    if data.get("auto_map") and not spec.trust_remote_code:
+        raise WeightsError(
+            f"{path}: this model needs its own Python code (auto_map); pass --trust-remote-code only if you "
+            "trust its source"
+        )
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    model_type = data.get("model_type")
+    if model_type is None or (model_type not in CONFIG_MAPPING_NAMES and not spec.trust_remote_code):
+        raise WeightsError(
+            f"{path}: model_type {model_type!r} is not one this transformers knows"
+            + ("" if model_type is None else " (is transformers older than the model?)")
+        )
+    try:
+        return AutoConfig.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - unknown model_type, bad values: one line
+        text = str(exc).strip().splitlines()
+        reason = text[0] if text else type(exc).__name__
+        raise WeightsError(f"{path}: cannot use this config ({reason})") from exc
 
 
 class _FromConfig:

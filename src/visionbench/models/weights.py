@@ -72,30 +72,66 @@ def hub_reachable(timeout_s: float = 2.0) -> bool:
         return False
 
 
-def cached_hf_snapshot(repo_id: str) -> Path | None:
+def cached_hf_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
     """The local snapshot folder of a hub repo if its config and weights are already cached."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure means "not cached"
-        return None
-    has_weights = any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
-    return folder if (folder / "config.json").exists() and has_weights else None
+    folder, _ = find_hf_snapshot(repo_id, revision, download=False)
+    return folder
 
 
-def fetch_hf_snapshot(repo_id: str) -> Path | None:
+def fetch_hf_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
     """Cached snapshot, else a download when the hub answers; None when neither works."""
-    folder = cached_hf_snapshot(repo_id)
-    if folder is not None or not hub_reachable():
-        return folder
-    try:
-        from huggingface_hub import snapshot_download
+    folder, why = find_hf_snapshot(repo_id, revision)
+    if folder is None:
+        log.info("%s: %s", repo_id, why)
+    return folder
 
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"], etag_timeout=5))
-    except Exception as exc:  # noqa: BLE001
-        log.warning("download of %s failed: %s", repo_id, exc)
-        return None
+
+def find_hf_snapshot(repo_id: str, revision: str | None = None, *, download: bool = True) -> tuple[Path | None, str]:
+    """(snapshot folder, "") or (None, why not): cached first, then a download when allowed and reachable.
+
+    A cached snapshot without its config or weights is reported as such, not as "not cached".
+    """
+    from huggingface_hub import snapshot_download
+
+    what = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        folder: Path | None = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure means "not cached"
+        folder = None
+    if folder is not None:
+        missing = snapshot_missing(folder)
+        if not missing:
+            return folder, ""
+        why = f"the cached snapshot {folder} has no {missing}"
+    else:
+        why = f"{what} is not in the local Hugging Face cache"
+    if not download:
+        return None, why
+    if offline():
+        return None, f"{why}, and HF_HUB_OFFLINE is set (no download)"
+    if not hub_reachable():
+        return None, f"{why}, and the hub is unreachable"
+    try:
+        patterns = ["*.json", "*.safetensors", "*.txt"]
+        got = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, etag_timeout=5))
+    except Exception as exc:  # noqa: BLE001 - a missing repo or revision, a timeout: one line
+        name = type(exc).__name__
+        if "Revision" in name:
+            return None, f"revision {revision!r} of {repo_id} does not exist on the hub"
+        if "RepositoryNotFound" in name:
+            return None, f"{repo_id} does not exist on the hub (or needs a login)"
+        return None, f"{why}; the download failed ({name}: {_first_line(exc)})"
+    missing = snapshot_missing(got)
+    return (got, "") if not missing else (None, f"the downloaded snapshot {got} has no {missing}")
+
+
+def snapshot_missing(folder: Path) -> str:
+    """What a model folder lacks to be loaded ("" when it has a config and a weights file)."""
+    if not (folder / "config.json").is_file():
+        return "config.json"
+    if not (any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))):
+        return "weights file (*.safetensors or *.bin)"
+    return ""
 
 
 def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
