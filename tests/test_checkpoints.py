@@ -210,7 +210,7 @@ def test_hub_cache_snapshot_resolves_as_pretrained_with_its_own_settings(depthpr
         """
 import json, visionbench as vb
 m = vb.create_model("depthpro", weights="auto")
-door = vb.create_model("hf:apple/DepthPro-hf@%s")
+door = vb.create_model("hf:apple/DepthPro-hf@" + REVISION)
 r = m.weights.record()
 print(json.dumps({"mode": r.mode, "source": r.source, "revision": r.revision, "files": r.files,
                   "input_size": m.input_size, "mean": list(m.processor.image_mean),
