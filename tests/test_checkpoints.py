@@ -207,7 +207,8 @@ def test_hub_cache_snapshot_resolves_as_pretrained_with_its_own_settings(depthpr
     revision = "0123456789abcdef0123456789abcdef01234567"
     snapshot = _hub_cache(tmp_path / "hub", depthpro_tiny, revision)
     code = (
-        """
+        f"REVISION = {revision!r}"
+        + """
 import json, visionbench as vb
 m = vb.create_model("depthpro", weights="auto")
 door = vb.create_model("hf:apple/DepthPro-hf@" + REVISION)
@@ -217,7 +218,6 @@ print(json.dumps({"mode": r.mode, "source": r.source, "revision": r.revision, "f
                   "layers": m.module.config.patch_model_config.num_hidden_layers,
                   "door_revision": door.weights.revision, "door_mode": door.weights.mode}))
 """
-        % revision
     )
     got = _in_fresh_process(code, tmp_path / "hub")
     assert got["mode"] == "pretrained" and got["revision"] == revision and got["door_revision"] == revision
