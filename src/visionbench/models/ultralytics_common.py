@@ -149,9 +149,11 @@ def _try_download(filename: str) -> tuple[Path | None, str | None, str]:
         file = download_release_file(filename)
     except WeightsError as exc:
         return None, None, f"{missing}; {exc}"
+    import inspect
+
     from ultralytics.utils.downloads import attempt_download_asset
 
-    release = attempt_download_asset.__defaults__[1] if attempt_download_asset.__defaults__ else None
+    release = inspect.signature(attempt_download_asset).parameters["release"].default  # the tag it fetches
     log.info("downloaded %s into %s", filename, file.parent)
     return file, f"ultralytics/assets {release}" if release else None, ""
 
