@@ -119,6 +119,12 @@ class WeightsRecord(BaseModel):
     )
     source: str = Field(description="Where the weights came from (hub cache, file, random init with its seed).")
     warning: str | None = Field(default=None, description="Set when `auto` fell back to random weights.")
+    revision: str | None = Field(
+        default=None, description="Hub commit of the snapshot used, or the release tag of a downloaded file."
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict, description="Each weights/config file read (path) -> its SHA-256 (hex)."
+    )
 
 
 class DissectionRef(BaseModel):
