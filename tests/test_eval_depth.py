@@ -16,6 +16,7 @@ from visionbench.cli import app
 from visionbench.depth.datasets import load_dataset, middlebury_motorcycle, read_depth
 from visionbench.depth.evaluate import ALIGN_LSQ, ALIGN_NONE, EvalOptions, evaluate_model, score_prediction, write_eval
 from visionbench.depth.io import save_png16_mm
+from visionbench.depth.outputs import weights_record
 from visionbench.errors import BadInputError
 
 
@@ -146,3 +147,52 @@ def test_eval_cli_table_json_and_errors(tmp_path) -> None:
     assert json.loads(res.stdout)["summary"]["delta1"] is not None
     res = runner.invoke(app, ["eval", "depth-anything-v2-tiny", "--dataset", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output
+
+
+EVAL_NO_MODEL = ["eval", "no-such-model", "--device", "cpu"]  # an error about it would mean a model was built first
+
+
+def _lines(output: str) -> list[str]:
+    return [ln for ln in output.splitlines() if ln.strip()]
+
+
+@pytest.mark.parametrize(
+    "extra, flag",
+    [(["--min-depth", "nan"], "--min-depth"), (["--min-depth", "0"], "--min-depth"),
+     (["--min-depth=-1"], "--min-depth"), (["--min-depth", "inf"], "--min-depth"),
+     (["--max-depth", "nan"], "--max-depth"), (["--max-depth", "0"], "--max-depth"),
+     (["--max-depth=-1"], "--max-depth"), (["--depth-scale", "0"], "--depth-scale"),
+     (["--depth-scale", "nan"], "--depth-scale"), (["--min-depth", "5", "--max-depth", "2"], "--max-depth 2.0"),
+     (["--min-depth", "2", "--max-depth", "2"], "--max-depth 2.0")],
+)  # fmt: skip
+def test_eval_option_values_are_checked_before_any_work(tmp_path, extra, flag) -> None:
+    res = CliRunner().invoke(app, [*EVAL_NO_MODEL, "--out", str(tmp_path / "o"), *extra])
+    lines = _lines(res.output)
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: " + flag), res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_eval_unusable_out_is_one_line_before_the_model_is_built(tmp_path) -> None:
+    (tmp_path / "f").write_text("a file")
+    for out in (tmp_path / "f", tmp_path / "f" / "sub"):
+        res = CliRunner().invoke(app, [*EVAL_NO_MODEL, "--out", str(out)])
+        lines = _lines(res.output)
+        assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --out {out}"), res.output
+
+
+def test_eval_scores_are_shown_when_writing_them_fails(tmp_path) -> None:
+    out = tmp_path / "o"
+    (out / "eval.json").mkdir(parents=True)  # a folder where the file must go: the write fails after scoring
+    args = ["eval", "depth-anything-v2-tiny", "--weights", "random", "--device", "cpu", "--out", str(out)]
+    res = CliRunner().invoke(app, args, terminal_width=200)
+    assert res.exit_code == 1, res.output
+    lines = _lines(res.output)
+    assert lines[-1].startswith("error: writing the eval results failed") and "eval.json" in lines[-1]
+    assert "AbsRel" in res.output and "mean" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["summary"]["abs_rel"] is not None  # the scores, whole
+
+
+def test_eval_result_names_the_weights(tiny_relative) -> None:
+    result = evaluate_model(tiny_relative, load_dataset("middlebury-motorcycle"), EvalOptions())
+    assert result.weights == weights_record(tiny_relative) and result.weights["mode"] == "random"

@@ -19,6 +19,7 @@ from visionbench.files import atomic_write, write_bytes, write_json  # noqa: F40
 
 MM_PER_M = 1000.0
 PNG16_MAX = 65535  # 65.535 m: farther depths saturate in the 16-bit PNG (the .npy keeps them)
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk of every PNG: length 0, IEND, its CRC
 FAR_INDEX = 24  # colour-table entry of the farthest depth; 0..23 are skipped (see colourise)
 
 
@@ -49,7 +50,9 @@ def is_whole(path: Path) -> bool:
         if suffix == ".png":
             with Image.open(path) as im:
                 im.verify()  # reads every chunk and checks its CRC, up to IEND
-            return True
+            with open(path, "rb") as fh:  # verify stops at IEND's name: the file must end with the whole chunk
+                fh.seek(-len(PNG_END), 2)
+                return fh.read() == PNG_END
         if suffix == ".ply":
             return _ply_whole(path)
         if suffix == ".json":
