@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +201,43 @@ def test_eval_scores_are_shown_when_writing_them_fails(tmp_path) -> None:
 def test_eval_result_names_the_weights(tiny_relative) -> None:
     result = evaluate_model(tiny_relative, load_dataset("middlebury-motorcycle"), EvalOptions())
     assert result.weights == weights_record(tiny_relative) and result.weights["mode"] == "random"
+
+
+def test_dataset_paths_that_cannot_be_read_are_named(tmp_path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(BadInputError, match="symlink loop"):
+        load_dataset(tmp_path / "loop")
+
+
+@contextlib.contextmanager
+def _as_nobody():
+    """Effective user and groups set to nobody's, then back: permissions apply (root ignores them)."""
+    groups = os.getgroups()
+    os.setgroups([])
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
+def test_dataset_permissions_are_named_not_called_corrupt(tiny_relative) -> None:
+    base = Path(tempfile.mkdtemp(prefix="vb-perm-"))  # tmp_path's parents are private to root
+    try:
+        os.chmod(base, 0o755)
+        _user_dataset(base / "ds")
+        os.chmod(base / "ds" / "images" / "a.png", 0o600)
+        with _as_nobody():
+            result = evaluate_model(tiny_relative, load_dataset(base / "ds"), EvalOptions())
+        rows = {r.name: r for r in result.rows}
+        assert "permission denied" in rows["a"].error and "corrupt" not in rows["a"].error
+        assert rows["b"].error is None
+        os.chmod(base / "ds" / "depth", 0o700)
+        with _as_nobody(), pytest.raises(BadInputError, match=r"depth: cannot list this folder \(permission denied\)"):
+            load_dataset(base / "ds")
+    finally:
+        shutil.rmtree(base)
