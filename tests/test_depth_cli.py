@@ -220,3 +220,51 @@ def test_permissions_are_named_for_files_folders_and_out() -> None:
         assert _error_lines(ro.output) == [f"error: --out {base / 'ro' / 'o'}: no permission to write there"]
     finally:
         shutil.rmtree(base)
+
+
+def _file_contents():
+    """Bytes a user's folder may hold: noise, real photos cut anywhere, tiny images of odd modes and sizes."""
+    import io as _io
+
+    from hypothesis import strategies as st
+
+    photo = sample_images()[1].read_bytes()
+
+    def image(mode: str, w: int, h: int, fmt: str) -> bytes:
+        buf = _io.BytesIO()
+        Image.new(mode, (w, h)).save(buf, format=fmt)
+        return buf.getvalue()
+
+    odd = st.builds(image, st.sampled_from(["RGB", "L", "RGBA", "P", "1", "I;16"]), st.integers(1, 40),
+                    st.integers(1, 40), st.sampled_from(["PNG", "TIFF"]))  # fmt: skip
+    return st.one_of(st.binary(max_size=64), st.integers(0, len(photo)).map(lambda n: photo[:n]), odd)
+
+
+def test_generated_files_and_options_never_escape_the_error_boundary(tmp_path) -> None:
+    """Whatever the files and option values: exit 0, 1 or 2, no traceback, nothing written outside --out."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    counter = iter(range(10**6))
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(files=st.lists(_file_contents(), min_size=1, max_size=3),
+           suffix=st.sampled_from([".jpg", ".png", ".tif", ".webp"]),
+           batch=st.sampled_from(["1", "2", "0", "-1"]),
+           focal=st.sampled_from([None, "30", "0", "nan", "inf", "-5"]))  # fmt: skip
+    def check(files, suffix, batch, focal) -> None:
+        case = tmp_path / f"case{next(counter)}"
+        src, out = case / "in", case / "out"
+        src.mkdir(parents=True)
+        for i, data in enumerate(files):
+            (src / f"f{i}{suffix}").write_bytes(data)
+        before = {p for p in case.rglob("*")}
+        args = ["depth", str(src), "--out", str(out), "--batch-size", batch, *ARGS]
+        res = CliRunner().invoke(app, args + (["--focal-px", focal] if focal else []))
+        assert res.exit_code in {0, 1, 2}, res.output
+        assert "Traceback" not in res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+        new = {p for p in case.rglob("*")} - before
+        assert all(p == out or out in p.parents for p in new), new
+
+    check()
