@@ -129,8 +129,11 @@ def no_images_message(inputs: list[str | Path], scan: InputScan, out: Path) -> s
 
 
 def weights_record(model: Any) -> dict[str, Any]:
-    """The model's weights record as the adapter exposes it (source, revision, file hashes when known)."""
+    """The model's weights record as the adapter exposes it (source, revision, file hashes when known):
+    the results-schema form (`record()`) where the adapter has it, so every output says the same."""
     weights = model.weights
+    if callable(getattr(weights, "record", None)):
+        weights = weights.record()
     if hasattr(weights, "model_dump"):
         return weights.model_dump(mode="json")
     from dataclasses import asdict, is_dataclass
