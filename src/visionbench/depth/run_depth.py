@@ -307,36 +307,44 @@ class ImageWriteError(Exception):
         self.item, self.fatal = item, fatal
 
 
+def image_sidecar(model: VisionModel, item: LoadedImage, depth: Any, predicted_focal_px: float | None,
+                  opts: DepthOptions, runtime_ms: float, source: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """One image's sidecar fields (every engine writes these): what made the depth, its units, the focal length."""
+    kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
+    photo = item.image
+    assert photo is not None
+    return {
+        "source": str(item.path) if source is None else source,
+        "model": model.name,
+        "weights_mode": model.weights.mode,
+        "weights_source": model.weights.source,
+        "weights_warning": model.weights.warning,
+        "weights": weights_record(model),
+        "depth_kind": kind,
+        "depth_unit": "metres" if kind == "metric" else "relative inverse depth (larger is nearer, no unit)",
+        "input_width": photo.width,
+        "input_height": photo.height,
+        "model_input_size": model.input_size,
+        "output_width": int(depth.shape[1]),
+        "output_height": int(depth.shape[0]),
+        "depth": depth_stats(depth),
+        **focal_facts(model, item, opts, predicted_focal_px),
+        "runtime_ms": runtime_ms,
+        "decode_ms": item.decode_ms,
+        "device": str(model.device),
+        "dtype": str(model.dtype).removeprefix("torch."),
+    }
+
+
 def write_prediction(model: VisionModel, item: LoadedImage, pred: Prediction, predicted_focal_px: float | None,
                      plan: OutputPlan, opts: DepthOptions, kind: str, runtime_ms: float) -> None:  # fmt: skip
     """Every output file of one image's prediction (the code each engine calls); ImageWriteError on failure."""
     try:
-        depth, focal = pred.depth, focal_facts(model, item, opts, predicted_focal_px)
-        photo = item.image
+        depth, photo = pred.depth, item.image
         assert photo is not None and depth is not None
-        sidecar = {
-            "source": str(item.path),
-            "model": model.name,
-            "weights_mode": model.weights.mode,
-            "weights_source": model.weights.source,
-            "weights_warning": model.weights.warning,
-            "weights": weights_record(model),
-            "depth_kind": kind,
-            "depth_unit": "metres" if kind == "metric" else "relative inverse depth (larger is nearer, no unit)",
-            "input_width": photo.width,
-            "input_height": photo.height,
-            "model_input_size": model.input_size,
-            "output_width": int(depth.shape[1]),
-            "output_height": int(depth.shape[0]),
-            "depth": depth_stats(depth),
-            **focal,
-            "runtime_ms": runtime_ms,
-            "decode_ms": item.decode_ms,
-            "device": str(model.device),
-            "dtype": str(model.dtype).removeprefix("torch."),
-        }
-        write_image_outputs(plan, photo, depth, kind=kind, focal_px=focal.get("focal_px"), cmap=opts.cmap,
-                            side_by_side=opts.side_by_side, ply=opts.ply, ply_stride=opts.ply_stride,
+        sidecar = image_sidecar(model, item, depth, predicted_focal_px, opts, runtime_ms)
+        write_image_outputs(plan, photo, depth, kind=kind, focal_px=sidecar.get("focal_px"),
+                            cmap=opts.cmap, side_by_side=opts.side_by_side, ply=opts.ply, ply_stride=opts.ply_stride,
                             sidecar=sidecar, raw=opts.raw)  # fmt: skip
     except OSError as exc:  # disk full, read-only, no permission, a file where a folder should be
         where = exc.filename or plan.base.parent
