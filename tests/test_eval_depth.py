@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -241,3 +242,21 @@ def test_dataset_permissions_are_named_not_called_corrupt(tiny_relative) -> None
             load_dataset(base / "ds")
     finally:
         shutil.rmtree(base)
+
+
+def test_ctrl_c_midway_keeps_the_rows_scored(tmp_path, tiny_relative) -> None:
+    _user_dataset(tmp_path / "ds")
+    ds = load_dataset(tmp_path / "ds")
+    seen = []
+
+    def progress(n: int) -> None:  # a real SIGINT after the first image, as a user's Ctrl-C
+        seen.append(n)
+        if len(seen) == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    result = evaluate_model(tiny_relative, ds, EvalOptions(), progress=progress)
+    assert result.interrupted and (result.images, result.not_attempted) == (1, len(ds) - 1)
+    assert result.rows[0].name == "a" and result.rows[0].abs_rel is not None
+    assert result.summary["abs_rel"] == pytest.approx(result.rows[0].abs_rel)
+    files = write_eval(result, tmp_path / "o")
+    assert json.loads(files["json"].read_text())["interrupted"] is True

@@ -169,6 +169,8 @@ def eval_cmd(
     if not as_json:
         for kind, path in files.items():
             console.print(f"{kind}: {escape(str(path))}", highlight=False)
+    if result.interrupted:  # the scores so far are shown and written; the exit says Ctrl-C (130)
+        raise KeyboardInterrupt
     if result.failed:
         raise typer.Exit(1)
 
@@ -210,6 +212,8 @@ def _print_eval(r: EvalResult) -> None:
     console.print(table)
     if r.weights_warning:
         err_console.print(f"[yellow]warning:[/] {escape(r.weights_warning)}")
+    if r.interrupted:
+        err_console.print(f"[yellow]interrupted:[/] {r.images} image(s) scored, {r.not_attempted} not reached")
     if r.skipped_without_gt:
         console.print(f"{len(r.skipped_without_gt)} image(s) without ground truth left out")
 

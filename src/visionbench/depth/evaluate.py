@@ -104,6 +104,8 @@ class EvalResult(BaseModel):
     max_depth: float | None
     images: int
     failed: int
+    interrupted: bool = Field(False, description="Ctrl-C ended the run: the rows scored before it are all here.")
+    not_attempted: int = Field(0, description="Images of the dataset not reached (after Ctrl-C).")
     skipped_without_gt: list[str] = Field(default_factory=list)
     summary: dict[str, float | None]
     rows: list[EvalRow]
@@ -138,36 +140,41 @@ def evaluate_model(model: VisionModel, dataset: Dataset, opts: EvalOptions, prog
     if not model.card.task.startswith("depth"):
         raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `eval` needs a depth model")
     rows: list[EvalRow] = []
-    for ref in dataset:
-        row = EvalRow(name=ref.name)
-        try:
-            sample = ref.load()
-            row.image_width, row.image_height = sample.image.size
-            row.gt_height, row.gt_width = sample.depth_m.shape
-            t = time.perf_counter()
-            known = [sample.focal_px] if opts.use_known_focal and sample.focal_px else None
-            preds, predicted = forward_depth(model, model.preprocess([sample.image]), known)
-            row.runtime_ms = (time.perf_counter() - t) * 1e3
-            depth = preds[0].depth
-            assert depth is not None
-            row.focal_px_pred, row.focal_px_true = predicted[0], sample.focal_px
-            row.focal_error_pct = focal_error_pct(predicted[0], sample.focal_px)
-            for k, v in score_prediction(depth, sample.depth_m, kind, min_depth=opts.min_depth,
-                                         max_depth=opts.max_depth).items():  # fmt: skip
-                setattr(row, k, v)
-        except VisionbenchError as exc:
-            row.error = str(exc)
-        except (OSError, ValueError) as exc:
-            row.error = f"{type(exc).__name__}: {exc}"
-        rows.append(row)
-        if progress:
-            progress(1)
+    interrupted = False
+    try:
+        for ref in dataset:
+            row = EvalRow(name=ref.name)
+            try:
+                sample = ref.load()
+                row.image_width, row.image_height = sample.image.size
+                row.gt_height, row.gt_width = sample.depth_m.shape
+                t = time.perf_counter()
+                known = [sample.focal_px] if opts.use_known_focal and sample.focal_px else None
+                preds, predicted = forward_depth(model, model.preprocess([sample.image]), known)
+                row.runtime_ms = (time.perf_counter() - t) * 1e3
+                depth = preds[0].depth
+                assert depth is not None
+                row.focal_px_pred, row.focal_px_true = predicted[0], sample.focal_px
+                row.focal_error_pct = focal_error_pct(predicted[0], sample.focal_px)
+                for k, v in score_prediction(depth, sample.depth_m, kind, min_depth=opts.min_depth,
+                                             max_depth=opts.max_depth).items():  # fmt: skip
+                    setattr(row, k, v)
+            except VisionbenchError as exc:
+                row.error = str(exc)
+            except (OSError, ValueError) as exc:
+                row.error = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+            if progress:
+                progress(1)
+    except KeyboardInterrupt:  # Ctrl-C: the rows scored so far are the result, marked as such
+        interrupted = True
     ok = [r.model_dump() for r in rows if r.error is None]
     return EvalResult(
         model=model.name, weights_mode=model.weights.mode, weights_warning=model.weights.warning,
         weights=weights_record(model),
         dataset=dataset.name, depth_kind=kind, alignment=ALIGN_NONE if kind == "metric" else ALIGN_LSQ,
         min_depth=opts.min_depth, max_depth=opts.max_depth, images=len(rows), failed=len(rows) - len(ok),
+        interrupted=interrupted, not_attempted=len(dataset) - len(rows),
         skipped_without_gt=dataset.skipped or [], summary=summarise(ok, SUMMARY_KEYS), rows=rows,
     )  # fmt: skip
 
