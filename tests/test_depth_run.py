@@ -7,6 +7,7 @@ files, their units and shapes, the focal-length rules, resume and the failure pa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -295,10 +296,14 @@ def test_unreadable_paths_are_named_and_counted(tmp_path, tiny_depthpro) -> None
     src = _two_photos(tmp_path / "in", ("a.jpg",))
     (src / "loop.jpg").symlink_to(src / "loop.jpg")
     (src / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(src / "pipe.jpg")  # opening it would wait for a writer forever
     s = run_depth([src], DepthOptions(out=tmp_path / "out"), show_progress=False, model=tiny_depthpro)
-    assert (s.done, s.unreadable_paths, s.total) == (1, 2, 1)
+    assert (s.done, s.unreadable_paths, s.total) == (1, 3, 1)
     reasons = " ".join(f.error for f in s.failures)
-    assert "symlink loop" in reasons and "dangling symlink" in reasons
+    assert "symlink loop" in reasons and "dangling symlink" in reasons and "not a regular file (a FIFO)" in reasons
+    given = run_depth([src / "pipe.jpg", src / "a.jpg"], DepthOptions(out=tmp_path / "o3"), show_progress=False,
+                      model=tiny_depthpro)  # fmt: skip
+    assert (given.done, given.failed) == (1, 1) and "a FIFO" in given.failures[0].error
     assert "symlink loop" in Path(s.failures_file).read_text()
     with pytest.raises(BadInputError, match="symlink loop"):
         run_depth([src / "loop.jpg"], DepthOptions(out=tmp_path / "o2"), show_progress=False, model=tiny_depthpro)

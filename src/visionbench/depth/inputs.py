@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,14 +50,26 @@ def missing_reason(path: Path) -> str:
 
 
 def readable_reason(path: Path) -> str | None:
-    """None when `path` opens for reading; else the filesystem's reason (named, never called corrupt)."""
+    """None when `path` is a regular file that opens for reading; else the reason (named, never "corrupt").
+
+    Only regular files are opened: opening a FIFO named like an image would wait for a writer forever.
+    """
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            return "is a folder, not an image"
+        if not stat.S_ISREG(mode):
+            return f"not a regular file ({_kind(mode)})"
         with open(path, "rb"):
             return None
-    except IsADirectoryError:
-        return "is a folder, not an image"
     except OSError as exc:
         return missing_reason(path) if isinstance(exc, FileNotFoundError) else os_reason(exc)
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
 
 
 def find_inputs(inputs: list[str | Path]) -> FoundInputs:
@@ -95,4 +108,6 @@ def _walk(root: Path, found: FoundInputs) -> None:
                 images.append(path)
             elif not path.exists():
                 found.problems.append((path, missing_reason(path)))
+            else:  # a FIFO, socket or device named like an image
+                found.problems.append((path, readable_reason(path) or "not a regular file"))
     found.paths += sorted(images)
