@@ -325,3 +325,19 @@ def test_sidecars_and_summary_name_the_weights(tmp_path, tiny_depthpro) -> None:
     assert json.loads((tmp_path / "out" / "a.json").read_text())["weights"] == expected
     assert json.loads((tmp_path / "out" / "depth_run.json").read_text())["summary"]["weights"] == expected
     assert s.weights == expected
+
+
+def test_odd_names_and_lists_keep_the_failures_file_one_line_per_file(tmp_path, tiny_depthpro) -> None:
+    src = _two_photos(tmp_path / "in", ("a.jpg",))
+    (src / "new\nline.jpg").write_bytes(b"not a jpeg")
+    (src / "tab\there.png").write_bytes(b"not a png")
+    s = run_depth([src], DepthOptions(out=tmp_path / "out"), show_progress=False, model=tiny_depthpro)
+    lines = Path(s.failures_file).read_text().splitlines()
+    assert len(lines) == 2 and all(line.count("\t") == 1 for line in lines)
+    assert any(line.startswith(str(src / "new\\nline.jpg")) for line in lines)
+    (tmp_path / "list.txt").write_bytes(b"a.jpg\n\xff\xfe\x00binary")
+    with pytest.raises(BadInputError, match="not a UTF-8 text list"):
+        run_depth([tmp_path / "list.txt"], DepthOptions(out=tmp_path / "o2"), show_progress=False, model=tiny_depthpro)
+    (tmp_path / "nul.txt").write_bytes(b"in/a.jpg\nin/b\x00.jpg\n")
+    s = run_depth([tmp_path / "nul.txt"], DepthOptions(out=tmp_path / "o3"), show_progress=False, model=tiny_depthpro)
+    assert (s.done, s.unreadable_paths) == (1, 1) and "not a valid path" in s.failures[0].error

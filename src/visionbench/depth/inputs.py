@@ -64,6 +64,8 @@ def readable_reason(path: Path) -> str | None:
             return None
     except OSError as exc:
         return missing_reason(path) if isinstance(exc, FileNotFoundError) else os_reason(exc)
+    except ValueError as exc:  # a NUL byte in a path read from a list file
+        return f"not a valid path ({exc})"
 
 
 def _kind(mode: int) -> str:
@@ -83,10 +85,17 @@ def find_inputs(inputs: list[str | Path]) -> FoundInputs:
             _walk(path, found)
         elif path.suffix.lower() == ".txt":
             try:
-                text = path.read_text()
+                text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise BadInputError(f"{path}: cannot read the list ({os_reason(exc)})") from None
+            except UnicodeDecodeError as exc:
+                raise BadInputError(f"{path}: not a UTF-8 text list of image paths ({exc.reason} at byte "
+                                    f"{exc.start})") from None  # fmt: skip
             lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+            found.problems += [
+                (Path(ln.replace("\0", "\\0")), "not a valid path (a NUL byte)") for ln in lines if "\0" in ln
+            ]
+            lines = [ln for ln in lines if "\0" not in ln]
             found.paths += [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines]
         else:
             found.paths.append(path)

@@ -370,6 +370,11 @@ def previous_runs(out: Path) -> list[dict[str, Any]]:
     return [*earlier, {k: last.get(k) for k in keys}]
 
 
+def _one_line(text: str) -> str:
+    """A file name may hold a newline or a tab: escaped, so the failures file keeps one line per file."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
 def write_run_summary(out: Path, summary: DepthRunSummary, opts: DepthOptions,
                       previous: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
     """This run's failures-<run id>.txt and OUT/depth_run.json; returns where the summary went.
@@ -378,7 +383,7 @@ def write_run_summary(out: Path, summary: DepthRunSummary, opts: DepthOptions,
     resort to stderr: a run never ends without saying what it did.
     """
     if summary.failures:
-        text = "".join(f"{f.path}\t{f.error}\n" for f in summary.failures)
+        text = "".join(f"{_one_line(f.path)}\t{_one_line(f.error)}\n" for f in summary.failures)
         try:
             summary.failures_file = str(write_bytes(out / FAILURES_FILE.format(run_id=summary.run_id), text.encode()))
         except OSError:
