@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from visionbench.errors import UnsupportedOptionError
-from visionbench.files import atomic_write, write_bytes
+from visionbench.files import atomic_write, write_bytes, write_json  # noqa: F401 - depth.io is where depth code writes
 
 MM_PER_M = 1000.0
 PNG16_MAX = 65535  # 65.535 m: farther depths saturate in the 16-bit PNG (the .npy keeps them)
