@@ -78,9 +78,9 @@ def check_address(address: str | None) -> None:
 def start_ray(address: str | None, num_cpus: int | None = None) -> tuple[bool, float]:
     """Join `address`, reuse a Ray this process already started, or start a local one; (started here, seconds)."""
     ray = import_ray()
-    if ray.is_initialized():
-        return False, 0.0
     check_address(address)
+    if ray.is_initialized():  # a library caller (or a test) already chose the cluster
+        return False, 0.0
     t0 = time.perf_counter()
     try:
         if address is None:
@@ -288,6 +288,7 @@ class DepthActor:
             items.append(LoadedImage(row["index"], Path(row["source"]), _photo(row), row["exif_f35"],
                                      decode_ms=row["decode_ms"]))  # fmt: skip
         by_index = {r["index"]: r for r in rows}
+        self.sources = {r["index"]: r["source"] for r in rows}  # Path() would collapse "s3://" in the sidecar
         for group in group_batches(items, self.opts.batch_size, key=batch_key(self.model)):
             for index, result in self._predict(group).items():
                 results[index] = {**by_index[index], **result}
@@ -306,24 +307,25 @@ class DepthActor:
         try:
             batch = self.model.preprocess([it.image for it in items])
         except Exception as exc:  # noqa: BLE001 - one odd image must not end the run
-            return {it.index: {"error": f"{it.path}: preprocessing failed ({type(exc).__name__}: {exc})"}
+            return {it.index: {"error": f"{self.sources[it.index]}: preprocessing failed ({type(exc).__name__}: {exc})"}
                     for it in items}  # fmt: skip
         t = time.perf_counter()
         try:
             preds, predicted = forward_depth(self.model, batch, [known_focal_px(it, self.opts) for it in items])
         except Exception as exc:  # noqa: BLE001 - reported as these images' failure
-            return {it.index: {"error": f"{it.path}: the model failed ({type(exc).__name__}: {exc})"} for it in items}
+            return {it.index: {"error": f"{self.sources[it.index]}: the model failed ({type(exc).__name__}: {exc})"}
+                    for it in items}  # fmt: skip
         per_image_ms = (time.perf_counter() - t) * 1e3 / len(items)
         out = {}
         for it, pred, f in zip(items, preds, predicted, strict=True):
             depth = np.ascontiguousarray(pred.depth, dtype=np.float32)
-            meta = image_sidecar(self.model, it, depth, f, self.opts, per_image_ms)
+            meta = image_sidecar(self.model, it, depth, f, self.opts, per_image_ms, source=self.sources[it.index])
             out[it.index] = {"depth": depth.tobytes(), "meta": json.dumps(meta, allow_nan=False)}
         return out
 
 
 def image_sidecar(model: Any, item: Any, depth: np.ndarray, predicted_focal_px: float | None, opts: DepthOptions,
-                  runtime_ms: float) -> dict[str, Any]:  # fmt: skip
+                  runtime_ms: float, source: str) -> dict[str, Any]:  # fmt: skip
     """The sidecar the local engine writes (run_depth._finish builds the same fields; a test holds them equal)."""
     from visionbench.depth.outputs import depth_stats
     from visionbench.depth.run_depth import focal_facts
@@ -331,7 +333,7 @@ def image_sidecar(model: Any, item: Any, depth: np.ndarray, predicted_focal_px: 
     kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
     photo = item.image
     return {
-        "source": str(item.path),
+        "source": source,
         "model": model.name,
         "weights_mode": model.weights.mode,
         "weights_source": model.weights.source,
