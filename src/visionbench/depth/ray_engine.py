@@ -111,12 +111,13 @@ def run_depth_ray(
     *,
     address: str | None = None,
     out: str | None = None,
+    actors: int | None = None,
     show_progress: bool = True,
 ) -> RayRunSummary:
     """`run_depth` on Ray Data: same outputs per image, same summary files (plus actors and resources).
 
     `out` (a local folder or a URL such as s3://bucket/prefix) overrides `opts.out`, a Path, which cannot
-    hold a URL (Path collapses "s3://" to "s3:/").
+    hold a URL (Path collapses "s3://" to "s3:/"). `actors` fixes the pool size (default: `pool_plan`).
     """
     from visionbench.models.registry import get_card
 
@@ -144,18 +145,19 @@ def run_depth_ray(
     todo = [j for j in jobs if not (opts.resume and outputs_whole(j, **file_kw))]
     started, startup_s = start_ray(address)
     try:
-        return _run(jobs, todo, excluded, opts, kind, out, address, startup_s, show_progress)
+        return _run(jobs, todo, excluded, opts, kind, out, address, startup_s, show_progress, actors)
     finally:
         if started:
             import_ray().shutdown()
 
 
 def _run(jobs: list[ImageJob], todo: list[ImageJob], excluded: int, opts: DepthOptions, kind: str, out: str,
-         address: str | None, startup_s: float, show_progress: bool) -> RayRunSummary:  # fmt: skip
+         address: str | None, startup_s: float, show_progress: bool, pool: int | None) -> RayRunSummary:  # fmt: skip
     import ray
 
     resources = {k: float(v) for k, v in ray.cluster_resources().items() if k in {"CPU", "GPU", "memory"}}
     actors, per_actor, actor_device = pool_plan(resources, opts.device)
+    actors = pool or actors
     summary = RayRunSummary(model=opts.model, weights_mode=opts.weights, out=out, total=len(jobs),
                             skipped=len(jobs) - len(todo), excluded_in_out=excluded, ray_address=address,
                             actors=actors, actor_resources=per_actor, cluster_resources=resources,
@@ -217,7 +219,8 @@ def build_dataset(todo: list[ImageJob], opts: DepthOptions, kind: str, actors: i
                         fn_kwargs={"read_exif": not opts.ignore_exif})  # fmt: skip
     ds = ds.map_batches(DepthActor, compute=ActorPoolStrategy(size=actors), batch_size=opts.batch_size,
                         batch_format="numpy", fn_constructor_kwargs={"options": options, "device": actor_device,
-                        "threads": int(per_actor.get("num_cpus", 1))}, **per_actor)  # fmt: skip
+                        "threads": int(per_actor.get("num_cpus", 1))}, scheduling_strategy="SPREAD",
+                        **per_actor)  # fmt: skip  # SPREAD: one node lost takes as few actors as it can
     return ds.map_batches(write_batch, batch_size=4, batch_format="numpy", num_cpus=0.5,
                           fn_kwargs={"options": options, "kind": kind})  # fmt: skip
 
