@@ -219,8 +219,7 @@ def build_dataset(todo: list[ImageJob], opts: DepthOptions, kind: str, actors: i
                         fn_kwargs={"read_exif": not opts.ignore_exif})  # fmt: skip
     ds = ds.map_batches(DepthActor, compute=ActorPoolStrategy(size=actors), batch_size=opts.batch_size,
                         batch_format="numpy", fn_constructor_kwargs={"options": options, "device": actor_device,
-                        "threads": int(per_actor.get("num_cpus", 1))}, scheduling_strategy="SPREAD",
-                        **per_actor)  # fmt: skip  # SPREAD: one node lost takes as few actors as it can
+                        "threads": int(per_actor.get("num_cpus", 1))}, **per_actor)  # fmt: skip
     return ds.map_batches(write_batch, batch_size=4, batch_format="numpy", num_cpus=0.5,
                           fn_kwargs={"options": options, "kind": kind})  # fmt: skip
 
