@@ -200,3 +200,15 @@ def test_ray_engine_reads_and_writes_s3(tmp_path, local_ray, s3_endpoint) -> Non
                           show_progress=False)  # fmt: skip
     assert (again.skipped, again.done) == (4, 0)
     shutil.rmtree(tmp_path / "unused", ignore_errors=True)
+
+
+def test_pool_leaves_cpus_to_decoding_and_takes_one_gpu_per_actor() -> None:
+    from visionbench.depth.ray_engine import pool_plan
+    from visionbench.errors import UnsupportedOptionError
+
+    assert pool_plan({"CPU": 2.0}, "auto") == (1, {"num_cpus": 1.0}, "cpu")  # one CPU stays for the read tasks
+    assert pool_plan({"CPU": 16.0}, "cpu")[0] == 12
+    assert pool_plan({"CPU": 64.0, "GPU": 8.0}, "auto") == (8, {"num_gpus": 1.0, "num_cpus": 1.0}, "cuda")
+    assert pool_plan({"CPU": 64.0, "GPU": 8.0}, "cpu")[2] == "cpu"
+    with pytest.raises(UnsupportedOptionError, match="no GPU"):
+        pool_plan({"CPU": 8.0}, "cuda")

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import hypothesis  # noqa: F401 - see below
 import numpy as np
 import pytest
 from PIL import Image
@@ -24,6 +25,9 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 IMAGES = 120
+# hypothesis is imported here, before Ray's threads exist: pytest imports it again at the session's end, and
+# CPython 3.11's AST parser (assertion rewriting) then failed with "AST constructor recursion depth mismatch"
+# after this test had passed.
 
 
 def _crops(folder: Path) -> None:

@@ -88,7 +88,7 @@ def depth_cmd(
         typer.Option(
             "--engine",
             help="local (this process) or ray (Ray Data: decoding tasks, model actors; inputs and "
-            "--out may be s3://, gs://, file:// URLs). Ray needs: pip install 'visionbench[ray]'.",
+            "--out may be s3://, gs://, file:// URLs). Ray needs: pip install 'visionbench\\[ray]'.",
         ),
     ] = "local",
     ray_address: Annotated[
