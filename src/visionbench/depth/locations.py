@@ -131,13 +131,19 @@ def _decode(path: Path, name: str, exif: Any) -> tuple[Any, float | None, str | 
     return image, exif(path), None
 
 
-def outputs_whole(job: ImageJob, **kw: Any) -> bool:
-    """Whether every output file of an image exists (each was written atomically, so existing means whole)."""
-    files = job.files(**kw)
-    if not is_url(job.base):
-        return all(os.path.exists(p) for p in files.values())
-    fs, _ = filesystem(job.base)
-    return all(fs.exists(filesystem(p)[1]) for p in files.values())
+def outputs_whole(jobs: list[ImageJob], out: str, **kw: Any) -> set[int]:
+    """The images whose output files all exist (each was written atomically, so existing means whole).
+
+    For a URL the output prefix is listed once: one request per file would take hours for a million images.
+    """
+    if not is_url(out):
+        return {j.index for j in jobs if all(os.path.exists(p) for p in j.files(**kw).values())}
+    fs, root = filesystem(out)
+    try:
+        existing = {fs.unstrip_protocol(k) for k in fs.find(root)}
+    except FileNotFoundError:
+        return set()
+    return {j.index for j in jobs if all(p in existing for p in j.files(**kw).values())}
 
 
 def upload(local_files: dict[str, Path], job: ImageJob, **kw: Any) -> None:

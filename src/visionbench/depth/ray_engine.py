@@ -142,7 +142,8 @@ def run_depth_ray(
             f"no images found in {', '.join(map(str, inputs))} (looked for jpg, jpeg, png, webp, bmp, tiff)"
         )
     file_kw = dict(kind=kind, side_by_side=opts.side_by_side, ply=opts.ply, raw=opts.raw)
-    todo = [j for j in jobs if not (opts.resume and outputs_whole(j, **file_kw))]
+    whole = outputs_whole(jobs, out, **file_kw) if opts.resume else set()
+    todo = [j for j in jobs if j.index not in whole]
     started, startup_s = start_ray(address)
     try:
         return _run(jobs, todo, excluded, opts, kind, out, address, startup_s, show_progress, actors)
