@@ -168,7 +168,7 @@ def _run(jobs: list[ImageJob], todo: list[ImageJob], excluded: int, opts: DepthO
     t_first = t_last = 0.0
     if todo:
         ds = build_dataset(todo, opts, kind, actors, per_actor, actor_device)
-        with _progress(show_progress, len(todo)) as advance:
+        with _progress(show_progress, len(todo)) as advance, _quiet("ray.data"):
             try:
                 for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                     for row in _rows(batch):
@@ -408,6 +408,21 @@ def write_summary(out: str, summary: RayRunSummary, opts: DepthOptions) -> None:
         remove(failures)  # stale list from an earlier run: every file it named has now been handled
     doc = {"summary": summary.model_dump(), "options": opts.model_dump(mode="json")}
     write_text_to(f"{out.rstrip('/')}/{SUMMARY_FILE}", json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
+
+
+class _quiet:
+    """Ray Data's start and finish notes (and its warning that its own bars are off) hidden while the run's bar
+    shows the same; its errors still print."""
+
+    def __init__(self, name: str) -> None:
+        self.logger = logging.getLogger(name)
+
+    def __enter__(self) -> None:
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.setLevel(self.level)
 
 
 class _progress:
