@@ -23,6 +23,7 @@ from visionbench.cli.common import (
     err_console,
     print_json,
 )
+from visionbench.errors import BadInputError
 
 if TYPE_CHECKING:
     from visionbench.depth.evaluate import EvalOptions, EvalResult
@@ -33,12 +34,17 @@ DEPTH_MODEL_HELP = "Depth model: depthpro (metric + focal length) or depth-anyth
 @command(app, "depth")
 def depth_cmd(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Images, folders (searched recursively) or .txt files listing image paths.")
+        list[str],  # str, not Path: Path("s3://b/k") collapses the URL to "s3:/b/k"
+        typer.Argument(
+            help="Images, folders (searched recursively) or .txt files listing image paths; "
+            "with --engine ray also s3://, gs://, file:// URLs."
+        ),
     ],
     model: Annotated[str, typer.Option("--model", "-m", help=DEPTH_MODEL_HELP)] = "depthpro",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; each input's relative path is kept.")] = Path(
-        "depth_out"
-    ),
+    out: Annotated[
+        str,
+        typer.Option("--out", "-o", help="Output folder (--engine ray: or a URL); each input's relative path is kept."),
+    ] = "depth_out",
     weights: WeightsOpt = "auto",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
@@ -78,6 +84,22 @@ def depth_cmd(
         int | None, typer.Option("--workers", help="Decoding threads, 1 or more (default min(4, CPUs - 1)).")
     ] = None,
     seed: SeedOpt = 0,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (this process) or ray (Ray Data: decoding tasks, model actors; inputs and "
+            "--out may be s3://, gs://, file:// URLs). Ray needs: pip install 'visionbench\\[ray]'.",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="--engine ray: join this cluster (HOST:PORT, ray://HOST:PORT or auto); "
+            "default: start a local Ray on this machine.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Depth maps for images and folders: colourised PNG, raw .npy, 16-bit mm PNG, optional .ply, JSON sidecar.
@@ -88,11 +110,20 @@ def depth_cmd(
     from visionbench.depth.options import checked_options
     from visionbench.depth.run_depth import DepthOptions, run_depth
 
+    if engine not in {"local", "ray"}:
+        raise BadInputError(f"--engine {engine!r}: expected local or ray")
+    if ray_address is not None and engine != "ray":
+        raise BadInputError("--ray-address needs --engine ray")
     opts = checked_options(DepthOptions, model=model, weights=weights, device=device, dtype=dtype,
                            input_size=input_size, batch_size=batch_size, out=out, cmap=cmap,
                            side_by_side=side_by_side, raw=raw, ply=ply, ply_stride=ply_stride, focal_px=focal_px,
                            ignore_exif=ignore_exif, resume=resume, workers=workers, seed=seed)  # fmt: skip
-    summary = run_depth(list(inputs), opts, show_progress=not as_json)
+    if engine == "ray":
+        from visionbench.depth.ray_engine import run_depth_ray
+
+        summary = run_depth_ray(list(inputs), opts, address=ray_address, out=out, show_progress=not as_json)
+    else:
+        summary = run_depth(list(inputs), opts, show_progress=not as_json)
     if as_json:
         print_json(summary.model_dump())
     else:
@@ -103,6 +134,8 @@ def depth_cmd(
             f"of {summary.total}{unreadable} in {summary.seconds:.1f} s ({summary.images_per_s:.2f} images/s) "
             f"-> {escape(summary.out)}"
         )
+        if engine == "ray":
+            console.print(_ray_line(summary))
         if summary.weights_warning:
             err_console.print(f"[yellow]warning:[/] {escape(summary.weights_warning)}")
         if summary.excluded_in_out:
@@ -113,6 +146,16 @@ def depth_cmd(
             console.print(f"failures listed in {escape(summary.failures_file)}", highlight=False)
     if summary.failures:
         raise typer.Exit(1)
+
+
+def _ray_line(summary: object) -> str:
+    per = ", ".join(f"{k.removeprefix('num_')} {v:g}" for k, v in summary.actor_resources.items())  # type: ignore[attr-defined]
+    res = ", ".join(f"{k} {v:g}" for k, v in summary.cluster_resources.items() if k != "memory")  # type: ignore[attr-defined]
+    where = summary.ray_address or "a local Ray started here"  # type: ignore[attr-defined]
+    return (
+        f"ray: {summary.actors} model actor(s) ({per} each) on {where} ({res}); "  # type: ignore[attr-defined]
+        f"start-up {summary.startup_seconds:.1f} s"
+    )  # type: ignore[attr-defined]
 
 
 @command(app, "eval")
