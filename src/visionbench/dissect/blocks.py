@@ -17,9 +17,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from visionbench.dissect.glyphs import font
 from visionbench.dissect.hooks import flatten
-from visionbench.dissect.pictures import normalise, save_png
+from visionbench.dissect.pictures import font, normalise, save_png
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout, patch_labels, tokens_to_grid, whole_image_patch
 from visionbench.errors import BadInputError, UnsupportedOptionError

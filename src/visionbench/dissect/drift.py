@@ -1,10 +1,7 @@
 """Precision drift: the same input and weights in float32 and in bfloat16/float16, compared layer by layer.
 
-Memory stays bounded: the float32 pass keeps, per selected output, only its full norm, its largest |value|
-and a fixed random sample of `drift_sample` elements (all of them when the output is smaller); the
-low-precision pass then compares against those. Norms and overflow checks use the full tensors; relative
-error, max |difference| and cosine similarity use the sample (exact for outputs up to the sample size).
-The model's float32 weights are restored afterwards.
+The model's float32 weights are restored afterwards. How the comparison works is METHOD (layers.json
+records it).
 """
 
 from __future__ import annotations
@@ -22,6 +19,12 @@ from visionbench.dissect.records import DissectOptions
 from visionbench.models.base import Batch, VisionModel
 from visionbench.models.registry import resolve_dtype
 
+METHOD = (
+    "Memory stays bounded: the float32 pass keeps, per selected output, only its full norm, its largest |value| "
+    "and a fixed random sample of `drift_sample` elements (all of them when the output is smaller); the "
+    "low-precision pass then compares against those. Norms and overflow checks use the full tensors; relative "
+    "error, max |difference| and cosine similarity use the sample (exact for outputs up to the sample size)."
+)
 JUMP_FACTOR = 3.0  # an error this many times the median of the layers before it ...
 JUMP_MIN_ERROR = 1e-2  # ... and above 1 % is a jump
 
@@ -126,7 +129,7 @@ def compare_precision(
         "dtype": dtype_name,
         "dtype_max": dmax,
         "sample": reference.sample,
-        "method": " ".join((__doc__ or "").split("\n\n")[1].split()),
+        "method": METHOD,
         "first_jump": jump,
         "max_relative_error": max(errors) if errors else None,
         "median_relative_error": statistics.median(errors) if errors else None,
