@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import visionbench as vb
-from visionbench.dissect import DissectOptions, dissect_model
+from visionbench.dissect import DissectOptions, dissect_model, load_layers
 from visionbench.dissect.select import leaf_modules, select_layers
 from visionbench.dissect.stats import StatsEngine
 from visionbench.errors import BadInputError
@@ -32,7 +33,7 @@ def yolo():
 
 
 def _layers(result) -> dict:
-    return json.loads(Path(result.path).read_text())
+    return load_layers(result.path).model_dump()  # through the typed reader the report uses
 
 
 def test_stats_match_numpy_on_full_npy(yolo, bus, tmp_path):
@@ -132,6 +133,19 @@ def test_hook_error_never_leaves_hooks(yolo, tmp_path, monkeypatch):
     with torch.inference_mode():
         after = yolo.forward(batch)[0]
     torch.testing.assert_close(after, before)
+
+
+def test_layers_json_reads_back_typed_with_captions(yolo, bus, tmp_path):
+    result = dissect_model(yolo, bus, tmp_path, DissectOptions(channels=4, npy_channels=0, summary_plots=False))
+    doc = load_layers(tmp_path)  # the --out folder: its one model folder's file
+    assert len(doc.records) == result.layer_count and doc.writer == "threads" and doc.normalisation
+    first = doc.records[0]
+    assert first.caption == f"#0 {first.name} Conv2d {first.shape} ch 0-3 of {first.shape[1]}"
+    assert first.npy is None and (result.folder / first.picture).exists()
+    assert np.asarray(Image.open(result.folder / first.picture)).shape[0] > 2 * 32  # 4 tiles of at least 32 px
+    Path(result.path).write_text(json.dumps({"records": [{"index": "x"}]}))
+    with pytest.raises(BadInputError, match="not a layers.json of this visionbench"):
+        load_layers(result.folder)
 
 
 def test_bad_selection_is_a_clear_error(yolo, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import sys
@@ -19,6 +20,7 @@ from visionbench.dissect.select import parse_layers, select_layers
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout
 from visionbench.dissect.writer import BackgroundWriter
+from visionbench.errors import UnsupportedOptionError
 from visionbench.files import safe_name, write_text
 from visionbench.models.base import Batch, VisionModel
 from visionbench.results import LAYERS_FILE, LayerRecord, LayersDocument
@@ -39,44 +41,32 @@ def dissect_model(
     selected = select_layers(model.module, options.layers, options.match)
     batch = _input_batch(model, image, options.seed)
     layout = TokenLayout.from_model(model, batch)
-    blocks = BlockCapture.plan(model.module, layout, options.blocks) if options.blocks else None
-    if options.drift and model.dtype != torch.float32:
-        from visionbench.errors import UnsupportedOptionError
-
-        raise UnsupportedOptionError(f"--drift compares with float32: build the model in float32, not {model.dtype}")
     folder = Path(out_dir) / safe_name(model.name)
+    engine = StatsEngine(model.device)
+    blocks = None
+    if options.blocks:  # checked before anything is written
+        blocks = BlockCapture.plan(model.module, layout, options.blocks, engine, folder, batch.batch_size)
+    if options.drift and model.dtype != torch.float32:
+        raise UnsupportedOptionError(f"--drift compares with float32: build the model in float32, not {model.dtype}")
     folder.mkdir(parents=True, exist_ok=True)
     if options.pictures:
         for sub in ("maps", "npy", "patches"):
             (folder / sub).mkdir(exist_ok=True)
-    engine = StatsEngine(model.device)
     reference = DriftReference(options.drift_sample, options.seed) if options.drift else None
     cuda = model.device.type == "cuda"
     if cuda:
         torch.cuda.synchronize(model.device)
         torch.cuda.reset_peak_memory_stats(model.device)
     pass_start = time.perf_counter()
-    writer = BackgroundWriter(options.queue_size, max_bytes=options.queue_mib << 20) if options.pictures else None
-    try:
-        recorder = Recorder(
-            engine=engine, writer=writer, folder=folder, options=options,
-            layout=layout, components=model.components(), images=batch.batch_size,
-            observer=reference.observe if reference else None,
-        )  # fmt: skip
-        block_mods = blocks.modules if blocks else []
-        with attached(selected, recorder.hook), attached(block_mods, blocks.hook if blocks else _noop):
-            if blocks:
-                blocks.start(engine, folder, batch.batch_size)
-            with torch.inference_mode():
-                output = model.forward(batch)
+    pictures = BackgroundWriter(options.queue_size, max_bytes=options.queue_mib << 20) if options.pictures else None
+    with pictures or contextlib.nullcontext() as writer:  # an error drops the queued jobs; else all are written
+        recorder = Recorder(engine, writer, folder, options, layout, model.components(), batch.batch_size,
+                            reference.observe if reference else None)  # fmt: skip
+        block_hooks = attached(blocks.modules, blocks.hook) if blocks else contextlib.nullcontext()
+        with attached(selected, recorder.hook), block_hooks, torch.inference_mode():
+            output = model.forward(batch)
             if cuda:
                 torch.cuda.synchronize(model.device)
-    except BaseException:
-        if writer is not None:
-            writer.close(wait=False)
-        raise
-    if writer is not None:
-        writer.close()
     pass_seconds = time.perf_counter() - pass_start
     peak = torch.cuda.max_memory_allocated(model.device) if cuda else _peak_rss()
     stats = engine.fetch()
@@ -95,7 +85,7 @@ def dissect_model(
         device=str(model.device),
         selection={"layers": parse_layers(options.layers), "match": options.match, "modules": len(selected)},
         options=options.model_dump(mode="json"), stats_method=engine.method,
-        writer=writer.kind if writer is not None else None, normalisation=NORMALISATION,
+        writer=pictures.kind if pictures is not None else None, normalisation=NORMALISATION,
         pass_seconds=pass_seconds, peak_bytes=peak,
         outputs=[{"output": k, "shape": list(v.shape)} for k, v in flatten(output) if isinstance(v, torch.Tensor)],
         summary=summary, components=components, records=records, blocks=block_records, drift=drift,
@@ -111,10 +101,6 @@ def dissect_model(
         path=path, folder=folder, layer_count=len(records), calls=recorder.calls, seconds=pass_seconds,
         total_seconds=time.perf_counter() - start, peak_bytes=peak, summary=summary,
     )  # fmt: skip
-
-
-def _noop(*_: Any) -> None:
-    return None
 
 
 def _input_batch(model: VisionModel, image: Image.Image | None, seed: int) -> Batch:

@@ -6,13 +6,16 @@ records it).
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torchvision.ops import box_iou
 
 from visionbench.dissect.hooks import attached, flatten
 from visionbench.dissect.records import DissectOptions
@@ -210,13 +213,7 @@ def _match_boxes(a: np.ndarray, b: np.ndarray) -> tuple[list[float], list[tuple[
     """Greedy one-to-one matching by IoU (>= 0.5)."""
     if not len(a) or not len(b):
         return [], []
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    iou = inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+    iou = box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
     ious, pairs = [], []
     while iou.size and iou.max() >= 0.5:
         i, j = np.unravel_index(int(iou.argmax()), iou.shape)
@@ -231,29 +228,21 @@ def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-class _weights_in:  # noqa: N801 - used like a function: `with _weights_in(module, dtype):`
-    """Swap floating parameters and buffers to `dtype` for the block, then restore the very same float32 tensors."""
-
-    def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
-        self.module, self.dtype = module, dtype
-        self.params: list[tuple[nn.Parameter, torch.Tensor]] = []
-        self.buffers: list[tuple[nn.Module, str, torch.Tensor]] = []
-
-    def __enter__(self) -> None:
-        seen: set[int] = set()
-        for p in self.module.parameters():
-            if p.is_floating_point() and id(p) not in seen:
-                seen.add(id(p))
-                self.params.append((p, p.data))
-                p.data = p.data.to(self.dtype)
-        for m in self.module.modules():
-            for name, b in list(m._buffers.items()):
-                if b is not None and b.is_floating_point():
-                    self.buffers.append((m, name, b))
-                    m._buffers[name] = b.to(self.dtype)
-
-    def __exit__(self, *_: Any) -> None:
-        for p, data in self.params:
+@contextlib.contextmanager
+def _weights_in(module: nn.Module, dtype: torch.dtype) -> Iterator[None]:
+    """Floating parameters and buffers in `dtype` for the block, then the very same float32 tensors again."""
+    params = {id(p): (p, p.data) for p in module.parameters() if p.is_floating_point()}
+    buffers = [
+        (m, k, b) for m in module.modules() for k, b in m._buffers.items() if b is not None and b.is_floating_point()
+    ]
+    try:
+        for p, data in params.values():
+            p.data = data.to(dtype)
+        for m, k, b in buffers:
+            m._buffers[k] = b.to(dtype)
+        yield
+    finally:
+        for p, data in params.values():
             p.data = data
-        for m, name, b in self.buffers:
-            m._buffers[name] = b
+        for m, k, b in buffers:
+            m._buffers[k] = b

@@ -10,13 +10,11 @@ Built on first use with the system's C compiler into the user's cache folder and
 releases the GIL for the call). `-march=native` code dies with SIGILL on a CPU without the instructions it
 chose, and a home folder can be shared between machines: the file name is a hash of everything the build
 depends on (source, compiler and its version, flags, and the CPU's model and feature flags), so a host never
-loads another host's build. Outputs of PARALLEL_AT values or more are split across torch's own OpenMP team
-(-fopenmp links libgomp.so.1, which resolves to the copy torch already loaded); a build that would bring a
-second OpenMP runtime into the process is turned down for the next variant. No compiler, a failed build, or
-VISIONBENCH_FUSED_STATS=0: None, and the torch path runs (layers.json says which).
+loads another host's build. No compiler, a failed build, or VISIONBENCH_FUSED_STATS=0: None, and the torch
+path runs (layers.json says which).
 
-Sums are of x - x[0] (see `fused_stats`), float32 within a block of 4096 values and float64 across blocks and
-threads; tests compare with numpy.
+Sums are of x - x[0] (see `fused_stats`), float32 within a block of 4096 values and float64 across blocks;
+tests compare with numpy.
 """
 
 from __future__ import annotations
@@ -26,11 +24,9 @@ import hashlib
 import logging
 import os
 import platform
-import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,17 +36,16 @@ from visionbench.switches import switched_off
 
 log = logging.getLogger("visionbench")
 ENV_SWITCH = "VISIONBENCH_FUSED_STATS"
-PARALLEL_AT = 1 << 14  # values from which an output is split across torch's threads
-OPENMP_RUNTIME = r"^lib(g|i)?omp"  # libgomp (GCC), libomp (LLVM), libiomp5 (Intel)
 FLAGS = ("-O3", "-shared", "-fPIC")
-VARIANTS = (("-fopenmp", "-march=native"), ("-fopenmp",), ("-march=native",), ())
+VARIANTS = (("-march=native",), ())  # the host's SIMD width, else the architecture's baseline
 
 SOURCE = r"""
 #include <math.h>
 #include <stdint.h>
-/* out: min, max, sum and sum of squares of (x - shift), exact zeros, |x| < eps */
-static void stats_range(const float *x, int64_t n, float shift, float eps, double *out) {
-    float mn = x[0], mx = x[0];
+/* out: min, max, shift = x[0], sum and sum of squares of (x - shift), exact zeros, |x| < eps. A NaN anywhere
+   reaches the sums (and x[0] = NaN the min and max): the caller checks. */
+void vb_stats_f32(const float *x, int64_t n, float eps, double *out) {
+    float shift = x[0], mn = x[0], mx = x[0];
     double s = 0.0, ss = 0.0;
     int64_t z = 0, near = 0;
     for (int64_t a = 0; a < n; a += 4096) {
@@ -90,45 +85,7 @@ static void stats_range(const float *x, int64_t n, float shift, float eps, doubl
             near += bn[j];
         }
     }
-    out[0] = mn; out[1] = mx; out[2] = s; out[3] = ss; out[4] = (double)z; out[5] = (double)near;
-}
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-/* the whole output, sums shifted by its first value: split across the OpenMP team (torch's, when libgomp is
-   shared) from `parallel_at` values. out: min, max, shift, sum and sum of squares of (x - shift), zeros, near */
-void vb_stats_f32(const float *x, int64_t n, float eps, double *out, int64_t parallel_at) {
-    float shift = x[0];
-    int t = 1;
-#ifdef _OPENMP
-    if (n >= parallel_at && !omp_in_parallel()) t = omp_get_max_threads();
-#endif
-    if (t > 64) t = 64;
-    double parts[64][6];
-    int used = 1;
-    if (t <= 1 || n < 2 * (int64_t)t) {
-        stats_range(x, n, shift, eps, parts[0]);
-    } else {
-#ifdef _OPENMP
-        #pragma omp parallel num_threads(t)
-        {
-            int i = omp_get_thread_num(), k = omp_get_num_threads();
-            if (i == 0) used = k;
-            stats_range(x + n * i / k, n * (i + 1) / k - n * i / k, shift, eps, parts[i]);
-        }
-#endif
-    }
-    double mn = parts[0][0], mx = parts[0][1], s = 0.0, ss = 0.0, z = 0.0, near = 0.0;
-    int nan = 0;
-    for (int i = 0; i < used; i++) {
-        nan |= parts[i][0] != parts[i][0] || parts[i][1] != parts[i][1]; /* a NaN that opened a part */
-        mn = parts[i][0] < mn ? parts[i][0] : mn;
-        mx = parts[i][1] > mx ? parts[i][1] : mx;
-        s += parts[i][2]; ss += parts[i][3]; z += parts[i][4]; near += parts[i][5];
-    }
-    if (nan) mn = mx = s = (double)NAN;
-    out[0] = mn; out[1] = mx; out[2] = shift; out[3] = s; out[4] = ss; out[5] = z; out[6] = near;
+    out[0] = mn; out[1] = mx; out[2] = shift; out[3] = s; out[4] = ss; out[5] = (double)z; out[6] = (double)near;
 }
 """
 
@@ -171,14 +128,6 @@ def _build(compiler: str, flags: tuple[str, ...], target: Path) -> bool:
     return True
 
 
-def _openmp_runtimes() -> set[str]:
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return set()
-    return {line.split()[-1] for line in maps.splitlines() if re.search(OPENMP_RUNTIME, line.rsplit("/", 1)[-1])}
-
-
 @lru_cache(maxsize=1)
 def load_kernel() -> ctypes.CDLL | None:
     """The compiled kernel, built on first use; None where it cannot be (then stats.py uses torch)."""
@@ -187,7 +136,7 @@ def load_kernel() -> ctypes.CDLL | None:
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
         return None
-    runtimes, cpu = _openmp_runtimes(), host_cpu()
+    cpu = host_cpu()
     for extra in VARIANTS:
         flags = FLAGS + extra
         target = cache_dir() / f"stats-{build_key(compiler, flags, cpu)}.so"
@@ -198,22 +147,10 @@ def load_kernel() -> ctypes.CDLL | None:
         except OSError as exc:
             log.debug("stats kernel: cannot build or load %s: %s", target, exc)
             continue
-        if runtimes and not _openmp_runtimes() <= runtimes:  # a second OpenMP runtime: try the next variant
-            continue
-        lib.vb_stats_f32.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_int64]
+        lib.vb_stats_f32.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
         lib.vb_stats_f32.restype = None
         return lib
     return None
-
-
-class _Out(threading.local):
-    """One result buffer per thread, reused call after call."""
-
-    def __init__(self) -> None:
-        self.buffer = (ctypes.c_double * 7)()
-
-
-_OUT = _Out()
 
 
 def fused_stats(x: torch.Tensor, eps: float, kernel: ctypes.CDLL) -> tuple[float, ...]:
@@ -223,6 +160,6 @@ def fused_stats(x: torch.Tensor, eps: float, kernel: ctypes.CDLL) -> tuple[float
     Why shifted: sums of squares around a value near the mean keep the variance's digits where the mean
     dwarfs the spread (constant anchor and stride tensors, offset activations), so the exact centred second
     pass in stats.py becomes rare. Non-finite values propagate into min/max/sums; the caller checks."""
-    out = _OUT.buffer
-    kernel.vb_stats_f32(x.data_ptr(), x.numel(), eps, out, PARALLEL_AT)
+    out = (ctypes.c_double * 7)()
+    kernel.vb_stats_f32(x.data_ptr(), x.numel(), eps, out)
     return out[0], out[1], out[2], out[3], out[4], out[5], out[6]

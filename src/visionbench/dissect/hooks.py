@@ -76,18 +76,9 @@ def attached(modules: list[tuple[str, nn.Module]], hook: Callable[..., None]) ->
 class Recorder:
     """Collects one record per output tensor of every selected call, in execution order."""
 
-    def __init__(
-        self,
-        *,
-        engine: StatsEngine,
-        writer: BackgroundWriter | None,
-        folder: Path,
-        options: DissectOptions,
-        layout: TokenLayout | None,
-        components: dict[str, list[str]],
-        images: int,
-        observer: Observer | None = None,
-    ) -> None:
+    def __init__(self, engine: StatsEngine, writer: BackgroundWriter | None, folder: Path, options: DissectOptions,
+                 layout: TokenLayout | None, components: dict[str, list[str]], images: int,
+                 observer: Observer | None = None) -> None:  # fmt: skip
         self.engine, self.writer, self.options = engine, writer, options
         self.layout, self.components, self.images, self.observer = layout, components, images, observer
         self.records: list[dict[str, Any]] = []
