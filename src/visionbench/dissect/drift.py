@@ -212,12 +212,11 @@ def _match_boxes(a: np.ndarray, b: np.ndarray) -> tuple[list[float], list[tuple[
     """Greedy one-to-one matching by IoU (>= 0.5)."""
     if not len(a) or not len(b):
         return [], []
+    # numpy, not torchvision.ops: importing that maps its C++ ops into every dissection's memory
     lo, hi = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:4], b[None, :, 2:4])
     inter = np.clip(hi - lo, 0, None).prod(axis=2)
     area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    iou = inter / np.maximum(
-        area(a)[:, None] + area(b)[None, :] - inter, 1e-9
-    )  # numpy: importing torchvision.ops maps its C++ ops into every dissection
+    iou = inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
     ious, pairs = [], []
     while iou.size and iou.max() >= 0.5:
         i, j = np.unravel_index(int(iou.argmax()), iou.shape)

@@ -40,7 +40,6 @@ FLAGS = ("-O3", "-shared", "-fPIC")
 VARIANTS = (("-march=native",), ())  # the host's SIMD width, else the architecture's baseline
 
 SOURCE = r"""
-#include <math.h>
 #include <stdint.h>
 /* out: min, max, shift = x[0], sum and sum of squares of (x - shift), exact zeros, |x| < eps. A NaN anywhere
    reaches the sums (and x[0] = NaN the min and max): the caller checks. */
