@@ -198,3 +198,15 @@ def test_depthpro_tiny_patches_and_blocks(tmp_path, bus):
         assert (result.folder / b["figure"]).exists()
     with pytest.raises(BadInputError, match="blocks 7"):
         dissect_model(model, None, tmp_path, DissectOptions(blocks=[7]))
+
+
+def test_the_report_reads_the_typed_records(yolo, bus, tmp_path):
+    from visionbench.report.arch import dissection_findings, stage_rows
+
+    result = dissect_model(yolo, bus, tmp_path, DissectOptions(layers="all", pictures=False, summary_plots=False))
+    records = [r for r in load_layers(result.folder).records if r.is_tensor_with_stats]
+    rows = stage_rows(records)
+    assert sum(int(row[1]) for row in rows) == len(records) > 0
+    assert [row[0] for row in rows] == list(dict.fromkeys(r.component for r in records))
+    big = max(records, key=lambda r: max(abs(r.min), abs(r.max)))
+    assert dissection_findings(records)[0].startswith(f"Largest magnitude: {big.name} ")
