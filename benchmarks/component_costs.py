@@ -8,8 +8,8 @@ where a row says so; medians of --repeats interleaved repeats).
   stats          statistics of every leaf output of yolo11n at 640 px (54 M values, recorded once):
                  the fused C kernel vs the torch CPU path (StatsEngine(fused=False))
   kernel build   compiling the fused kernel into an empty cache folder
-  picture parts  a picture writer's work on yolo11n's 88 conv grids, one thread: titles set by the C
-                 function vs the numpy path; the PNG pieces with zlib-ng vs Python's zlib
+  picture parts  a picture writer's work on yolo11n's 88 conv grids, one thread: the grids (numpy), and
+                 Pillow's PNG of them as grey images (rows filtered) vs palette images (what ships)
   bookkeeping    the pass of a yolo11n `all`-leaf dissection with the statistics stubbed out vs a plain
                  forward: what torch's hook dispatch and the per-call records cost on their own
 
@@ -193,51 +193,42 @@ def bookkeeping(repeats: int, model: vb.VisionModel) -> None:
 
 
 def picture_parts(repeats: int, model: vb.VisionModel) -> None:
-    import zlib as stdlib_zlib
+    import io
 
     import numpy as np
 
     from visionbench.dissect import pictures
-    from visionbench.dissect.glyphs import glyph_text
     from visionbench.dissect.select import select_layers
 
     batch = model.preprocess([load_image(default_image_path())])
-    grids: list[tuple[np.ndarray, str]] = []  # (canvas, title) as the writer has them
+    maps: list[np.ndarray] = []  # the first 16 channels of every conv output, as the writer gets them
 
-    def keep(name: str, out: torch.Tensor) -> None:
-        maps = out[0, :16].float().numpy()
-        title = f"#{len(grids)} {name} Conv2d {list(out.shape)} ch 0-{maps.shape[0] - 1} of {out.shape[1]}"
-        grids.append((pictures.channel_grid(maps, ""), title))
-
-    handles = [m.register_forward_hook(lambda _m, _i, o, n=n: keep(n, o)) for n, m in
-               select_layers(model.module, "conv", None)]  # fmt: skip
+    handles = [m.register_forward_hook(lambda _m, _i, o: maps.append(o[0, :16].float().numpy().copy()))
+               for _, m in select_layers(model.module, "conv", None)]  # fmt: skip
     with torch.inference_mode():
         model.forward(batch)
     for h in handles:
         h.remove()
-    text = glyph_text(12)
-    fast = pictures.zlib  # zlib-ng where installed
+    grids = [pictures.channel_grid(m) for m in maps]
 
-    def pieces(module: object) -> None:
-        pictures.zlib = module  # type: ignore[assignment]
-        try:
-            for canvas, _ in grids:
-                pictures.png_chunks(canvas)
-        finally:
-            pictures.zlib = fast
+    def encode(as_palette: bool) -> None:
+        for g in grids:
+            image = Image.fromarray(g)
+            if as_palette:
+                image = Image.frombuffer("P", g.shape[::-1], g, "raw", "P", 0, 1)
+                image.putpalette(pictures.GREY_RAMP)
+            image.save(io.BytesIO(), format="PNG", compress_level=0)
 
     t = interleaved({
-        "c": lambda: [text.draw(c, (4, 2), title, 255) for c, title in grids],
-        "numpy": lambda: [text.draw_numpy(c, (4, 2), title, 255) for c, title in grids],
-        "zlib": lambda: pieces(stdlib_zlib),
-        "fast": lambda: pieces(fast),
+        "grids": lambda: [pictures.channel_grid(m) for m in maps],
+        "grey": lambda: encode(False),
+        "palette": lambda: encode(True),
     }, repeats)  # fmt: skip
-    megabytes = sum(c.nbytes for c, _ in grids) / 1e6
+    megabytes = sum(g.nbytes for g in grids) / 1e6
     print(f"picture parts: yolo11n's {len(grids)} conv grids ({megabytes:.1f} MB of pixels), one thread")
-    row("titles: numpy path", t["numpy"])
-    row("titles: C function", t["c"], t["numpy"])
-    row("PNG pieces (stored): Python's zlib", t["zlib"])
-    row(f"PNG pieces (stored): {fast.__name__}", t["fast"], t["zlib"])
+    row("grids (numpy: normalise, tiles)", t["grids"])
+    row("PNG (Pillow, stored): grey image, rows filtered", t["grey"])
+    row("PNG (Pillow, stored): palette image, as shipped", t["palette"], t["grey"])
 
 
 def main() -> None:

@@ -13,12 +13,10 @@ plain forward measured 83 ms, after a dissection 65 ms); the dissection's figure
 `seconds` (the hooked forward plus waiting for the picture writers to finish every file; the summary plots,
 fixed-cost matplotlib figures drawn once after the pass, are reported apart as `+plots`). Repeats write
 over the same folder, as re-running a dissection does; `new-folder` writes every file anew (creating files
-costs more than overwriting them). The writers are worker processes on Linux (writer_process.py), started
-once per process: their start is timed apart; `threads` is the same dissection with VISIONBENCH_WRITER=threads.
+costs more than overwriting them). The pictures are written by background threads (dissect/writer.py).
 Memory: peak RSS (ru_maxrss) of separate fresh subprocesses that build the same model and read the same
 image, then run either one plain forward or one dissection; baseline = RSS just before that step, so
-`peak - baseline` is what the step itself added on top of Python, libraries and weights. `+writers` adds
-the writer processes' own peak (VmHWM less the shared region they map, which the parent's figure holds).
+`peak - baseline` is what the step itself added on top of Python, libraries and weights.
 
     python benchmarks/dissect_cost.py             # yolo11n + depth-anything-v2-small
     python benchmarks/dissect_cost.py --depthpro  # also full-size DepthPro (random weights): minutes
@@ -49,7 +47,6 @@ MODES = {
     "all-stats": {"layers": "all", "pictures": False, "summary_plots": False},
     "conv-png-npy": {"summary_plots": False},
     "new-folder": {"summary_plots": False},
-    "threads": {"summary_plots": False},
     "conv-png-npy+plots": {},
 }
 FRESH = iter(range(1 << 30))
@@ -78,12 +75,7 @@ def _run(model, image, mode: str, out: Path) -> float:
         return time.perf_counter() - start
     if mode == "new-folder":
         out = out / f"new-{next(FRESH)}"
-    if mode == "threads":
-        os.environ["VISIONBENCH_WRITER"] = "threads"
-    try:
-        result = dissect_model(model, image, out, DissectOptions(**MODES[mode]))
-    finally:
-        os.environ.pop("VISIONBENCH_WRITER", None)
+    result = dissect_model(model, image, out, DissectOptions(**MODES[mode]))
     LAST["pass"], LAST["total"] = result.seconds, result.total_seconds
     return result.seconds if mode != "conv-png-npy+plots" else result.total_seconds
 
@@ -161,31 +153,8 @@ def memory_child(name: str, mode: str) -> None:
     baseline = _rss()
     with tempfile.TemporaryDirectory() as tmp:
         seconds = _run(model, image, mode, Path(tmp))
-    doc = {"baseline": baseline, "peak": _hwm(), "seconds": seconds, "peak_reset": reset, "writers": _writers(), **LAST}
+    doc = {"baseline": baseline, "peak": _hwm(), "seconds": seconds, "peak_reset": reset, **LAST}
     print(json.dumps(doc))
-
-
-def _writers() -> int:
-    """The writer processes' own peak memory: VmHWM less the shared region pages they map."""
-    from visionbench.dissect.writer_process import worker_pids
-
-    total = 0
-    for pid in worker_pids():
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-        hwm, shared = (int(fields.get(key, "0 kB").split()[0]) for key in ("VmHWM", "RssShmem"))
-        total += (hwm - shared) * 1024
-    return total
-
-
-def writer_start() -> float:
-    """Seconds to start the writer processes (once per process) when none run yet."""
-    from visionbench.dissect import writer_process
-
-    writer_process._shutdown_pool()  # noqa: SLF001 - a fresh start, as in a new process
-    start = time.perf_counter()
-    with writer_process.ProcessWriter():
-        pass
-    return time.perf_counter() - start
 
 
 def memory(name: str, mode: str) -> dict[str, float]:
@@ -219,34 +188,27 @@ def main() -> None:
             ("all-stats", "<= 1.3"),
             ("conv-png-npy", "<= 2.0"),
             ("new-folder", "(conv-png-npy, every file created anew)"),
-            ("threads", "(conv-png-npy, writer threads instead of processes)"),
             ("conv-png-npy+plots", ""),
         ]:
             print(f"  {mode:22s} {t[mode]:9.4f} {t[mode] / plain:8.2f}  {goal}", flush=True)
-        print(f"  writer processes start once per process: {writer_start():.3f} s")
         mem = {mode: memory(name, mode) for mode in ("plain", "all-stats", "conv-png-npy+plots")}
         base = mem["plain"]
         print(f"{name}: peak RSS, fresh subprocess per mode (baseline = after build, before the step)")
-        print(f"  {'mode':22s} {'peak MiB':>9s} {'x plain':>8s} {'added MiB':>10s} {'x plain':>8s} "
-              f"{'+writers MiB':>12s} {'x plain':>8s}  goal")  # fmt: skip
+        print(f"  {'mode':22s} {'peak MiB':>9s} {'x plain':>8s} {'added MiB':>10s} {'x plain':>8s}  goal")
         for mode, m in mem.items():
             added, base_added = m["peak"] - m["baseline"], base["peak"] - base["baseline"]
-            goal = "<= 1.3 (peak, +writers)" if mode != "plain" else ""
-            whole = m["peak"] + m["writers"]
+            goal = "<= 1.3 (peak)" if mode != "plain" else ""
             print(f"  {mode:22s} {m['peak'] / 2**20:9.0f} {m['peak'] / base['peak']:8.2f} {added / 2**20:10.0f} "
-                  f"{added / max(base_added, 1):8.2f} {whole / 2**20:12.0f} {whole / base['peak']:8.2f}  {goal}",
-                  flush=True)  # fmt: skip
+                  f"{added / max(base_added, 1):8.2f}  {goal}", flush=True)  # fmt: skip
     if args.depthpro:
         print("\ndepthpro (full size, random weights, 1536 px): one fresh subprocess per mode, one pass each")
-        print(f"  {'mode':22s} {'seconds':>9s} {'x plain':>8s} {'peak MiB':>9s} {'x plain':>8s} {'added MiB':>10s} "
-              f"{'+writers MiB':>12s}")  # fmt: skip
+        print(f"  {'mode':22s} {'seconds':>9s} {'x plain':>8s} {'peak MiB':>9s} {'x plain':>8s} {'added MiB':>10s}")
         rows = {}
         for mode in ("plain", "conv-png-npy+plots"):
             rows[mode] = m = memory("depthpro", mode)
             print(f"  {mode:22s} {m['seconds']:9.1f} {m['seconds'] / rows['plain']['seconds']:8.2f} "
                   f"{m['peak'] / 2**20:9.0f} {m['peak'] / rows['plain']['peak']:8.2f} "
-                  f"{(m['peak'] - m['baseline']) / 2**20:10.0f} {(m['peak'] + m['writers']) / 2**20:12.0f}",
-                  flush=True)  # fmt: skip
+                  f"{(m['peak'] - m['baseline']) / 2**20:10.0f}", flush=True)  # fmt: skip
             if "pass" in m:
                 ratio = m["pass"] / rows["plain"]["seconds"]
                 print(f"  {'':22s} pass (hooked forward + writer drain) {m['pass']:.1f} s, "

@@ -32,6 +32,19 @@ def test_switched_off_by_environment() -> None:
     assert _in_fresh_process("0") == "None None"
 
 
+def test_planned_says_what_a_worker_applies_without_applying_it() -> None:
+    code = (
+        "from visionbench.measure.allocator import planned, malloc_setting\n"
+        "import visionbench.dissect\n"  # importing the library changes nothing either
+        "print(planned(), '|', malloc_setting())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, ENV_SWITCH: "1"}
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{DESCRIPTION if GLIBC else None} | system default"
+
+
 @pytest.mark.skipif(not GLIBC, reason="mallopt is a glibc call")
 def test_recorded_in_the_environment() -> None:
     env = capture_environment()

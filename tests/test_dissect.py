@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import visionbench as vb
-from visionbench.dissect import DissectOptions, dissect_model
+from visionbench.dissect import DissectOptions, dissect_model, load_layers
 from visionbench.dissect.select import leaf_modules, select_layers
 from visionbench.dissect.stats import StatsEngine
 from visionbench.errors import BadInputError
@@ -32,7 +33,7 @@ def yolo():
 
 
 def _layers(result) -> dict:
-    return json.loads(Path(result.path).read_text())
+    return load_layers(result.path).model_dump()  # through the typed reader the report uses
 
 
 def test_stats_match_numpy_on_full_npy(yolo, bus, tmp_path):
@@ -134,6 +135,19 @@ def test_hook_error_never_leaves_hooks(yolo, tmp_path, monkeypatch):
     torch.testing.assert_close(after, before)
 
 
+def test_layers_json_reads_back_typed_with_captions(yolo, bus, tmp_path):
+    result = dissect_model(yolo, bus, tmp_path, DissectOptions(channels=4, npy_channels=0, summary_plots=False))
+    doc = load_layers(tmp_path)  # the --out folder: its one model folder's file
+    assert len(doc.records) == result.layer_count and doc.writer == "threads" and doc.normalisation
+    first = doc.records[0]
+    assert first.caption == f"#0 {first.name} Conv2d {first.shape} ch 0-3 of {first.shape[1]}"
+    assert first.npy is None and (result.folder / first.picture).exists()
+    assert np.asarray(Image.open(result.folder / first.picture)).shape[0] > 2 * 32  # 4 tiles of at least 32 px
+    Path(result.path).write_text(json.dumps({"records": [{"index": "x"}]}))
+    with pytest.raises(BadInputError, match="not a layers.json of this visionbench"):
+        load_layers(result.folder)
+
+
 def test_bad_selection_is_a_clear_error(yolo, tmp_path):
     with pytest.raises(BadInputError, match="matches none"):
         dissect_model(yolo, None, tmp_path, DissectOptions(match="no_such_layer_xyz"))
@@ -184,3 +198,15 @@ def test_depthpro_tiny_patches_and_blocks(tmp_path, bus):
         assert (result.folder / b["figure"]).exists()
     with pytest.raises(BadInputError, match="blocks 7"):
         dissect_model(model, None, tmp_path, DissectOptions(blocks=[7]))
+
+
+def test_the_report_reads_the_typed_records(yolo, bus, tmp_path):
+    from visionbench.report.arch import dissection_findings, stage_rows
+
+    result = dissect_model(yolo, bus, tmp_path, DissectOptions(layers="all", pictures=False, summary_plots=False))
+    records = [r for r in load_layers(result.folder).records if r.is_tensor_with_stats]
+    rows = stage_rows(records)
+    assert sum(int(row[1]) for row in rows) == len(records) > 0
+    assert [row[0] for row in rows] == list(dict.fromkeys(r.component for r in records))
+    big = max(records, key=lambda r: max(abs(r.min), abs(r.max)))
+    assert dissection_findings(records)[0].startswith(f"Largest magnitude: {big.name} ")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from visionbench.dissect.fused_stats import ENV_SWITCH, fused_stats, load_kernel
+from visionbench.dissect.fused_stats import ENV_SWITCH, FLAGS, build_key, fused_stats, host_cpu, load_kernel
 
 kernel = load_kernel()
 needs_kernel = pytest.mark.skipif(kernel is None, reason="no C compiler: stats fall back to torch kernels")
@@ -66,27 +69,33 @@ def test_switched_off_by_environment() -> None:
     assert out.stdout.strip() == "None"
 
 
-@needs_kernel
-def test_split_across_threads_gives_the_same_figures(monkeypatch: pytest.MonkeyPatch) -> None:
-    x = torch.randn(100_003)
-    x[::13] = 0.0
-    monkeypatch.setattr("visionbench.dissect.fused_stats.PARALLEL_AT", 1 << 40)
-    whole = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
-    monkeypatch.setattr("visionbench.dissect.fused_stats.PARALLEL_AT", 1000)  # split on any team size
-    split = fused_stats(x, 1e-6, kernel)  # type: ignore[arg-type]
-    assert split[:3] == whole[:3] and split[5:] == whole[5:]
-    assert split[3] == pytest.approx(whole[3], abs=1e-3) and split[4] == pytest.approx(whole[4], rel=1e-6)
-    x[50_000] = float("nan")  # a NaN inside one part reaches the caller through the sum
-    s = fused_stats(x, 1e-6, kernel)[3]  # type: ignore[arg-type]
-    assert s != s
-    x[0] = float("nan")  # and a NaN that opens a part, which min/max carry: never lost in combining the parts
-    mn, mx = fused_stats(x, 1e-6, kernel)[:2]  # type: ignore[arg-type]
-    assert mn != mn and mx != mx
+def test_the_build_key_changes_with_the_cpu_compiler_and_flags() -> None:
+    """A home folder shared between hosts: a build for one CPU's flags is never the file another CPU loads."""
+    cc = shutil.which("cc") or "cc"
+    base = build_key(cc, FLAGS, "model name: EPYC\nflags: sse2 avx2")
+    assert base == build_key(cc, FLAGS, "model name: EPYC\nflags: sse2 avx2")
+    assert base != build_key(cc, FLAGS, "model name: EPYC\nflags: sse2 avx2 avx512f")
+    assert base != build_key(cc, FLAGS, "model name: Xeon\nflags: sse2 avx2")
+    assert base != build_key(cc, (*FLAGS, "-march=native"), "model name: EPYC\nflags: sse2 avx2")
+    assert base != build_key("/nonexistent/cc", FLAGS, "model name: EPYC\nflags: sse2 avx2")
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads /proc/cpuinfo")
+def test_host_cpu_names_the_feature_flags() -> None:
+    assert re.search(r"^(flags|features)\s*:", host_cpu(), re.M | re.I)
 
 
 @needs_kernel
-def test_the_kernel_shares_torchs_openmp_runtime() -> None:
-    from visionbench.dissect.ckernels import loaded_libraries
-    from visionbench.dissect.fused_stats import OPENMP_RUNTIME
-
-    assert len(loaded_libraries(OPENMP_RUNTIME)) <= 1  # never a second runtime with its own spinning threads
+def test_another_cpu_builds_its_own_kernel(tmp_path: Path) -> None:
+    code = (
+        "import sys, visionbench.dissect.fused_stats as f\n"
+        "f.host_cpu = lambda: sys.argv[1]\n"
+        "k = f.load_kernel()\n"
+        "print(k is not None)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    for cpu in ("flags: avx2", "flags: avx2 avx512f"):
+        out = subprocess.run([sys.executable, "-c", code, cpu], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "True"
+    built = sorted(p.name for p in (tmp_path / "visionbench" / "kernels").glob("stats-*.so"))
+    assert len(built) == 2  # one build per CPU (the first variant of each), none shared

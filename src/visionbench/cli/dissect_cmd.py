@@ -89,7 +89,7 @@ def dissect(
     """Dissect MODEL in ONE forward pass: per-layer statistics, feature-map grids and NPY, summary plots.
 
     Statistics (min, max, mean, std, zeros, near-zero, NaN, Inf) are computed on the device; pictures are written
-    by two background writer processes (threads off Linux) while the pass goes on. See docs/dissection.md for
+    by background writer threads while the pass goes on. See docs/dissection.md for
     every field of layers.json.
     """
     import visionbench as vb
@@ -106,10 +106,6 @@ def dissect(
         summary_plots=not no_plots, blocks=_blocks(blocks), drift=drift_name, drift_sample=drift_sample, seed=seed,
         input_label=str(image_path),
     )  # fmt: skip
-    if options.pictures:
-        from visionbench.dissect.writer_process import prestart
-
-        prestart(options.queue_mib << 20)  # the picture writers start while the model loads
     built = vb.create_model(
         model, weights=weights, device=device, input_size=input_size, seed=seed, trust_remote_code=trust_remote_code
     )
@@ -129,28 +125,28 @@ def dissect(
 
 
 def _print(result: object, rows: int) -> None:
-    import json
+    from visionbench.results import load_layers
 
-    doc = json.loads(result.path.read_text())  # type: ignore[attr-defined]
-    records = doc["records"]
+    doc = load_layers(result.path)  # type: ignore[attr-defined]
+    records = doc.records
     shown = records if rows < 0 else records[:rows]
-    table = Table(title=f"{doc['model']['name']}: {len(records)} outputs of {doc['summary']['calls']} calls "
+    table = Table(title=f"{doc.model.get('name', '?')}: {len(records)} outputs of {doc.summary.get('calls')} calls "
                   f"({len(shown)} shown; --rows -1 for all)", header_style="bold")  # fmt: skip
     for col in ("#", "name", "type", "shape", "min", "max", "mean", "std", "zeros", "NaN/Inf"):
         table.add_column(col, justify="left" if col in {"name", "type", "shape"} else "right")
     f = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
     for r in shown:
-        bad = (r["nan_count"] or 0) + (r["inf_count"] or 0)
+        bad = (r.nan_count or 0) + (r.inf_count or 0)
         table.add_row(
-            str(r["index"]), r["name"] + (f"[{r['output']}]" if r["output"] else ""), r["type"],
-            str(r["shape"]) if r["shape"] is not None else r["kind"], f(r["min"]), f(r["max"]), f(r["mean"]),
-            f(r["std"]), "-" if r["sparsity"] is None else f"{r['sparsity']:.1%}", f"[red]{bad}[/]" if bad else "0",
+            str(r.index), r.name + (f"[{r.output}]" if r.output else ""), r.type,
+            str(r.shape) if r.shape is not None else r.kind, f(r.min), f(r.max), f(r.mean),
+            f(r.std), "-" if r.sparsity is None else f"{r.sparsity:.1%}", f"[red]{bad}[/]" if bad else "0",
         )  # fmt: skip
     console.print(table)
     comp = Table(title="components", header_style="bold")
     for col in ("component", "parameters", "outputs", "elements", "zeros", "NaN/Inf"):
         comp.add_column(col, justify="left" if col == "component" else "right")
-    for label, c in doc["components"].items():
+    for label, c in doc.components.items():
         z = "-" if c["zeros_fraction"] is None else f"{c['zeros_fraction']:.1%}"
         comp.add_row(
             label,
@@ -161,7 +157,7 @@ def _print(result: object, rows: int) -> None:
             str(c["nan_count"] + c["inf_count"]),
         )
     console.print(comp)
-    drift = doc.get("drift")
+    drift = doc.drift
     if drift:
         jump = drift["first_jump"]
         console.print(

@@ -17,9 +17,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from visionbench.dissect.glyphs import font
 from visionbench.dissect.hooks import flatten
-from visionbench.dissect.pictures import normalise, save_png
+from visionbench.dissect.pictures import font, normalise, save_png
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout, patch_labels, tokens_to_grid, whole_image_patch
 from visionbench.errors import BadInputError, UnsupportedOptionError
@@ -41,15 +40,15 @@ def _block_list(root: nn.Module, prefix: str) -> tuple[str, nn.ModuleList] | Non
 class BlockCapture:
     """Hooks on the chosen blocks; PCA and channel maps computed on the device, small results kept."""
 
-    def __init__(self, layout: TokenLayout, modules: list[tuple[str, nn.Module]], where: dict[str, tuple[str, int]]):
+    def __init__(self, layout: TokenLayout, modules: list[tuple[str, nn.Module]], where: dict[str, tuple[str, int]],
+                 engine: StatsEngine, folder: Path, images: int) -> None:  # fmt: skip
         self.layout, self.modules, self.where = layout, modules, where
+        self.engine, self.folder, self.images = engine, folder, images
         self.rows: dict[str, list[dict[str, Any]]] = {}
-        self.engine: StatsEngine | None = None
-        self.folder = Path(".")
-        self.images = 1
 
     @classmethod
-    def plan(cls, root: nn.Module, layout: TokenLayout | None, indices: list[int]) -> BlockCapture:
+    def plan(cls, root: nn.Module, layout: TokenLayout | None, indices: list[int], engine: StatsEngine,
+             folder: Path, images: int) -> BlockCapture:  # fmt: skip
         """Resolve indices per encoder (negative from the end); an index outside any encoder is a BadInputError."""
         if layout is None or not layout.module_prefixes:
             raise UnsupportedOptionError("--blocks: this model has no transformer encoder to capture blocks from")
@@ -70,14 +69,11 @@ class BlockCapture:
                     where[name] = (prefix, j)
         if not modules:
             raise UnsupportedOptionError("--blocks: no stack of transformer blocks found in this model's encoders")
-        return cls(layout, modules, where)
-
-    def start(self, engine: StatsEngine, folder: Path, images: int) -> None:
-        self.engine, self.folder, self.images = engine, folder, images
+        return cls(layout, modules, where, engine, folder, images)
 
     def hook(self, name: str, _module: nn.Module, _inputs: Any, output: Any) -> None:
         tensor = next((v for _, v in flatten(output) if isinstance(v, torch.Tensor)), None)
-        if tensor is None or self.engine is None:
+        if tensor is None:
             return
         prefix, block = self.where[name]
         row: dict[str, Any] = {"encoder": prefix, "block": block, "name": name, "shape": list(tensor.shape)}
@@ -117,12 +113,8 @@ def pca_rgb(maps: torch.Tensor) -> np.ndarray:
     x = maps.reshape(d, rows * cols).T  # [N, D]
     x = (x.cpu() if x.device.type == "mps" else x).double()  # MPS has no float64
     x = x - x.mean(dim=0, keepdim=True)
-    if x.shape[0] <= x.shape[1]:
-        vals, vecs = torch.linalg.eigh(x @ x.T)  # Gram [N, N]: projections are eigenvectors * sqrt(eigenvalues)
-        proj = vecs[:, -3:].flip(1) * vals[-3:].flip(0).clamp(min=0).sqrt()
-    else:
-        vals, vecs = torch.linalg.eigh(x.T @ x)  # covariance [D, D]
-        proj = x @ vecs[:, -3:].flip(1)
+    u, s, _ = torch.linalg.svd(x, full_matrices=False)
+    proj = u[:, :3] * s[:3]  # projections on the principal axes
     if proj.shape[1] < 3:
         proj = torch.cat([proj, proj.new_zeros(proj.shape[0], 3 - proj.shape[1])], dim=1)
     idx = proj.abs().argmax(dim=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import resource
 import sys
@@ -14,21 +14,16 @@ import torch
 from PIL import Image
 
 from visionbench.dissect.hooks import Recorder, attached, component_of, flatten
-from visionbench.dissect.pictures import __doc__ as NORMALISATION_DOC
-from visionbench.dissect.records import FORMAT_VERSION, DissectionResult, DissectOptions, LayerRecord
+from visionbench.dissect.pictures import NORMALISATION
+from visionbench.dissect.records import DissectionResult, DissectOptions
 from visionbench.dissect.select import parse_layers, select_layers
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout
-from visionbench.dissect.writer import open_writer
+from visionbench.dissect.writer import BackgroundWriter
+from visionbench.errors import UnsupportedOptionError
 from visionbench.files import safe_name, write_text
 from visionbench.models.base import Batch, VisionModel
-
-LAYERS_FILE = "layers.json"
-
-
-def folder_name(name: str) -> str:
-    """A model's folder: open-door names (hf:org/repo) made filesystem-safe."""
-    return safe_name(name)
+from visionbench.results import LAYERS_FILE, LayerRecord, LayersDocument
 
 
 def dissect_model(
@@ -46,44 +41,32 @@ def dissect_model(
     selected = select_layers(model.module, options.layers, options.match)
     batch = _input_batch(model, image, options.seed)
     layout = TokenLayout.from_model(model, batch)
-    blocks = BlockCapture.plan(model.module, layout, options.blocks) if options.blocks else None
+    folder = Path(out_dir) / safe_name(model.name)
+    engine = StatsEngine(model.device)
+    blocks = None
+    if options.blocks:  # checked before anything is written
+        blocks = BlockCapture.plan(model.module, layout, options.blocks, engine, folder, batch.batch_size)
     if options.drift and model.dtype != torch.float32:
-        from visionbench.errors import UnsupportedOptionError
-
         raise UnsupportedOptionError(f"--drift compares with float32: build the model in float32, not {model.dtype}")
-    folder = Path(out_dir) / folder_name(model.name)
     folder.mkdir(parents=True, exist_ok=True)
     if options.pictures:
         for sub in ("maps", "npy", "patches"):
             (folder / sub).mkdir(exist_ok=True)
-    engine = StatsEngine(model.device)
     reference = DriftReference(options.drift_sample, options.seed) if options.drift else None
     cuda = model.device.type == "cuda"
     if cuda:
         torch.cuda.synchronize(model.device)
         torch.cuda.reset_peak_memory_stats(model.device)
     pass_start = time.perf_counter()
-    writer = open_writer(options.queue_size, options.queue_mib << 20) if options.pictures else None
-    try:
-        recorder = Recorder(
-            engine=engine, writer=writer, folder=folder, options=options,
-            layout=layout, components=model.components(), images=batch.batch_size,
-            observer=reference.observe if reference else None,
-        )  # fmt: skip
-        block_mods = blocks.modules if blocks else []
-        with attached(selected, recorder.hook), attached(block_mods, blocks.hook if blocks else _noop):
-            if blocks:
-                blocks.start(engine, folder, batch.batch_size)
-            with torch.inference_mode():
-                output = model.forward(batch)
+    pictures = BackgroundWriter(options.queue_size, max_bytes=options.queue_mib << 20) if options.pictures else None
+    with pictures or contextlib.nullcontext() as writer:  # an error drops the queued jobs; else all are written
+        recorder = Recorder(engine, writer, folder, options, layout, model.components(), batch.batch_size,
+                            reference.observe if reference else None)  # fmt: skip
+        block_hooks = attached(blocks.modules, blocks.hook) if blocks else contextlib.nullcontext()
+        with attached(selected, recorder.hook), block_hooks, torch.inference_mode():
+            output = model.forward(batch)
             if cuda:
                 torch.cuda.synchronize(model.device)
-    except BaseException:
-        if writer is not None:
-            writer.close(wait=False)
-        raise
-    if writer is not None:
-        writer.close()
     pass_seconds = time.perf_counter() - pass_start
     peak = torch.cuda.max_memory_allocated(model.device) if cuda else _peak_rss()
     stats = engine.fetch()
@@ -96,28 +79,19 @@ def dissect_model(
         drift = compare_precision(model, batch, selected, reference, output, options.drift, folder, options)
     components = _component_totals(model, records)
     summary = _summary(records, recorder.calls, pass_seconds, drift)
-    doc = {
-        "format_version": FORMAT_VERSION,
-        "model": model.describe(),
-        "input": _input_info(batch, image, options),
-        "weights": {"mode": model.weights.mode, "source": model.weights.source, "warning": model.weights.warning},
-        "device": str(model.device),
-        "selection": {"layers": parse_layers(options.layers), "match": options.match, "modules": len(selected)},
-        "options": options.model_dump(mode="json"),
-        "stats_method": engine.method,
-        "writer": writer.kind if writer is not None else None,
-        "normalisation": " ".join(NORMALISATION_DOC.split("\n\n", 1)[1].split()) if NORMALISATION_DOC else "",
-        "pass_seconds": pass_seconds,
-        "peak_bytes": peak,
-        "outputs": [{"output": k, "shape": list(v.shape)} for k, v in flatten(output) if isinstance(v, torch.Tensor)],
-        "summary": summary,
-        "components": components,
-        "records": [r.model_dump() for r in records],
-        "blocks": block_records,
-        "drift": drift,
-    }
+    doc = LayersDocument(
+        model=model.describe(), input=_input_info(batch, image, options),
+        weights={"mode": model.weights.mode, "source": model.weights.source, "warning": model.weights.warning},
+        device=str(model.device),
+        selection={"layers": parse_layers(options.layers), "match": options.match, "modules": len(selected)},
+        options=options.model_dump(mode="json"), stats_method=engine.method,
+        writer=pictures.kind if pictures is not None else None, normalisation=NORMALISATION,
+        pass_seconds=pass_seconds, peak_bytes=peak,
+        outputs=[{"output": k, "shape": list(v.shape)} for k, v in flatten(output) if isinstance(v, torch.Tensor)],
+        summary=summary, components=components, records=records, blocks=block_records, drift=drift,
+    )  # fmt: skip
     path = folder / LAYERS_FILE
-    _write_json(path, doc)
+    write_text(path, doc.model_dump_json(indent=1))  # atomic: a reader never sees half a file
     if options.summary_plots:
         from visionbench.dissect.plots import component_plot, summary_plot
 
@@ -127,10 +101,6 @@ def dissect_model(
         path=path, folder=folder, layer_count=len(records), calls=recorder.calls, seconds=pass_seconds,
         total_seconds=time.perf_counter() - start, peak_bytes=peak, summary=summary,
     )  # fmt: skip
-
-
-def _noop(*_: Any) -> None:
-    return None
 
 
 def _input_batch(model: VisionModel, image: Image.Image | None, seed: int) -> Batch:
@@ -222,19 +192,3 @@ def _peak_rss() -> int:
     """This process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    """Atomic: a reader never sees half a file."""
-    write_text(path, json.dumps(_clean(doc), indent=1, default=str, allow_nan=False))
-
-
-def _clean(value: Any) -> Any:
-    """Strict JSON: NaN/Inf floats become null (counts of NaN/Inf are recorded separately)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value

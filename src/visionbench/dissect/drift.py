@@ -1,15 +1,14 @@
 """Precision drift: the same input and weights in float32 and in bfloat16/float16, compared layer by layer.
 
-Memory stays bounded: the float32 pass keeps, per selected output, only its full norm, its largest |value|
-and a fixed random sample of `drift_sample` elements (all of them when the output is smaller); the
-low-precision pass then compares against those. Norms and overflow checks use the full tensors; relative
-error, max |difference| and cosine similarity use the sample (exact for outputs up to the sample size).
-The model's float32 weights are restored afterwards.
+The model's float32 weights are restored afterwards. How the comparison works is METHOD (layers.json
+records it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,12 @@ from visionbench.dissect.records import DissectOptions
 from visionbench.models.base import Batch, VisionModel
 from visionbench.models.registry import resolve_dtype
 
+METHOD = (
+    "Memory stays bounded: the float32 pass keeps, per selected output, only its full norm, its largest |value| "
+    "and a fixed random sample of `drift_sample` elements (all of them when the output is smaller); the "
+    "low-precision pass then compares against those. Norms and overflow checks use the full tensors; relative "
+    "error, max |difference| and cosine similarity use the sample (exact for outputs up to the sample size)."
+)
 JUMP_FACTOR = 3.0  # an error this many times the median of the layers before it ...
 JUMP_MIN_ERROR = 1e-2  # ... and above 1 % is a jump
 
@@ -126,7 +131,7 @@ def compare_precision(
         "dtype": dtype_name,
         "dtype_max": dmax,
         "sample": reference.sample,
-        "method": " ".join((__doc__ or "").split("\n\n")[1].split()),
+        "method": METHOD,
         "first_jump": jump,
         "max_relative_error": max(errors) if errors else None,
         "median_relative_error": statistics.median(errors) if errors else None,
@@ -207,11 +212,9 @@ def _match_boxes(a: np.ndarray, b: np.ndarray) -> tuple[list[float], list[tuple[
     """Greedy one-to-one matching by IoU (>= 0.5)."""
     if not len(a) or not len(b):
         return [], []
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    # numpy, not torchvision.ops: importing that maps its C++ ops into every dissection's memory
+    lo, hi = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:4], b[None, :, 2:4])
+    inter = np.clip(hi - lo, 0, None).prod(axis=2)
     area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
     iou = inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
     ious, pairs = [], []
@@ -228,29 +231,21 @@ def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-class _weights_in:  # noqa: N801 - used like a function: `with _weights_in(module, dtype):`
-    """Swap floating parameters and buffers to `dtype` for the block, then restore the very same float32 tensors."""
-
-    def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
-        self.module, self.dtype = module, dtype
-        self.params: list[tuple[nn.Parameter, torch.Tensor]] = []
-        self.buffers: list[tuple[nn.Module, str, torch.Tensor]] = []
-
-    def __enter__(self) -> None:
-        seen: set[int] = set()
-        for p in self.module.parameters():
-            if p.is_floating_point() and id(p) not in seen:
-                seen.add(id(p))
-                self.params.append((p, p.data))
-                p.data = p.data.to(self.dtype)
-        for m in self.module.modules():
-            for name, b in list(m._buffers.items()):
-                if b is not None and b.is_floating_point():
-                    self.buffers.append((m, name, b))
-                    m._buffers[name] = b.to(self.dtype)
-
-    def __exit__(self, *_: Any) -> None:
-        for p, data in self.params:
+@contextlib.contextmanager
+def _weights_in(module: nn.Module, dtype: torch.dtype) -> Iterator[None]:
+    """Floating parameters and buffers in `dtype` for the block, then the very same float32 tensors again."""
+    params = {id(p): (p, p.data) for p in module.parameters() if p.is_floating_point()}
+    buffers = [
+        (m, k, b) for m in module.modules() for k, b in m._buffers.items() if b is not None and b.is_floating_point()
+    ]
+    try:
+        for p, data in params.values():
+            p.data = data.to(dtype)
+        for m, k, b in buffers:
+            m._buffers[k] = b.to(dtype)
+        yield
+    finally:
+        for p, data in params.values():
             p.data = data
-        for m, name, b in self.buffers:
-            m._buffers[name] = b
+        for m, k, b in buffers:
+            m._buffers[k] = b

@@ -16,6 +16,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,7 +24,7 @@ from visionbench.dissect.pictures import write_maps, write_patches
 from visionbench.dissect.records import DissectOptions
 from visionbench.dissect.stats import StatsEngine
 from visionbench.dissect.tokens import TokenLayout, patch_labels, tokens_to_grid, whole_image_patch
-from visionbench.dissect.writer import BackgroundWriter, ProcessWriter
+from visionbench.dissect.writer import BackgroundWriter
 
 Observer = Callable[[int, str, str, torch.Tensor], None]  # (record position, name, output key, tensor)
 
@@ -75,18 +76,9 @@ def attached(modules: list[tuple[str, nn.Module]], hook: Callable[..., None]) ->
 class Recorder:
     """Collects one record per output tensor of every selected call, in execution order."""
 
-    def __init__(
-        self,
-        *,
-        engine: StatsEngine,
-        writer: BackgroundWriter | ProcessWriter | None,
-        folder: Path,
-        options: DissectOptions,
-        layout: TokenLayout | None,
-        components: dict[str, list[str]],
-        images: int,
-        observer: Observer | None = None,
-    ) -> None:
+    def __init__(self, engine: StatsEngine, writer: BackgroundWriter | None, folder: Path, options: DissectOptions,
+                 layout: TokenLayout | None, components: dict[str, list[str]], images: int,
+                 observer: Observer | None = None) -> None:  # fmt: skip
         self.engine, self.writer, self.options = engine, writer, options
         self.layout, self.components, self.images, self.observer = layout, components, images, observer
         self.records: list[dict[str, Any]] = []
@@ -159,27 +151,21 @@ class Recorder:
         labels = patch_labels(self.layout, maps.shape[0], self.images) if covered else None
         shown = whole_image_patch(self.layout) if labels else 0  # DepthPro: draw the patch that sees everything
         if k:
-            source = maps[:, :k].detach()
-            arr = writer.host_array(tuple(source.shape))  # shared memory when the writers are processes
-            torch.from_numpy(arr).copy_(source)  # the only device->host copy of this output: the saved channels
+            arr = np.empty(tuple(maps[:, :k].shape), np.float32)
+            torch.from_numpy(arr).copy_(maps[:, :k].detach())  # the only device->host copy: the saved channels
             png = f"{self._dirs['maps']}{stem}.png" if k_png else None
             npy = f"{self._dirs['npy']}{stem}.npy" if k_npy else None
-            label = f"[{key}]" if key else ""
-            what = "tokens->grid " if layout == "tokens" else ""
-            title = f"#{record['index']} {name}{label} {record['type']} {record['shape']} {what}ch 0-{k_png - 1} of {c}"
-            if labels:
-                title += f" ({labels[shown]})"
-            writer.put(write_maps, arr, shown, k_npy, png, npy, title, k_png, opts.png_level, nbytes=arr.nbytes)
+            writer.put(write_maps, arr, shown, k_npy, png, npy, k_png, opts.png_level, nbytes=arr.nbytes)
             record["picture"] = f"maps/{stem}.png" if png else None
             record["npy"] = f"npy/{stem}.npy" if npy else None
+            if png:
+                what = "tokens->grid " if layout == "tokens" else ""
+                seen = f" ({labels[shown]})" if labels else ""
+                label = f"[{key}]" if key else ""
+                record["caption"] = (f"#{record['index']} {name}{label} {record['type']} {record['shape']} {what}"
+                                     f"ch 0-{k_png - 1} of {c}{seen}")  # fmt: skip
         if labels:
             norms = torch.linalg.vector_norm(maps.detach().float(), dim=1).cpu().numpy()  # [P, h, w]
             path = f"{self._dirs['patches']}{stem}.png"
-            writer.put(
-                write_patches,
-                norms,
-                labels,
-                path,
-                f"#{record['index']} {name}: token norm per patch (xS #i: patch i at scale S)",
-            )
+            writer.put(write_patches, norms, labels, path, nbytes=norms.nbytes)
             record["patches"] = f"patches/{stem}.png"

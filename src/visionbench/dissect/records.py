@@ -1,7 +1,5 @@
-"""Options and typed records of a dissection: what is asked for, what each layer call produced, what came back.
-
-Field descriptions here are the documentation of `layers.json` (docs/dissection.md repeats them).
-"""
+"""What a dissection is asked for and what `dissect_model` returns; the layers.json records live in
+`visionbench.results` (the report reads them without importing this package)."""
 
 from __future__ import annotations
 
@@ -11,8 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NEAR_ZERO = 1e-6  # |x| below this counts as near zero
-FORMAT_VERSION = 1
+from visionbench.results import LayerRecord
+
+__all__ = ["DissectOptions", "DissectionResult", "LayerRecord"]
 
 
 class DissectOptions(BaseModel):
@@ -56,36 +55,6 @@ class DissectOptions(BaseModel):
         if isinstance(value, str) and value != "all":
             return int(value)
         return value
-
-
-class LayerRecord(BaseModel):
-    """One tensor (or non-tensor) returned by one call of one selected module."""
-
-    index: int = Field(description="Call index in execution order (tensors of one call share it).")
-    name: str = Field(description="Qualified module name.")
-    type: str = Field(description="Module class name.")
-    call: int = Field(description="How many times this module had been called before (0: first call).")
-    output: str = Field(description="Where the tensor sits in the call's output: '' (the output itself), '0', 'key'.")
-    component: str = Field(description="Architecture component (VisionModel.components()) or 'other'.")
-    params: int = Field(description="The module's own parameters (not its children's).")
-    kind: str = Field(description="'tensor', or the Python type name of a non-tensor output.")
-    shape: list[int] | None = None
-    dtype: str | None = None
-    numel: int | None = None
-    min: float | None = Field(default=None, description="Minimum over finite values.")
-    max: float | None = Field(default=None, description="Maximum over finite values.")
-    mean: float | None = Field(default=None, description="Mean over finite values.")
-    std: float | None = Field(default=None, description="Population std (ddof 0) over finite values.")
-    sparsity: float | None = Field(default=None, description="Fraction of exact zeros.")
-    near_zero: float | None = Field(default=None, description=f"Fraction with |x| < {NEAR_ZERO:g} (zeros included).")
-    nan_count: int | None = None
-    inf_count: int | None = None
-    layout: str | None = Field(default=None, description="'maps' [B,C,H,W] or 'tokens' ([B,T,D] reshaped to a grid).")
-    picture: str | None = Field(default=None, description="PNG channel grid, relative to the model folder.")
-    npy: str | None = Field(default=None, description="NPY of the first channels [B, k, H, W], relative path.")
-    patches: str | None = Field(
-        default=None, description="PNG of per-patch feature norms labelled by scale (DepthPro)."
-    )
 
 
 class DissectionResult(BaseModel):

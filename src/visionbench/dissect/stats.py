@@ -20,7 +20,7 @@ import math
 import torch
 
 from visionbench.dissect.fused_stats import fused_stats, load_kernel
-from visionbench.dissect.records import NEAR_ZERO
+from visionbench.results import NEAR_ZERO
 
 # order of the values of one output; counts are exact integers held in float64
 FIELDS = ("numel", "min", "max", "mean", "std", "zeros", "near_zero", "nan", "inf")
@@ -98,17 +98,11 @@ class StatsEngine:
         if self.kernel is not None:
             return self._fused(x, n)
         lo, hi = torch.aminmax(x)
-        total = x.sum()
-        squares = torch.dot(x, x)
-        if n <= _CHUNK:
-            nonzero, far = self._counts(x)
-            mn, mx, s, ss, nz, fr = torch.stack([lo, hi, total, squares, nonzero, far]).tolist()
-        else:  # counts chunk by chunk: the scratch buffer stays bounded and every count exact
-            mn, mx, s, ss = torch.stack([lo, hi, total, squares]).tolist()
-            nz = fr = 0.0
-            for start in range(0, n, _CHUNK):
-                a, b = torch.stack(self._counts(x[start : start + _CHUNK])).tolist()
-                nz, fr = nz + a, fr + b
+        mn, mx, s, ss = torch.stack([lo, hi, x.sum(), torch.dot(x, x)]).tolist()
+        nz = fr = 0.0
+        for start in range(0, n, _CHUNK):  # counts chunk by chunk: the scratch buffer bounded, every count exact
+            a, b = torch.stack(self._counts(x[start : start + _CHUNK])).tolist()
+            nz, fr = nz + a, fr + b
         return self._finish(x, n, mn, mx, 0.0, s, ss, nz, fr)
 
     def _fused(self, x: torch.Tensor, n: int) -> list[float]:

@@ -40,12 +40,6 @@ class TokenLayout:
     def covers(self, name: str) -> bool:
         return any(name == p or name.startswith(p + ".") for p in self.module_prefixes)
 
-    def encoder_of(self, name: str) -> str | None:
-        for p in self.module_prefixes:
-            if name == p or name.startswith(p + "."):
-                return p
-        return None
-
 
 def tokens_to_grid(tokens: torch.Tensor, layout: TokenLayout) -> torch.Tensor | None:
     """[B, prefix + rows*cols, D] -> [B, D, rows, cols] (a view, no copy); None when the shape does not fit."""

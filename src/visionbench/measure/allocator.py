@@ -8,8 +8,11 @@ maximum (32 MiB on 64-bit) and the trim threshold keeps those pages mapped, as j
 would (the usual advice for PyTorch CPU inference). Blocks above 32 MiB are still mmapped.
 
 `benchmarks/malloc_tuning.py` measures what it changes (latency, kernel time, page faults, peak memory).
-The bench worker, `dissect` and `depth` apply it on Linux unless VISIONBENCH_MALLOC_TUNING=0, and
-run.json records it. Nothing is changed on other C libraries or systems.
+It is a process-wide setting, so only processes that visionbench owns apply it: the bench worker
+processes, and the commands that run a model in the CLI's own process. A library call (`bench_model`,
+`dissect_model` from a user's Python) never does. `planned()` says what a worker will apply without
+changing anything, for the record in run.json. On Linux with glibc unless VISIONBENCH_MALLOC_TUNING=0;
+nothing is changed on other C libraries or systems.
 """
 
 from __future__ import annotations
@@ -33,14 +36,20 @@ DESCRIPTION = f"glibc mallopt: mmap threshold {MMAP_THRESHOLD_MAX >> 20} MiB, tr
 _applied: str | None = None
 
 
+def planned() -> str | None:
+    """What `tune_malloc` applies in this environment (switch, system, C library), without applying it."""
+    if switched_off(ENV_SWITCH) or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    return DESCRIPTION
+
+
 def tune_malloc() -> str | None:
-    """Apply the settings once per process; a description for the record, or None where not applied."""
+    """Apply the settings once per process; a description for the record, or None where not applied.
+    Call it only in a process visionbench owns (module doc)."""
     global _applied
     if _applied is not None:
         return _applied
-    if switched_off(ENV_SWITCH):
-        return None
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if planned() is None:
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

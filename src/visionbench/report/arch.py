@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from visionbench.errors import BadInputError
+from visionbench.files import inside
 from visionbench.report import fmt, plots
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.runview import Dissection, ModelView, RunView
-from visionbench.results import OTHER, ProfileResult
+from visionbench.results import LAYERS_FILE, OTHER, LayerRecord, ProfileResult, load_layers
 
 MAX_GRIDS = 3  # feature-map grids shown per model
 RANDOM_NOTE = (
@@ -99,19 +101,21 @@ def dissection_blocks(m: ModelView) -> list[Block]:
         return [Note("info", "Not dissected in this run (`visionbench dissect` or `visionbench run` dissects).")]
     if d.error:
         return [Note("error", f"Dissection failed: {d.error}")]
-    records = d.tensors
+    try:
+        records = [r for r in load_layers(d.folder).records if r.is_tensor_with_stats]
+    except BadInputError as exc:
+        return [Note("error", f"Dissection unreadable: {exc}")]
     if not records:
         return [Note("info", "The dissection recorded no tensor outputs.")]
     blocks: list[Block] = [Table(
         ["stage", "layers", "min", "max", "std first → last", "mean sparsity", "mean near-zero", "NaN", "Inf"],
         stage_rows(records),
-        caption=f"{len(records)} recorded outputs from {d.folder.name}/layers.json, grouped by component "
+        caption=f"{len(records)} recorded outputs from {d.folder.name}/{LAYERS_FILE}, grouped by component "
                 "(stage) in execution order.")]  # fmt: skip
     blocks.append(Bullets(dissection_findings(records)))
     blocks.append(Figure(f"activations-{_file(m.name)}.png", plots.activation_chart(
-        f"{m.name}: activation range and std by layer", [r.get("min") for r in records],
-        [r.get("max") for r in records], [r.get("std") for r in records],
-        [str(r.get("component", "other")) for r in records]),
+        f"{m.name}: activation range and std by layer", [r.min for r in records], [r.max for r in records],
+        [r.std for r in records], [r.component for r in records]),
         f"{m.name}: value range and std of each recorded layer output, execution order"))  # fmt: skip
     grids = feature_grids(d, records, m.name)
     if grids:
@@ -119,32 +123,31 @@ def dissection_blocks(m: ModelView) -> list[Block]:
     return blocks
 
 
-def stage_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+def stage_rows(records: list[LayerRecord]) -> list[list[str]]:
     rows = []
     for stage, recs in _by_stage(records).items():
-        stds = [r["std"] for r in recs if r.get("std") is not None]
+        stds = [r.std for r in recs if r.std is not None]
         rows.append([
-            stage, str(len(recs)), fmt.sci(_min(r.get("min") for r in recs)), fmt.sci(_max(r.get("max") for r in recs)),
+            stage, str(len(recs)), fmt.sci(_min(r.min for r in recs)), fmt.sci(_max(r.max for r in recs)),
             f"{fmt.sci(stds[0])} → {fmt.sci(stds[-1])}" if stds else fmt.MISSING,
-            fmt.pct(_mean(r.get("sparsity") for r in recs)), fmt.pct(_mean(r.get("near_zero") for r in recs)),
-            str(sum(int(r.get("nan_count") or 0) for r in recs)), str(sum(int(r.get("inf_count") or 0) for r in recs)),
+            fmt.pct(_mean(r.sparsity for r in recs)), fmt.pct(_mean(r.near_zero for r in recs)),
+            str(sum(r.nan_count or 0 for r in recs)), str(sum(r.inf_count or 0 for r in recs)),
         ])  # fmt: skip
     return rows
 
 
-def dissection_findings(records: list[dict[str, Any]]) -> list[str]:
+def dissection_findings(records: list[LayerRecord]) -> list[str]:
     """Facts worth reading: the extreme layer, sparsity, NaN/Inf, and how std evolves through the last stage."""
     out = []
-    big = max(records, key=lambda r: max(abs(r.get("min") or 0), abs(r.get("max") or 0)))
-    out.append(f"Largest magnitude: {big['name']} (range {fmt.sci(big.get('min'))} to {fmt.sci(big.get('max'))}).")
-    sparse = max(records, key=lambda r: r.get("sparsity") or 0)
-    if (sparse.get("sparsity") or 0) >= 0.001:
-        out.append(f"Sparsest output: {sparse['name']} ({fmt.pct(sparse.get('sparsity'))} exact zeros).")
-    bad = [r for r in records if (r.get("nan_count") or 0) or (r.get("inf_count") or 0)]
-    out.append(f"NaN/Inf in {len(bad)} outputs, first at {bad[0]['name']}." if bad else "No NaN or Inf in any output.")
-    stages = _by_stage(records)
-    last_stage, recs = list(stages.items())[-1]
-    stds = [r["std"] for r in recs if r.get("std")]
+    big = max(records, key=lambda r: max(abs(r.min or 0), abs(r.max or 0)))
+    out.append(f"Largest magnitude: {big.name} (range {fmt.sci(big.min)} to {fmt.sci(big.max)}).")
+    sparse = max(records, key=lambda r: r.sparsity or 0)
+    if (sparse.sparsity or 0) >= 0.001:
+        out.append(f"Sparsest output: {sparse.name} ({fmt.pct(sparse.sparsity)} exact zeros).")
+    bad = [r for r in records if (r.nan_count or 0) or (r.inf_count or 0)]
+    out.append(f"NaN/Inf in {len(bad)} outputs, first at {bad[0].name}." if bad else "No NaN or Inf in any output.")
+    last_stage, recs = list(_by_stage(records).items())[-1]
+    stds = [r.std for r in recs if r.std]
     if len(stds) >= 2 and stds[0] > 0:
         change = stds[-1] / stds[0]
         out.append(f"Through the {last_stage} the std goes from {fmt.sci(stds[0])} to {fmt.sci(stds[-1])} "
@@ -152,26 +155,27 @@ def dissection_findings(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def feature_grids(d: Dissection, records: list[dict[str, Any]], model: str) -> list[Figure]:
-    """A few channel grids spread over the network: first, middle and last pictured layer."""
-    pictured = [r for r in records if r.get("picture")]
+def feature_grids(d: Dissection, records: list[LayerRecord], model: str) -> list[Figure]:
+    """A few channel grids spread over the network: first, middle and last pictured layer, with their captions."""
+    pictured = [r for r in records if r.picture]
     if not pictured:
         return []
-    picks = sorted({0, len(pictured) // 2, len(pictured) - 1})[:MAX_GRIDS]
     out = []
-    for i in picks:
+    for i in sorted({0, len(pictured) // 2, len(pictured) - 1})[:MAX_GRIDS]:
         r = pictured[i]
-        png = d.picture(r)
-        if png is not None:
-            shape = "x".join(str(s) for s in r.get("shape") or [])
-            out.append(Figure(f"grid-{_file(model)}-{r.get('index', i)}.png", png, f"{r['name']} [{shape}]"))
+        try:
+            png = inside(d.folder, r.picture or "").read_bytes()  # a path outside the run folder is never read
+        except (BadInputError, OSError):
+            continue
+        caption = r.caption or f"{r.name} [{'x'.join(str(s) for s in r.shape or [])}]"
+        out.append(Figure(f"grid-{_file(model)}-{r.index}.png", png, caption))
     return out
 
 
-def _by_stage(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    stages: dict[str, list[dict[str, Any]]] = {}
+def _by_stage(records: list[LayerRecord]) -> dict[str, list[LayerRecord]]:
+    stages: dict[str, list[LayerRecord]] = {}
     for r in records:
-        stages.setdefault(str(r.get("component") or "other"), []).append(r)
+        stages.setdefault(r.component or "other", []).append(r)
     return stages
 
 
