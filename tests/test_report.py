@@ -25,8 +25,7 @@ from visionbench.cli import app
 from visionbench.config import BenchConfig
 from visionbench.report import analysis as an
 from visionbench.report import build_report
-from visionbench.report.runview import find_layers_file
-from visionbench.results import load_run
+from visionbench.results import layers_path, load_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report-screenshot.png"
@@ -133,7 +132,7 @@ def test_summary_numbers_equal_run_json(run_dir):
 def _layers(run_dir: Path, name: str) -> list[dict]:
     import json
 
-    path = find_layers_file(run_dir / load_run(run_dir).result(name).dissection.path)
+    path = layers_path(run_dir / load_run(run_dir).result(name).dissection.path)
     return json.loads(path.read_text())["records"]
 
 

@@ -13,7 +13,7 @@ from visionbench.files import inside
 from visionbench.report import fmt, plots
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.runview import Dissection, ModelView, RunView
-from visionbench.results import LAYERS_FILE, OTHER, LayerRecord, ProfileResult, load_layers
+from visionbench.results import LAYERS_FILE, OTHER, LayerRecord, ProfileResult
 
 MAX_GRIDS = 3  # feature-map grids shown per model
 RANDOM_NOTE = (
@@ -101,10 +101,7 @@ def dissection_blocks(m: ModelView) -> list[Block]:
         return [Note("info", "Not dissected in this run (`visionbench dissect` or `visionbench run` dissects).")]
     if d.error:
         return [Note("error", f"Dissection failed: {d.error}")]
-    try:
-        records = [r for r in load_layers(d.folder).records if r.is_tensor_with_stats]
-    except BadInputError as exc:
-        return [Note("error", f"Dissection unreadable: {exc}")]
+    records = d.tensors
     if not records:
         return [Note("info", "The dissection recorded no tensor outputs.")]
     blocks: list[Block] = [Table(

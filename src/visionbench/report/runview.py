@@ -7,41 +7,38 @@ dissection (`<DissectionRef.path>/layers.json` with the pictures it names).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from visionbench.errors import BadInputError
 from visionbench.files import inside, safe_name
-from visionbench.results import BatchResult, ModelResult, ProfileFailure, ProfileResult, RunResult, load_run
+from visionbench.results import (
+    LAYERS_FILE,
+    BatchResult,
+    LayerRecord,
+    ModelResult,
+    ProfileFailure,
+    ProfileResult,
+    RunResult,
+    layers_path,
+    load_layers,
+    load_run,
+)
 
 PROFILE_FILE = "profile.json"
-LAYERS_FILE = "layers.json"
 
 
 @dataclass
 class Dissection:
-    """layers.json of one model: its tensor records in execution order and the folder its pictures are in."""
+    """layers.json of one model, typed: its records in execution order and the folder its pictures are in."""
 
     folder: Path
-    meta: dict[str, Any]
-    layers: list[dict[str, Any]]
+    records: list[LayerRecord] = field(default_factory=list)
     error: str | None = None
 
     @property
-    def tensors(self) -> list[dict[str, Any]]:
-        return [r for r in self.layers if r.get("kind", "tensor") == "tensor" and r.get("std") is not None]
-
-    def picture(self, record: dict[str, Any]) -> bytes | None:
-        rel = record.get("picture")
-        if not rel:
-            return None
-        try:
-            path = inside(self.folder, rel)
-        except BadInputError:
-            return None  # a path outside the run folder is never read
-        return path.read_bytes() if path.is_file() else None
+    def tensors(self) -> list[LayerRecord]:
+        return [r for r in self.records if r.is_tensor_with_stats]
 
 
 @dataclass
@@ -123,15 +120,6 @@ def _profile(run_dir: Path, result: ModelResult, notes: list[str]) -> ProfileRes
         return None
 
 
-def find_layers_file(folder: Path) -> Path | None:
-    """layers.json in `folder`, or in its one model subfolder (`dissect_model` writes `<out>/<model>/`)."""
-    direct = folder / LAYERS_FILE
-    if direct.is_file():
-        return direct
-    nested = sorted(folder.glob(f"*/{LAYERS_FILE}"))
-    return nested[0] if nested else None
-
-
 def _dissection(run_dir: Path, result: ModelResult, notes: list[str]) -> Dissection | None:
     ref = result.dissection
     if ref is None:
@@ -142,22 +130,18 @@ def _dissection(run_dir: Path, result: ModelResult, notes: list[str]) -> Dissect
         notes.append(f"dissection path {ref.path!r} is outside the run folder: not read")
         return None
     if ref.error:
-        return Dissection(folder, {}, [], error=ref.error)
-    path = find_layers_file(folder)
-    if path is None:
-        return Dissection(folder, {}, [], error=f"{LAYERS_FILE} missing in {ref.path}")
-    try:  # a subfolder may be a link out of the run folder
-        path = inside(run_dir, path.relative_to(run_dir.resolve()))
+        return Dissection(folder, error=ref.error)
+    try:
+        path = layers_path(folder)
     except BadInputError:
+        return Dissection(folder, error=f"{LAYERS_FILE} missing in {ref.path}")
+    try:  # a subfolder may be a link out of the run folder
+        path = inside(run_dir, path.resolve().relative_to(run_dir.resolve()))
+    except (BadInputError, ValueError):
         notes.append(f"{LAYERS_FILE} under {ref.path!r} lies outside the run folder: not read")
         return None
-    folder = path.parent  # pictures are relative to the folder of layers.json
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return Dissection(folder, {}, [], error=f"{LAYERS_FILE} unreadable ({exc})")
-    if isinstance(data, list):
-        return Dissection(folder, {}, [r for r in data if isinstance(r, dict)])
-    layers = data.get("layers") or data.get("records") or []
-    meta = {k: v for k, v in data.items() if k not in {"layers", "records"}}
-    return Dissection(folder, meta, [r for r in layers if isinstance(r, dict)])
+        document = load_layers(path)
+    except BadInputError as exc:
+        return Dissection(path.parent, error=f"{LAYERS_FILE} unreadable ({exc})")
+    return Dissection(path.parent, document.records)  # pictures are relative to the folder of layers.json
