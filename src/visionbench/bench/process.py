@@ -17,8 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import torch
-
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -28,6 +26,8 @@ def flush_denormal_enabled() -> bool:
     A float32 denormal divided by 2 stays non-zero unless the CPU flushes it: a probe of one element,
     computed on the calling thread, where `torch.set_flush_denormal` acts.
     """
+    import torch
+
     tiny = torch.tensor([1e-39], dtype=torch.float32)  # below float32's smallest normal (1.18e-38)
     return bool((tiny / 2).item() == 0.0)
 
@@ -39,6 +39,8 @@ def benchmark_process(threads: int | None = None) -> Iterator[None]:
     Denormal floats (tiny activations deep in random-weight nets) run many times slower on x86 CPUs;
     inference runtimes flush them to zero, so timings reflect the architecture.
     """
+    import torch
+
     before_threads, before_flush = torch.get_num_threads(), flush_denormal_enabled()
     try:
         if threads:

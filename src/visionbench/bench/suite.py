@@ -250,11 +250,11 @@ def _run_one(
                     status, reason = "timeout", f"exceeded --timeout {config.timeout:g} s during {phase}"
         except KeyboardInterrupt:
             _kill(proc)
-            result = _collect(
+            result = collect_result(
                 name, model_dir, folder, proc.returncode, "interrupted", f"interrupted (Ctrl-C) during {phase}"
             )
             raise _Interrupted(result) from None
-    result = _collect(name, model_dir, folder, proc.returncode, status, reason)
+    result = collect_result(name, model_dir, folder, proc.returncode, status, reason)
     result.skipped_images = list(skipped)
     return result
 
@@ -277,7 +277,7 @@ def _apply_event(ev: dict[str, Any], phase: str, expected_end: float) -> tuple[s
     return phase, expected_end
 
 
-def _collect(
+def collect_result(
     name: str, model_dir: Path, folder: str, code: int | None, status: str | None, reason: str | None
 ) -> ModelResult:
     """The worker's result.json, patched with what the parent knows (timeout, crash, kill).

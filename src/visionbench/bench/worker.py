@@ -63,7 +63,7 @@ def bench_model(
     except KeyboardInterrupt:
         result.status, result.error = "interrupted", "interrupted (Ctrl-C)"
     except Exception as exc:  # noqa: BLE001 - any model fault becomes this model's recorded failure
-        result.status = "oom" if _is_oom(exc) else "failed"
+        result.status = "oom" if is_oom(exc) else "failed"
         result.error = one_line(exc)
         if not isinstance(exc, VisionbenchError):
             log.debug("model %s failed:\n%s", name, traceback.format_exc())
@@ -228,7 +228,7 @@ def _measure_batch(
                 result.output_summary = [p.summary() for p in preds]
         out.memory = memory.end_run()
     except Exception as exc:  # noqa: BLE001
-        if not _is_oom(exc):
+        if not is_oom(exc):
             raise
         out.status, out.error = "oom", f"out of memory at batch size {bs}: {one_line(exc)}"
         out.memory = memory.end_run()
@@ -286,7 +286,7 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError) or type(exc).__name__ in {"OutOfMemoryError", "OutOfMemoryError_"}:
         return True
     text = str(exc).lower()
