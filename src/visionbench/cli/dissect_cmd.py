@@ -97,11 +97,13 @@ def dissect(
     import visionbench as vb
     from visionbench.dissect import DissectOptions, dissect_model
     from visionbench.images import default_image_path, load_image
+    from visionbench.models.registry import resolve_device
 
     if drift is not None and drift not in {"bfloat16", "float16", "bf16", "fp16"}:
         raise UnsupportedOptionError(f"--drift {drift!r}: use bfloat16 or float16")
     drift_name = {"bf16": "bfloat16", "fp16": "float16"}.get(drift or "", drift)
     check_output_dir(out)
+    resolve_device(device)  # an absent accelerator: one line, before the writers start or a model is built
     image_path = image if image is not None else default_image_path()
     picture = load_image(image_path)  # bad image: one line, before any model is built
     options = DissectOptions(
