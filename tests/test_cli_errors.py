@@ -125,9 +125,17 @@ def test_markup_in_a_model_name_is_shown_and_the_suite_goes_on(tmp_path: Path) -
     assert (run_dir / "report.md").is_file() and (run_dir / "report.html").is_file()
 
 
+def test_usage_errors_are_one_line() -> None:
+    """Click's own errors (unknown option, wrong type, missing argument) take the same one-line path."""
+    for args in (["bench", "yolo11n", "--runs", "x"], ["trace"], ["bench", "yolo11n", "--batch-size", "2"]):
+        res = runner.invoke(app, args)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.output
+
+
 def test_usage_errors_through_the_entry_point_are_one_line() -> None:
     env = {**os.environ, "COLUMNS": "80"}
-    for args in (["bench", "yolo11n", "--bogus"], ["bench", "yolo11n", "--runs", "x"], ["nosuch"], ["trace"]):
+    for args in (["bench", "yolo11n", "--bogus"], ["nosuch"]):
         proc = subprocess.run([sys.executable, "-m", "visionbench", *args], capture_output=True, text=True,
                               timeout=120, env=env)  # fmt: skip
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
