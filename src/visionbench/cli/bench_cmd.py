@@ -275,13 +275,16 @@ def results_table(run: RunResult) -> Table:
     for m in run.models:
         s, e = an.model_latency(m), an.e2e_latency(m)
         weights = "-" if m.weights is None else ("[yellow]random[/]" if m.weights.mode == "random" else m.weights.mode)
-        if m.status != "ok" or s is None:
-            t.add_row(escape(m.name), "-", weights, "-", f"[red]{m.status}[/]", *["-"] * 8)
+        load = f"{m.load_time_s:.2f} s" if m.load_time_s is not None else "-"
+        params = f"{m.params / 1e6:.2f} M" if m.params else "-"
+        if m.status != "ok" or s is None:  # what a stopped model measured before it stopped still shows
+            t.add_row(escape(m.name), "-", weights, load, f"[red]{m.status}[/]", *["-"] * 5, params,
+                      fmt.gflop(m.flops), "-")  # fmt: skip
             continue
         t.add_row(
-            escape(m.name), str(ranks.get(m.name) or "-"), weights, f"{m.load_time_s:.2f} s", fmt.ms(s.median_ms),
+            escape(m.name), str(ranks.get(m.name) or "-"), weights, load, fmt.ms(s.median_ms),
             fmt.mean_std(s.mean_ms, s.std_ms), fmt.ms(s.p90_ms), f"{s.fps:.2f}", fmt.ms(e.median_ms) if e else "-",
-            fmt.mib(an.peak_bytes(m)), f"{(m.params or 0) / 1e6:.2f} M", fmt.gflop(m.flops), str(s.count),
+            fmt.mib(an.peak_bytes(m)), params, fmt.gflop(m.flops), str(s.count),
         )  # fmt: skip
     return t
 
