@@ -67,11 +67,12 @@ def prepare_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
             load_image(p)
             usable.append(p.resolve())
         except BadInputError as exc:
-            log.warning("skipping image %s", exc)
             skipped.append(str(exc))
-    if not usable:
+    if not usable:  # one line that names the reasons, not a warning per image and then the error
         detail = f": {'; '.join(skipped[:3])}" if skipped else ""
         raise BadInputError(f"no usable image among {len(paths)} input(s){detail}")
+    for reason in skipped:
+        log.warning("skipping image %s", reason)
     return usable, skipped
 
 

@@ -104,6 +104,10 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
                 raise fail(str(exc), exc.exit_code) from None
             except KeyboardInterrupt:
                 raise fail("interrupted; results written so far are kept", 130) from None
+            except OSError as exc:  # the environment failed (a file gone, a disk full): one line; --debug for more
+                if debug_enabled():
+                    raise
+                raise fail(str(exc) or type(exc).__name__, 2) from None
             except MemoryError:
                 if debug_enabled():
                     raise
