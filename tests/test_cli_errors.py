@@ -5,6 +5,7 @@ cover what generation would rarely hit (markup in a model name, the real entry p
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -87,9 +88,9 @@ def _image_bytes(kind: str, mode: str, size: tuple[int, int], cut: float, noise:
     return buf.getvalue()
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    kind=st.sampled_from(["random", "truncated", "odd"]),
+    kind=st.sampled_from(["random", "truncated", "truncated", "odd"]),  # an odd image runs the model: fewer
     mode=st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK"]),
     size=st.tuples(st.integers(1, 48), st.integers(1, 48)),
     cut=st.floats(0.0, 0.99),
@@ -103,8 +104,15 @@ def test_dissect_any_file_is_measured_or_refused_in_one_line(kind, mode, size, c
         out, src = root / "out", root / f"input{suffix}"
         src.write_bytes(_image_bytes(kind, mode, size, cut, noise))
         before = set(root.rglob("*"))
-        result = runner.invoke(app, ["dissect", "yolo11n", "--image", str(src), "--input-size", "64", "--stats-only",
-                                     "--no-plots", "--device", "cpu", "--out", str(out), "--json"])  # fmt: skip
+        # A library logger (ultralytics') may still hold the stream of an earlier in-process invocation,
+        # which CliRunner has closed: logging would print its own "--- Logging error ---" report, an
+        # artefact of running many commands in one process that no real invocation shows.
+        raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
+        try:
+            args = ["dissect", "yolo11n", "--image", str(src), "--input-size", "64", "--stats-only", "--no-plots"]
+            result = runner.invoke(app, [*args, "--device", "cpu", "--out", str(out), "--json"])
+        finally:
+            logging.raiseExceptions = raise_exceptions
         _check(result, out, root, before)
         if kind == "odd":
             assert result.exit_code == 0, result.output  # every mode and size of a real image is usable
