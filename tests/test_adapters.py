@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -59,7 +60,8 @@ def test_depth_anything_relative_inverse_depth_on_mixed_sizes(bus, zidane, devic
 def test_yolo_families_return_their_task_outputs(name, field, bus, device):
     model = vb.create_model(name, weights="random", input_size=160, device=device)
     batch = model.preprocess([bus])
-    assert tuple(batch.inputs["x"].shape) == (1, 3, 160, 160)
+    # ultralytics' rectangular letterbox: 810x1080 -> 120x160, width padded to the next multiple of 32
+    assert tuple(batch.inputs["x"].shape) == (1, 3, 160, 128)
     assert float(batch.inputs["x"].min()) >= 0.0 and float(batch.inputs["x"].max()) <= 1.0
     (pred,) = model.postprocess(model.forward(batch), batch)
     value = getattr(pred, field)
@@ -111,3 +113,52 @@ def test_bfloat16_build(bus):
     assert {p.dtype for p in model.module.parameters()} == {torch.bfloat16}
     (pred,) = model.predict([bus])
     assert pred.depth.dtype == np.float32
+
+
+def _bgr(image) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(image)[..., ::-1])
+
+
+def test_yolo_preprocess_is_ultralytics_predictors(bus, zidane):
+    """The tensor ultralytics' own DetectionPredictor makes (its letterbox, rectangular for one shape)."""
+    from ultralytics.models.yolo.detect import DetectionPredictor
+
+    model = vb.create_model("yolo11n", weights="random", input_size=160)
+    # rect=True is what `YOLO.predict` passes its predictor
+    predictor = DetectionPredictor(overrides={"imgsz": 160, "device": "cpu", "verbose": False, "rect": True})
+    predictor.imgsz, predictor.device = [160, 160], torch.device("cpu")
+    predictor.model = SimpleNamespace(format="pt", stride=32, fp16=False, dynamic=False)
+    predictor.source_type = SimpleNamespace(tensor=False)
+    for images in ([bus], [bus, bus], [bus, zidane]):
+        ours = model.preprocess(images).inputs["x"]
+        theirs = predictor.preprocess([_bgr(im) for im in images])
+        assert ours.shape == theirs.shape and torch.equal(ours, theirs)
+    assert model.preprocess([bus, zidane]).inputs["x"].shape[-2:] == (160, 160)  # mixed shapes: the square
+
+
+def test_yolo_runs_fused_with_the_unfused_module_kept_as_an_option(bus):
+    fused = vb.create_model("yolo11n", weights="random", input_size=128, seed=3)
+    plain = vb.create_model("yolo11n", weights="random", input_size=128, seed=3, fuse=False)
+    assert (fused.variant, plain.variant) == ("fused", "unfused")
+    assert plain.num_params() == fused.card.params == 2_624_080 > fused.num_params()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.module.modules())
+    batch = fused.preprocess([bus])
+    with torch.inference_mode():
+        a, b = fused.forward(batch), plain.forward(batch)
+    assert torch.allclose(a[0], b[0], atol=1e-3, rtol=1e-3)  # folding BN changes rounding only
+    assert fused.describe()["variant"] == "fused" and fused.describe()["published_params"] == 2_624_080
+
+
+def test_mobile_sam_preprocess_is_ultralytics_predictors(bus, zidane):
+    """The tensor ultralytics' SAM Predictor makes: letterbox top-left with grey 114, then normalised."""
+    from ultralytics.models.sam import Predictor
+
+    model = vb.create_model("mobile-sam", weights="random", input_size=256)
+    predictor = Predictor(overrides={"imgsz": 256, "device": "cpu", "verbose": False})
+    predictor.imgsz, predictor.device = [256, 256], torch.device("cpu")
+    predictor.mean = torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1)
+    predictor.std = torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1)
+    predictor.model = SimpleNamespace(fp16=False)
+    for image in (bus, zidane):  # the predictor takes one image at a time
+        ours = model.preprocess([image]).inputs["images"]
+        assert torch.equal(ours, predictor.preprocess([_bgr(image)]))

@@ -1,4 +1,4 @@
-"""Analysis over records: ranks, baseline ratios, efficiency, cost, suitability, and report.md built from them."""
+"""Analysis over records: ranks, baseline ratios, efficiency, cost, suitability; report.md and summary.csv from them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from visionbench.config import BenchConfig
 from visionbench.measure.environment import capture_environment
 from visionbench.measure.timing import latency_stats
 from visionbench.report import analysis as an
-from visionbench.report import summary_csv
-from visionbench.report.markdown import render_report
+from visionbench.report import summary_csv, write_run_files
 from visionbench.results import BatchResult, MemoryStats, ModelResult, RunResult, WeightsRecord, now_iso
 
 MB = 1_000_000
@@ -77,20 +76,27 @@ def test_suitability_verdicts_follow_the_figures() -> None:
     assert "end to end not measured" in no_e2e["video30"].note
 
 
-def test_report_is_computed_from_figures() -> None:
+def render_report(run: RunResult, folder) -> str:
+    """report.md as the suite writes it after every model."""
+    write_run_files(run, folder)
+    return (folder / "report.md").read_text()
+
+
+def test_report_is_computed_from_figures(tmp_path) -> None:
     failed = ModelResult(name="broken", status="failed", error="RuntimeError: boom")
     run = make_run(model("depthpro", 100_000, 8000, 952_000_000, e2e_ms=101_000),
                    model("yolo11n", 50, 200, 2_600_000, e2e_ms=60), failed)  # fmt: skip
-    text = render_report(run)
+    text = render_report(run, tmp_path)
     head = "\n".join(text.splitlines()[:5])
-    assert "RANDOM weights" in head and "**Device:** cpu" in head
-    assert "Fastest: **yolo11n**, median 50.0 ms" in text
-    assert "2,000.00x faster" in text and "40.00x less" in text
+    assert "RANDOM weights" in head and "Device cpu" in head
+    assert "Fastest: yolo11n, median 50.00 ms" in text
+    assert "| yolo11n | 2,000.00x | 40.00x |" in text  # speed and memory against the baseline
     assert "broken" in text and "RuntimeError: boom" in text
     assert "Real-time video (30 FPS): 0 of 2 models pass" in text
     # a different figure changes the sentence: nothing is written in advance
     run.models[1] = model("yolo11n", 5, 200, 2_600_000, e2e_ms=10)
-    assert "Real-time video (30 FPS): 1 of 2 models pass on this device (yolo11n)" in render_report(run)
+    assert "Real-time video (30 FPS): 1 of 2 models pass on this device (yolo11n)" in render_report(run, tmp_path)
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "run.json").is_file()
 
 
 def test_summary_csv_has_one_row_per_model() -> None:
@@ -102,3 +108,15 @@ def test_summary_csv_has_one_row_per_model() -> None:
     assert [r["model"] for r in rows] == ["a", "b"]
     assert float(rows[0]["model_median_ms"]) == pytest.approx(10.0)
     assert rows[1]["status"] == "timeout" and rows[1]["error"] == "slow"
+
+
+def test_report_while_running_has_every_table_and_leaves_charts_for_the_end(tmp_path) -> None:
+    run = make_run(model("depthpro", 100_000, 8000, 952_000_000), model("yolo11n", 50, 200, 2_600_000))
+    running = render_report(run, tmp_path)
+    assert "![" not in running and "charts and pictures are drawn when the run completes" in running
+    assert not (tmp_path / "report_files").exists()
+    run.status = "complete"
+    final = render_report(run, tmp_path)
+    assert "](report_files/latency.png)" in final and (tmp_path / "report_files" / "latency.png").is_file()
+    tables = [line for line in running.splitlines() if line.startswith("| ")]
+    assert tables == [line for line in final.splitlines() if line.startswith("| ")]  # the same figures

@@ -110,3 +110,18 @@ def test_output_plan_keeps_relative_paths_and_never_reads_its_own_outputs(tmp_pa
         plan_outputs([photos], photos)
     with pytest.raises(BadInputError, match="no such file"):
         plan_outputs([tmp_path / "nope"], out)
+
+
+def test_is_whole_tells_complete_files_from_cut_ones(tmp_path) -> None:
+    from visionbench.depth.pointcloud import write_ply
+
+    depth = np.linspace(1, 5, 48 * 64, dtype=np.float32).reshape(48, 64)
+    files = [io.save_npy(tmp_path / "d.npy", depth), io.save_png16_mm(tmp_path / "d.png", depth),
+             write_ply(tmp_path / "d.ply", np.ones((10, 3), np.float32), np.zeros((10, 3), np.uint8)),
+             io.write_json(tmp_path / "d.json", {"a": 1})]  # fmt: skip
+    for path in files:
+        assert io.is_whole(path), path
+        data = path.read_bytes()
+        path.write_bytes(data[:-3])
+        assert not io.is_whole(path), path
+    assert not io.is_whole(tmp_path / "missing.npy")

@@ -7,7 +7,9 @@ files, their units and shapes, the focal-length rules, resume and the failure pa
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from PIL import Image
 
 import visionbench as vb
 from visionbench.depth import intrinsics
+from visionbench.depth.outputs import OutputWriteError, weights_record
 from visionbench.depth.pointcloud import read_ply
 from visionbench.depth.run_depth import DepthOptions, run_depth
 from visionbench.errors import BadInputError, UnsupportedOptionError
@@ -70,7 +73,7 @@ def _bad_and_odd_folder(root):
     (root / "empty.jpg").write_bytes(b"")
     (root / "notes.png").write_text("not an image")
     (root / "truncated.jpg").write_bytes(sample_images()[0].read_bytes()[:5000])
-    Image.new("1", (10_000, 9_000)).save(root / "sub" / "bomb.png")  # 90 Mpx: above Pillow's bomb limit
+    Image.new("1", (13_400, 13_400)).save(root / "sub" / "bomb.png")  # 179.6 Mpx: above the 178.9 Mpx limit
     (root / "readme.txt.md").write_text("ignored: not an image suffix")
     bad = ["empty.jpg", "notes.png", "truncated.jpg", "sub/bomb.png"]
     return good, bad
@@ -83,11 +86,12 @@ def test_depth_end_to_end_real_photos_bad_files_and_resume(tmp_path, flat_depthp
     opts = DepthOptions(out=out, batch_size=2, ply=True, ply_stride=8, side_by_side=True, workers=2)
     s = run_depth([src], opts, show_progress=False, model=flat_depthpro)
     assert (s.total, s.done, s.failed, s.skipped) == (len(good) + len(bad), len(good), len(bad), 0)
-    listed = (out / "failures.txt").read_text().splitlines()
+    listed = Path(s.failures_file).read_text().splitlines()
     assert sorted(line.split("\t")[0].removeprefix(str(src) + "/") for line in listed) == sorted(bad)
     reasons = " ".join(f.error for f in s.failures)
-    for word in ("empty file", "not an image", "truncated", "decompression bomb"):
+    for word in ("empty file", "not an image", "truncated"):
         assert word in reasons
+    assert "decompression bomb" in reasons or "above the limit" in reasons
 
     for rel in good:
         stem = out / rel.rsplit(".", 1)[0]
@@ -209,3 +213,131 @@ def test_bad_run_level_inputs_are_clear_errors(tmp_path, tiny_depthpro) -> None:
     with pytest.raises(UnsupportedOptionError, match="colour map"):
         run_depth([tmp_path], DepthOptions(out=tmp_path / "o", cmap="rainbowz"), show_progress=False,
                   model=tiny_depthpro)  # fmt: skip
+
+
+def _two_photos(root, names=("a.jpg", "b.jpg")):
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        _small_bus(root / name, (48, 64))
+    return root
+
+
+def test_later_runs_never_overwrite_earlier_failures(tmp_path, tiny_depthpro) -> None:
+    src, out = _two_photos(tmp_path / "in"), tmp_path / "out"
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 first run")
+    out.mkdir()
+    (out / "failures.txt").write_text("x.jpg\tfrom a version that used one name for every run\n")
+    first = run_depth([src], DepthOptions(out=out), show_progress=False, model=tiny_depthpro)
+    (src / "broken.jpg").unlink()
+    (src / "other.png").write_text("second run")
+    second = run_depth([src], DepthOptions(out=out), show_progress=False, model=tiny_depthpro)
+    assert first.run_id != second.run_id and first.failures_file != second.failures_file
+    assert "broken.jpg" in Path(first.failures_file).read_text()  # still there, as written
+    assert "other.png" in Path(second.failures_file).read_text()
+    assert (out / "failures.txt").exists()  # the legacy list is kept too
+    record = json.loads((out / "depth_run.json").read_text())
+    assert record["summary"]["run_id"] == second.run_id and record["summary"]["status"] == "completed"
+    assert [r["run_id"] for r in record["previous_runs"]] == [first.run_id]
+    assert record["previous_runs"][0]["failures_file"] == first.failures_file
+
+
+def test_resume_redoes_truncated_or_garbled_outputs(tmp_path, flat_depthpro) -> None:
+    src, out = _two_photos(tmp_path / "in", ("a.jpg", "b.jpg", "c.jpg", "d.jpg")), tmp_path / "out"
+    opts = DepthOptions(out=out, ply=True, ply_stride=4)
+    assert run_depth([src], opts, show_progress=False, model=flat_depthpro).done == 4
+    for name in ("a.depth.npy", "b.depth.png", "c.ply"):  # cut to half, as a full disk or a copy cut short leaves it
+        data = (out / name).read_bytes()
+        (out / name).write_bytes(data[: len(data) // 2])
+    png = bytearray((out / "d.depth16.png").read_bytes())
+    png[len(png) // 2] ^= 0xFF  # same length, one byte garbled: its chunk's CRC no longer matches
+    (out / "d.depth16.png").write_bytes(bytes(png))
+    again = run_depth([src], opts.model_copy(update={"resume": True}), show_progress=False, model=flat_depthpro)
+    assert (again.done, again.skipped) == (4, 0)
+    assert np.load(out / "a.depth.npy").shape == (64, 48)
+    with Image.open(out / "d.depth16.png") as im:
+        im.load()
+    third = run_depth([src], opts.model_copy(update={"resume": True}), show_progress=False, model=flat_depthpro)
+    assert (third.done, third.skipped) == (0, 4)  # whole files are trusted
+
+
+def test_images_one_pixel_wide_or_high_get_every_output(tmp_path, flat_depthpro) -> None:
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (1, 40), (90, 60, 30)).save(tmp_path / "in" / "thin.png")
+    Image.new("RGB", (40, 1), (90, 60, 30)).save(tmp_path / "in" / "flat.png")
+    opts = DepthOptions(out=tmp_path / "out", ply=True, side_by_side=True, focal_px=30.0)
+    s = run_depth([tmp_path / "in"], opts, show_progress=False, model=flat_depthpro)
+    assert (s.done, s.failed) == (2, 0), s.failures
+    assert np.load(tmp_path / "out" / "thin.depth.npy").shape == (40, 1)
+    assert np.load(tmp_path / "out" / "flat.depth.npy").shape == (1, 40)
+    assert np.allclose(np.load(tmp_path / "out" / "flat.depth.npy"), 30.0 / 40, rtol=1e-4)  # f / (W c), c = 1
+    assert len(read_ply(tmp_path / "out" / "thin.ply")[0]) == 40
+
+
+def test_a_refused_write_stops_the_run_and_keeps_what_was_written(tmp_path, tiny_depthpro) -> None:
+    src = _two_photos(tmp_path / "in", ("a.jpg", "sub/b.jpg", "z.jpg"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("a file where the outputs of in/sub/ must go")
+    with pytest.raises(OutputWriteError) as err:
+        run_depth([src], DepthOptions(out=out, workers=1), show_progress=False, model=tiny_depthpro)
+    message = str(err.value)
+    assert "sub/b.jpg" in message and "stopped" in message and str(out / "depth_run.json") in message
+    assert "\n" not in message
+    record = json.loads((out / "depth_run.json").read_text())["summary"]
+    assert record["status"] == "stopped" and record["failed"] == 1
+    # z.jpg, after the failure: written if its write was already under way, else never started
+    assert record["done"] + record["not_attempted"] == 2 and (out / "z.json").exists() == (record["done"] == 2)
+    assert np.load(out / "a.depth.npy").shape == (64, 48)  # kept
+    assert "sub/b.jpg" in Path(record["failures_file"]).read_text()
+
+
+def test_unreadable_paths_are_named_and_counted(tmp_path, tiny_depthpro) -> None:
+    src = _two_photos(tmp_path / "in", ("a.jpg",))
+    (src / "loop.jpg").symlink_to(src / "loop.jpg")
+    (src / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(src / "pipe.jpg")  # opening it would wait for a writer forever
+    s = run_depth([src], DepthOptions(out=tmp_path / "out"), show_progress=False, model=tiny_depthpro)
+    assert (s.done, s.unreadable_paths, s.total) == (1, 3, 1)
+    reasons = " ".join(f.error for f in s.failures)
+    assert "symlink loop" in reasons and "dangling symlink" in reasons and "not a regular file (a FIFO)" in reasons
+    given = run_depth([src / "pipe.jpg", src / "a.jpg"], DepthOptions(out=tmp_path / "o3"), show_progress=False,
+                      model=tiny_depthpro)  # fmt: skip
+    assert (given.done, given.failed) == (1, 1) and "a FIFO" in given.failures[0].error
+    assert "symlink loop" in Path(s.failures_file).read_text()
+    with pytest.raises(BadInputError, match="symlink loop"):
+        run_depth([src / "loop.jpg"], DepthOptions(out=tmp_path / "o2"), show_progress=False, model=tiny_depthpro)
+
+
+def test_inputs_that_all_lie_inside_out_are_said_so(tmp_path, tiny_depthpro) -> None:
+    out = tmp_path / "out"
+    _two_photos(out / "old")
+    with pytest.raises(BadInputError, match="lies inside --out"):
+        run_depth([out / "old" / "a.jpg", out / "old" / "b.jpg"], DepthOptions(out=out), show_progress=False,
+                  model=tiny_depthpro)  # fmt: skip
+
+
+def test_sidecars_and_summary_name_the_weights(tmp_path, tiny_depthpro) -> None:
+    src = _two_photos(tmp_path / "in", ("a.jpg",))
+    s = run_depth([src], DepthOptions(out=tmp_path / "out"), show_progress=False, model=tiny_depthpro)
+    expected = weights_record(tiny_depthpro)
+    assert expected["mode"] == "random" and expected["source"]
+    assert json.loads((tmp_path / "out" / "a.json").read_text())["weights"] == expected
+    assert json.loads((tmp_path / "out" / "depth_run.json").read_text())["summary"]["weights"] == expected
+    assert s.weights == expected
+
+
+def test_odd_names_and_lists_keep_the_failures_file_one_line_per_file(tmp_path, tiny_depthpro) -> None:
+    src = _two_photos(tmp_path / "in", ("a.jpg",))
+    (src / "new\nline.jpg").write_bytes(b"not a jpeg")
+    (src / "tab\there.png").write_bytes(b"not a png")
+    s = run_depth([src], DepthOptions(out=tmp_path / "out"), show_progress=False, model=tiny_depthpro)
+    lines = Path(s.failures_file).read_text().splitlines()
+    assert len(lines) == 2 and all(line.count("\t") == 1 for line in lines)
+    assert any(line.startswith(str(src / "new\\nline.jpg")) for line in lines)
+    (tmp_path / "list.txt").write_bytes(b"a.jpg\n\xff\xfe\x00binary")
+    with pytest.raises(BadInputError, match="not a UTF-8 text list"):
+        run_depth([tmp_path / "list.txt"], DepthOptions(out=tmp_path / "o2"), show_progress=False, model=tiny_depthpro)
+    (tmp_path / "nul.txt").write_bytes(b"in/a.jpg\nin/b\x00.jpg\n")
+    s = run_depth([tmp_path / "nul.txt"], DepthOptions(out=tmp_path / "o3"), show_progress=False, model=tiny_depthpro)
+    assert (s.done, s.unreadable_paths) == (1, 1) and "not a valid path" in s.failures[0].error

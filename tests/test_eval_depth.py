@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +22,7 @@ from visionbench.cli import app
 from visionbench.depth.datasets import load_dataset, middlebury_motorcycle, read_depth
 from visionbench.depth.evaluate import ALIGN_LSQ, ALIGN_NONE, EvalOptions, evaluate_model, score_prediction, write_eval
 from visionbench.depth.io import save_png16_mm
+from visionbench.depth.outputs import weights_record
 from visionbench.errors import BadInputError
 
 
@@ -146,3 +153,110 @@ def test_eval_cli_table_json_and_errors(tmp_path) -> None:
     assert json.loads(res.stdout)["summary"]["delta1"] is not None
     res = runner.invoke(app, ["eval", "depth-anything-v2-tiny", "--dataset", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output
+
+
+EVAL_NO_MODEL = ["eval", "no-such-model", "--device", "cpu"]  # an error about it would mean a model was built first
+
+
+def _lines(output: str) -> list[str]:
+    return [ln for ln in output.splitlines() if ln.strip()]
+
+
+@pytest.mark.parametrize(
+    "extra, flag",
+    [(["--min-depth", "nan"], "--min-depth"), (["--min-depth", "0"], "--min-depth"),
+     (["--min-depth=-1"], "--min-depth"), (["--min-depth", "inf"], "--min-depth"),
+     (["--max-depth", "nan"], "--max-depth"), (["--max-depth", "0"], "--max-depth"),
+     (["--max-depth=-1"], "--max-depth"), (["--depth-scale", "0"], "--depth-scale"),
+     (["--depth-scale", "nan"], "--depth-scale"), (["--min-depth", "5", "--max-depth", "2"], "--max-depth 2.0"),
+     (["--min-depth", "2", "--max-depth", "2"], "--max-depth 2.0")],
+)  # fmt: skip
+def test_eval_option_values_are_checked_before_any_work(tmp_path, extra, flag) -> None:
+    res = CliRunner().invoke(app, [*EVAL_NO_MODEL, "--out", str(tmp_path / "o"), *extra])
+    lines = _lines(res.output)
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: " + flag), res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_eval_unusable_out_is_one_line_before_the_model_is_built(tmp_path) -> None:
+    (tmp_path / "f").write_text("a file")
+    for out in (tmp_path / "f", tmp_path / "f" / "sub"):
+        res = CliRunner().invoke(app, [*EVAL_NO_MODEL, "--out", str(out)])
+        lines = _lines(res.output)
+        assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --out {out}"), res.output
+
+
+def test_eval_scores_are_shown_when_writing_them_fails(tmp_path) -> None:
+    out = tmp_path / "o"
+    (out / "eval.json").mkdir(parents=True)  # a folder where the file must go: the write fails after scoring
+    args = ["eval", "depth-anything-v2-tiny", "--weights", "random", "--device", "cpu", "--out", str(out)]
+    res = CliRunner().invoke(app, args, terminal_width=200)
+    assert res.exit_code == 1, res.output
+    lines = _lines(res.output)
+    assert lines[-1].startswith("error: writing the eval results failed") and "eval.json" in lines[-1]
+    assert "AbsRel" in res.output and "mean" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["summary"]["abs_rel"] is not None  # the scores, whole
+
+
+def test_eval_result_names_the_weights(tiny_relative) -> None:
+    result = evaluate_model(tiny_relative, load_dataset("middlebury-motorcycle"), EvalOptions())
+    assert result.weights == weights_record(tiny_relative) and result.weights["mode"] == "random"
+
+
+def test_dataset_paths_that_cannot_be_read_are_named(tmp_path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(BadInputError, match="symlink loop"):
+        load_dataset(tmp_path / "loop")
+
+
+@contextlib.contextmanager
+def _as_nobody():
+    """Effective user and groups set to nobody's, then back: permissions apply (root ignores them)."""
+    groups = os.getgroups()
+    os.setgroups([])
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
+def test_dataset_permissions_are_named_not_called_corrupt(tiny_relative) -> None:
+    base = Path(tempfile.mkdtemp(prefix="vb-perm-"))  # tmp_path's parents are private to root
+    try:
+        os.chmod(base, 0o755)
+        _user_dataset(base / "ds")
+        os.chmod(base / "ds" / "images" / "a.png", 0o600)
+        with _as_nobody():
+            result = evaluate_model(tiny_relative, load_dataset(base / "ds"), EvalOptions())
+        rows = {r.name: r for r in result.rows}
+        assert "permission denied" in rows["a"].error and "corrupt" not in rows["a"].error
+        assert rows["b"].error is None
+        os.chmod(base / "ds" / "depth", 0o700)
+        with _as_nobody(), pytest.raises(BadInputError, match=r"depth: cannot list this folder \(permission denied\)"):
+            load_dataset(base / "ds")
+    finally:
+        shutil.rmtree(base)
+
+
+def test_ctrl_c_midway_keeps_the_rows_scored(tmp_path, tiny_relative) -> None:
+    _user_dataset(tmp_path / "ds")
+    ds = load_dataset(tmp_path / "ds")
+    seen = []
+
+    def progress(n: int) -> None:  # a real SIGINT after the first image, as a user's Ctrl-C
+        seen.append(n)
+        if len(seen) == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    result = evaluate_model(tiny_relative, ds, EvalOptions(), progress=progress)
+    assert result.interrupted and (result.images, result.not_attempted) == (1, len(ds) - 1)
+    assert result.rows[0].name == "a" and result.rows[0].abs_rel is not None
+    assert result.summary["abs_rel"] == pytest.approx(result.rows[0].abs_rel)
+    files = write_eval(result, tmp_path / "o")
+    assert json.loads(files["json"].read_text())["interrupted"] is True

@@ -5,8 +5,18 @@ from __future__ import annotations
 import base64
 
 from visionbench.report import plots
-from visionbench.report.document import Figure, Gallery, Heading, Note, Table, Text, md_escape, render_markdown
-from visionbench.report.html import render_html
+from visionbench.report.document import (
+    Figure,
+    Gallery,
+    Heading,
+    Note,
+    Table,
+    Text,
+    md_escape,
+    render_html,
+    render_markdown,
+    rich_table,
+)
 
 PNG = plots.latency_chart(["a", "b"], [1.0, 2.0], [0.1, 0.2])
 
@@ -49,3 +59,14 @@ def test_plots_return_png_bytes():
         plots.activation_chart("t", [-1.0, None, -1e-9], [1.0, 2.0, 1e-9], [0.5, 0.0, 1e-10], ["a", "a", "b"]),
     ):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+
+
+def test_terminal_table_never_reads_markup(capsys):
+    """A name like `x[/]` or `[bold]` is text in the terminal too: no crash, no style change."""
+    from rich.console import Console
+
+    table = Table(["model", "flag"], [["x[/]", "slower"], ["[bold]b", "faster"], ["[/x]", "-"]])
+    console = Console(force_terminal=False, width=80)
+    console.print(rich_table(table, title="[red]t[/", styles={"slower": "red"}))
+    out = capsys.readouterr().out
+    assert "x[/]" in out and "[bold]b" in out and "[/x]" in out and "[red]t[/" in out

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from visionbench.errors import BadInputError
-from visionbench.images import default_image_path, find_images, load_image
+from visionbench.images import DEFAULT_MAX_PIXELS, default_image_path, find_images, load_image, max_pixels
 
 
 def test_default_image_is_a_real_photo():
@@ -40,6 +43,57 @@ def test_pixel_limit(tmp_path):
     Image.new("L", (400, 300)).save(path)
     with pytest.raises(BadInputError, match="above the limit"):
         load_image(path, max_pixels=100_000)
+
+
+def _png_header(path, width: int, height: int) -> None:
+    """A PNG that declares width x height but holds no pixel data: the limit is read from the header,
+    so a 180 MP image costs nothing to test."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(
+    "side,env,refused",
+    [
+        ((10_000, 9_000), None, False),  # 90 MP: above Pillow's 89.5 MP warning, below the documented limit
+        ((13_400, 13_400), None, True),  # 179.6 MP: above 178.9 MP
+        ((13_400, 13_400), "200_000_000", False),  # raised
+        ((400, 300), "100000", True),  # lowered
+    ],
+)
+def test_pixel_limit_is_the_documented_one_and_the_variable_moves_it(tmp_path, monkeypatch, side, env, refused):
+    assert DEFAULT_MAX_PIXELS == 178_956_970
+    if env is None:
+        monkeypatch.delenv("VISIONBENCH_MAX_PIXELS", raising=False)
+    else:
+        monkeypatch.setenv("VISIONBENCH_MAX_PIXELS", env)
+    path = tmp_path / "big.png"
+    if side == (400, 300):
+        Image.new("L", side).save(path)
+    else:
+        _png_header(path, *side)
+    if refused:
+        with pytest.raises(BadInputError, match="above the limit"):
+            load_image(path)
+    else:
+        try:
+            load_image(path)  # a header-only file then fails as truncated: past the limit, not refused by it
+        except BadInputError as exc:
+            assert "above the limit" not in str(exc) and "bomb" not in str(exc)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "1.5e9"])
+def test_a_bad_pixel_limit_is_one_clear_line(monkeypatch, value, photo_paths):
+    monkeypatch.setenv("VISIONBENCH_MAX_PIXELS", value)
+    with pytest.raises(BadInputError, match="VISIONBENCH_MAX_PIXELS=.*positive whole number") as info:
+        max_pixels()
+    assert "\n" not in str(info.value)
+    with pytest.raises(BadInputError, match="VISIONBENCH_MAX_PIXELS"):
+        load_image(photo_paths[0])
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "LA", "CMYK"])

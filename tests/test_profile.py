@@ -116,8 +116,9 @@ def test_known_durations_repeated_calls_nesting_and_glue():
         assert expected - 1 <= got[label] <= expected + slack, (label, got)
     assert calls == {"a": 2, "b": 1, "outer": 1, "c": 1, OTHER: 0}
     assert sum(got.values()) == pytest.approx(result.hooked_ms, rel=1e-9)
-    # hooks barely perturb a forward of known cost: hooked and plain totals agree within a few percent
-    assert result.hooked_ms == pytest.approx(result.forward_ms, rel=0.05)
+    # hooks barely perturb a forward of known cost: the fastest hooked and plain runs agree within a few percent
+    # (the fastest, because sleeps only overshoot, and by how much depends on the other work on the machine)
+    assert min(result.hooked_ms_samples) == pytest.approx(min(result.forward_ms_samples), rel=0.05)
 
 
 def test_overlapping_components_are_refused():

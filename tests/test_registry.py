@@ -36,9 +36,19 @@ def test_suite_is_registered_and_tiny_variants_hidden():
 
 @pytest.mark.parametrize("name", SUITE)
 def test_full_size_architecture_has_exact_parameter_count(name):
-    """Built on meta (no memory, no compute): the count is a property of the architecture."""
-    model = vb.create_model(name, device="meta", weights="random")
+    """Built on meta (no memory, no compute): the count is a property of the architecture.
+
+    YOLO is run fused (Conv+BN folded, as ultralytics' predictor does); the published count is the
+    trained module's, kept with `fuse=False`.
+    """
+    unfused = {"fuse": False} if name.startswith("yolo") else {}
+    model = vb.create_model(name, device="meta", weights="random", **unfused)
     assert model.num_params() == EXACT_PARAMS[name] == vb.get_card(name).params
+    if unfused:
+        assert model.variant == "unfused"
+        fused = vb.create_model(name, device="meta", weights="random")
+        assert fused.variant == "fused" and fused.num_params() < EXACT_PARAMS[name]
+        assert fused.describe()["published_params"] == EXACT_PARAMS[name]
 
 
 def test_depthpro_without_fov_head():

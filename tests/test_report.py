@@ -24,7 +24,7 @@ from visionbench.bench.suite import run_suite
 from visionbench.cli import app
 from visionbench.config import BenchConfig
 from visionbench.report import analysis as an
-from visionbench.report.full import build_report
+from visionbench.report import build_report
 from visionbench.report.runview import find_layers_file
 from visionbench.results import load_run
 
@@ -39,8 +39,14 @@ def run_dir(tmp_path_factory, device) -> Path:
     config = BenchConfig(models=[*OK_MODELS, FAILING], device=device, weights="random", input_size=128, runs=3,
                          budget_s=0.2, warmup=1, dissect=True, profile=True)  # fmt: skip
     _, folder = run_suite(config, out_root=tmp_path_factory.mktemp("runs"))
+    (folder / "in-progress.md").write_text((folder / "report.md").read_text())  # the suite's last report
     build_report(folder)
     return folder
+
+
+def test_the_suite_writes_the_same_report_that_report_writes(run_dir):
+    """One pipeline: the report the suite leaves after its last model is the one `visionbench report` writes."""
+    assert (run_dir / "in-progress.md").read_text() == (run_dir / "report.md").read_text()
 
 
 def md_tables(text: str) -> list[list[list[str]]]:
@@ -99,8 +105,11 @@ def parse_html(path: Path) -> _Page:
 
 def test_summary_numbers_equal_run_json(run_dir):
     run = load_run(run_dir)
-    summary = table_with((run_dir / "report.md").read_text(), "mean ± std (ms)")
+    text = (run_dir / "report.md").read_text()
+    summary, size = table_with(text, "mean ± std (ms)"), table_with(text, "layers dissected")
     head, rows = summary[0], {r[0]: dict(zip(summary[0], r, strict=True)) for r in summary[1:]}
+    for r in size[1:]:
+        rows[r[0]].update(zip(size[0], r, strict=True))
     assert set(rows) == {*OK_MODELS, FAILING} and head[0] == "model"
     speed = an.speed_ranks(run)
     for name in OK_MODELS:
@@ -118,7 +127,7 @@ def test_summary_numbers_equal_run_json(run_dir):
         layers = [r for r in _layers(run_dir, name) if r.get("kind") == "tensor"]
         assert int(row["layers dissected"]) == len(layers) > 0
         assert row["input → output"].startswith("128 px")
-    assert rows[FAILING]["mean ± std (ms)"] == "FAILED"
+    assert rows[FAILING]["status"] == "FAILED" and rows[FAILING]["mean ± std (ms)"] == "-"
 
 
 def _layers(run_dir: Path, name: str) -> list[dict]:
@@ -144,13 +153,13 @@ def test_component_shares_add_up_and_match_the_profile(run_dir):
     for name, table in zip(OK_MODELS, tables, strict=True):
         profile = run.result(name).profile
         rows = [dict(zip(table[0], r, strict=True)) for r in table[1:] if r[0] != "total"]
-        assert [r["component"] for r in rows] == [c["label"] for c in profile["components"]]
+        assert [r["component"] for r in rows] == [c.label for c in profile.components]
         assert sum(num(r["time share"]) for r in rows) == pytest.approx(100, abs=0.1 * len(rows))
         assert sum(num(r["FLOP share"]) for r in rows) == pytest.approx(100, abs=0.1 * len(rows))
-        for r, c in zip(rows, profile["components"], strict=True):
-            assert num(r["time (ms)"]) == pytest.approx(c["time_ms"], abs=0.051)
+        for r, c in zip(rows, profile.components, strict=True):
+            assert num(r["time (ms)"]) == pytest.approx(c.time_ms, abs=0.051)
         total = next(r for r in table[1:] if r[0] == "total")
-        assert num(total[2]) == pytest.approx(profile["hooked_ms"], abs=0.051)
+        assert num(total[2]) == pytest.approx(profile.hooked_ms, abs=0.051)
     assert "breakdown-time.png" in text and "breakdown-flops.png" in text
 
 
@@ -248,6 +257,131 @@ def test_a_run_where_every_model_failed_still_renders(tmp_path):
     files = build_report(tmp_path)
     text = files.markdown.read_text()
     rows = {r[0]: r for r in table_with(text, "reason")[1:]}
-    assert rows["a"][1:] == ["oom", "out of memory at batch 1"] and rows["b"][1] == "timeout"
+    assert rows["a"][1:] == ["oom", "out of memory at batch 1", "-"] and rows["b"][1] == "timeout"
     assert "No model was measured successfully" in text
     assert "exceeded --timeout 5 s" in files.html.read_text()
+
+
+# Issue 13: paths from a run folder stay in it, user strings are escaped, partial results keep their
+# figures, an unusable --out is one line before any work. Small run folders written here, no suite.
+
+
+def small_run(tmp_path: Path, *models) -> Path:
+    from visionbench.measure.environment import capture_environment
+    from visionbench.results import RunResult, now_iso, save_run
+
+    run = RunResult(run_id="r", started_at=now_iso(), config=BenchConfig(models=[m.name for m in models]),
+                    environment=capture_environment("cpu", 0), models=list(models))  # fmt: skip
+    save_run(run, tmp_path)
+    return tmp_path
+
+
+def timed(name: str, status: str = "ok", **fields):
+    from visionbench.measure.timing import latency_stats
+    from visionbench.results import BatchResult, MemoryStats, ModelResult
+
+    batch = BatchResult(batch_size=1, status="ok" if status == "ok" else status, flops=4 * 10**9,
+                        model_latency=latency_stats([40.0, 42.0, 44.0], kind="model"),
+                        memory=MemoryStats(device_type="cpu", method="t", peak_bytes=300 * 2**20))  # fmt: skip
+    return ModelResult(name=name, status=status, batches=[batch], params=3 * 10**6, load_time_s=1.25, **fields)
+
+
+def test_model_folders_outside_the_run_are_not_read(tmp_path):
+    from visionbench.results import DissectionRef
+
+    outside = tmp_path / "outside"
+    (outside / "x").mkdir(parents=True)
+    (outside / "x" / "profile.json").write_text("{not read}")
+    (outside / "layers.json").write_text('{"layers": [{"name": "secret", "std": 1.0}]}')
+    run = tmp_path / "run"
+    (run / "linked").mkdir(parents=True)
+    (run / "linked" / "out").symlink_to(outside)  # a subfolder that is a link out of the run folder
+    small_run(run, timed("climbs", folder="../outside/x"), timed("absolute", folder=str(outside / "x")),
+              timed("dissected", dissection=DissectionRef(path="../outside")),
+              timed("linked", dissection=DissectionRef(path="linked")))  # fmt: skip
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 0, res.output
+    text = (run / "report.md").read_text()
+    assert "climbs: model folder '../outside/x' is outside the run folder: not read" in text
+    assert "absolute: model folder" in text and "dissected: dissection path '../outside' is outside" in text
+    assert "linked: layers.json under 'linked' lies outside the run folder: not read" in text
+    assert "secret" not in text and "not read}" not in text
+
+
+def test_user_strings_are_escaped_in_markdown_html_and_terminal(tmp_path):
+    evil = "<img src=x onerror=alert(1)>|[/x]*_"
+    small_run(tmp_path, timed(evil), timed("b", status="failed", error="<script>alert(2)</script>"))
+    files = build_report(tmp_path)
+    page, text = files.html.read_text(), files.markdown.read_text()
+    assert "<img src=x" not in page and "<script>alert" not in page and "&lt;img src=x" in page
+    assert not re.search(r"(?<!\\)<[a-zA-Z/]", text)  # no raw HTML in the Markdown either
+    assert table_with(text, "mean ± std (ms)")[1][0] == evil  # the cell reads back as the name itself
+    assert parse_html(files.html).tables[0][1][0] == evil
+
+
+def test_partial_result_shows_its_figures_with_a_mark(tmp_path):
+    stopped = timed("slow", status="timeout", error="exceeded --timeout 5 s", partial=True,
+                    partial_reason="timeout after 5 s")  # fmt: skip
+    small_run(tmp_path, timed("fast"), stopped)
+    text = build_report(tmp_path).markdown.read_text()
+    summary = table_with(text, "mean ± std (ms)")
+    row = dict(zip(summary[0], next(r for r in summary if r[0] == "slow"), strict=True))
+    assert row["status"] == "TIMEOUT (partial)" and num(row["median (ms)"]) == 42.0
+    assert num(row["load (s)"]) == 1.25 and num(row["peak memory (MiB)"]) == 300.0
+    assert row["speed rank"] == "-"  # ranked only among the models that finished
+    failures = {r[0]: r for r in table_with(text, "partial result")[1:]}
+    assert failures["slow"][1:] == ["timeout", "exceeded --timeout 5 s", "timeout after 5 s"]
+    size = {r[0]: r for r in table_with(text, "layers dissected")[1:]}
+    assert num(size["slow"][1]) == 3.0 and num(size["slow"][2]) == 4.0  # params (M), GFLOP
+
+
+def test_summary_csv_defuses_formulas_and_keeps_numbers(tmp_path):
+    import csv
+
+    small_run(tmp_path, timed("=HYPERLINK(\"http://x\")", status="failed", error="-2+3"), timed("@sum"),
+              timed("+a"), timed("\tb"), timed("plain"))  # fmt: skip
+    from visionbench.report import write_run_files
+    from visionbench.results import load_run
+
+    write_run_files(load_run(tmp_path), tmp_path)
+    with open(tmp_path / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["model"] for r in rows] == ['\'=HYPERLINK("http://x")', "'@sum", "'+a", "'\tb", "plain"]
+    assert rows[0]["error"] == "'-2+3"
+    assert float(rows[4]["model_median_ms"]) == 42.0 and rows[4]["params"] == "3000000"  # numbers stay numbers
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+@pytest.mark.parametrize("how", ["file", "under a file", "read-only"])
+def test_unusable_out_is_one_line_before_any_work(tmp_path, command, how):
+    run = small_run(tmp_path / "run", timed("m"))
+    before = sorted(p.name for p in run.iterdir())
+    blocker = tmp_path / "blocker"
+    blocker.write_text("keep me")
+    if how == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o500)
+    else:
+        out = blocker if how == "file" else blocker / "sub"
+    args = [command, str(run), *([str(run)] if command == "compare" else []), "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --out") and "Traceback" not in res.output
+    assert sorted(p.name for p in run.iterdir()) == before and blocker.read_text() == "keep me"
+
+
+def test_a_run_of_another_major_version_is_one_line(tmp_path):
+    import json
+
+    run = small_run(tmp_path, timed("m"))
+    data = json.loads((run / "run.json").read_text())
+    data["schema_version"] = "9.0"
+    (run / "run.json").write_text(json.dumps(data))
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 2 and "schema version 9.0 is not readable" in res.output
+    assert len([ln for ln in res.output.splitlines() if ln.strip()]) == 1
+    assert not (run / "report.md").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -72,7 +73,7 @@ def test_hf_folder_round_trip_and_hf_door(tmp_path, bus):
 
 
 def test_weights_of_another_architecture_name_the_keys(tmp_path):
-    yolo = vb.create_model("yolo11n", weights="random", input_size=128)
+    yolo = vb.create_model("yolo11n", weights="random", input_size=128, fuse=False)
     path = tmp_path / "yolo.safetensors"
     save_file({k: v.contiguous() for k, v in yolo.module.state_dict().items()}, str(path))
     with pytest.raises(WeightsError, match="missing keys") as info:
@@ -93,19 +94,18 @@ def test_unreadable_and_corrupt_weights(tmp_path):
         vb.create_model("yolo11n", weights=str(odd))
 
 
-def test_pickled_checkpoint_needs_explicit_trust(tmp_path):
-    """An ultralytics-style .pt pickles the whole model: refused unless --trust-remote-code."""
-    yolo = vb.create_model("yolo11n", weights="random", input_size=128, seed=2)
+def test_pickled_stock_checkpoint_loads_without_trust(tmp_path):
+    """An ultralytics-style .pt pickles the whole model; its classes are on the allow-list (issue 16)."""
+    yolo = vb.create_model("yolo11n", weights="random", input_size=128, seed=2, fuse=False)
     path = tmp_path / "yolo11n.pt"
     torch.save({"model": yolo.module}, path)
-    with pytest.raises(WeightsError, match="trust-remote-code"):
-        vb.create_model("yolo11n", weights=str(path))
-    trusted = vb.create_model("yolo11n", weights=str(path), trust_remote_code=True)
-    assert trusted.weights.mode == "pretrained"
-    a, b = yolo.module.state_dict(), trusted.module.state_dict()
+    loaded = vb.create_model("yolo11n", weights=str(path), input_size=128, fuse=False)
+    assert loaded.weights.mode == "pretrained"
+    assert loaded.weights.files == {str(path): hashlib.sha256(path.read_bytes()).hexdigest()}
+    a, b = yolo.module.state_dict(), loaded.module.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    door = vb.create_model(f"ultralytics:{path}", trust_remote_code=True, input_size=128)
-    assert door.card.task == "detect" and door.num_params() == 2_624_080
+    door = vb.create_model(f"ultralytics:{path}", input_size=128)
+    assert door.card.task == "detect" and door.card.params is None
 
 
 def test_plain_state_dict_pt_loads_without_pickle(tmp_path):
@@ -117,7 +117,7 @@ def test_plain_state_dict_pt_loads_without_pickle(tmp_path):
 
 
 def test_auto_finds_local_ultralytics_checkpoint(tmp_path, monkeypatch):
-    yolo = vb.create_model("yolo11n-pose", weights="random", input_size=128, seed=7)
+    yolo = vb.create_model("yolo11n-pose", weights="random", input_size=128, seed=7, fuse=False)
     save_file(
         {k: v.contiguous() for k, v in yolo.module.state_dict().items()}, str(tmp_path / "yolo11n-pose.safetensors")
     )
@@ -127,5 +127,5 @@ def test_auto_finds_local_ultralytics_checkpoint(tmp_path, monkeypatch):
 
 
 def test_ultralytics_yaml_door():
-    model = vb.create_model("ultralytics:yolo11n-seg.yaml", weights="random", input_size=128)
+    model = vb.create_model("ultralytics:yolo11n-seg.yaml", weights="random", input_size=128, fuse=False)
     assert model.card.task == "segment" and model.num_params() == 2_876_848

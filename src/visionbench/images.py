@@ -8,6 +8,7 @@ RGBA, palette and 16-bit images are converted to 8-bit RGB.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +19,29 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from visionbench.errors import BadInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-MAX_PIXELS = int(os.environ.get("VISIONBENCH_MAX_PIXELS", 178_956_970))  # Pillow's own bomb limit, 2x
+# Pillow's error threshold (2x its 89.5 MP warning): the documented default, VISIONBENCH_MAX_PIXELS overrides.
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+_PILLOW_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: one open at a time changes it
+
+
+def max_pixels() -> int:
+    """The pixel limit: `VISIONBENCH_MAX_PIXELS` (raises or lowers it) or the default; a bad value is one line.
+
+    Commands call this before any work so a typo in the variable fails at once, not on the first image.
+    """
+    raw = os.environ.get("VISIONBENCH_MAX_PIXELS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BadInputError(
+            f"VISIONBENCH_MAX_PIXELS={raw!r}: must be a positive whole number of pixels "
+            f"(default {DEFAULT_MAX_PIXELS:,})"
+        )
+    return value
 
 
 def default_image_path() -> Path:
@@ -37,8 +60,13 @@ def sample_images() -> list[Path]:
     return [folder / "bus.jpg", folder / "zidane.jpg"]
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """An 8-bit RGB image, EXIF-rotated, or a BadInputError naming the file and the reason."""
+def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """An 8-bit RGB image, EXIF-rotated, or a BadInputError naming the file and the reason.
+
+    The limit is ours (`max_pixels()`), checked from the header before any pixel is decoded; Pillow's
+    own bomb check is moved to twice that limit so its 89.5 MP warning never refuses an image first.
+    """
+    limit = _configured_limit() if max_pixels is None else max_pixels
     path = Path(path)
     if not path.exists():
         raise BadInputError(f"{path}: no such file")
@@ -48,12 +76,12 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise BadInputError(f"{path}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if im.width * im.height > max_pixels:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _open(path, limit) as im:
+                if im.width * im.height > limit:
                     raise BadInputError(
                         f"{path}: {im.width}x{im.height} = {im.width * im.height:,} pixels is above the limit of "
-                        f"{max_pixels:,} (set VISIONBENCH_MAX_PIXELS to raise it)"
+                        f"{limit:,} (set VISIONBENCH_MAX_PIXELS to raise it)"
                     )
                 im.load()
                 return to_rgb(ImageOps.exif_transpose(im))
@@ -65,6 +93,23 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise BadInputError(f"{path}: not an image Pillow can read") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadInputError(f"{path}: corrupt or truncated image ({exc})") from exc
+
+
+_configured_limit = max_pixels  # load_image's parameter shadows the function's name
+
+
+def _open(path: Path, limit: int) -> Image.Image:
+    """Pillow refuses at 2x MAX_IMAGE_PIXELS while opening; open with it set to our limit so ours decides.
+
+    Only the open (which reads the header) holds the lock; decoding runs unlocked.
+    """
+    with _PILLOW_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

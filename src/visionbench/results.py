@@ -5,12 +5,12 @@ carries its unit in its name (`_ms`, `_s`, `_bytes`, `_per_s`). A run folder loo
 
     runs/20261124_193000/
       run.json        RunResult (this module), rewritten atomically after every model
-      summary.csv     one row a model (report.analysis.summary_rows)
-      report.md       report.markdown.render_report
+      summary.csv     one row a model (report.summary_csv)
+      report.md/html  the report (report.write_run_files while running, report.build_report at the end)
       <model>/        per-model files: result.json (ModelResult), worker.log, dissection output
 
-Compatibility: `SCHEMA_VERSION` is "MAJOR.MINOR". Readers accept any file of the same MAJOR; fields
-are only ever added (with defaults) within a MAJOR.
+Compatibility: `SCHEMA_VERSION` is "MAJOR.MINOR". Readers accept any file of the same MAJOR and ignore
+fields they do not know (a newer MINOR added them, with defaults); a different MAJOR is refused.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError
 from visionbench.files import write_text
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 RUN_FILE = "run.json"
 MODEL_FILE = "result.json"
 
+T = TypeVar("T", bound=BaseModel)
 Status = Literal["ok", "failed", "timeout", "oom", "interrupted"]
 
 
@@ -118,6 +119,12 @@ class WeightsRecord(BaseModel):
     )
     source: str = Field(description="Where the weights came from (hub cache, file, random init with its seed).")
     warning: str | None = Field(default=None, description="Set when `auto` fell back to random weights.")
+    revision: str | None = Field(
+        default=None, description="Hub commit of the snapshot used, or the release tag of a downloaded file."
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict, description="Each weights/config file read (path) -> its SHA-256 (hex)."
+    )
 
 
 class DissectionRef(BaseModel):
@@ -128,14 +135,82 @@ class DissectionRef(BaseModel):
     error: str | None = Field(default=None, description="Why the dissection failed (the benchmark figures stand).")
 
 
+OTHER = "other (glue)"  # the profile's row for the time outside every component
+
+
+class ComponentProfile(BaseModel):
+    """One component's share of a forward pass."""
+
+    label: str = Field(description="Component name, e.g. 'patch encoder'; 'other (glue)' for the rest.")
+    prefixes: list[str] = Field(description="Module paths of the component's roots.")
+    calls: int = Field(description="Root-module calls in one forward pass.")
+    time_ms: float = Field(description="Exclusive time per forward (mean over the middle-half runs), milliseconds.")
+    time_share: float = Field(description="time_ms / hooked_ms (0..1; the rows add up to 1).")
+    time_ms_samples: list[float] = Field(description="Exclusive time in each timed run, milliseconds.")
+    flops: int = Field(description="FLOPs of the component in one forward (2 per multiply-add).")
+    flop_share: float = Field(description="flops / the forward's total FLOPs (0..1).")
+    params: int = Field(description="Parameters under the component's prefixes.")
+    param_share: float = Field(description="params / all parameters (0..1).")
+
+
+class ProfileResult(BaseModel):
+    """Where the time, FLOPs and parameters of one forward pass go, component by component.
+
+    Produced by `visionbench.measure.profile`; stored as `ModelResult.profile` by `bench --profile`.
+    """
+
+    model: str
+    task: str
+    device: str
+    dtype: str
+    input_size: int
+    batch_size: int
+    input_shapes: dict[str, list[int]] = Field(description="Shape of each model input.")
+    weights_mode: str = Field(description="'pretrained' or 'random' (timing and FLOPs are valid either way).")
+    runs: int = Field(description="Timed runs (each: one plain and one hooked forward).")
+    warmup: int = Field(description="Untimed warmup runs before timing.")
+    method: str = Field(default="", description="How the figures were measured.")
+    forward_ms: float = Field(description="Median time of a plain forward (no hooks), milliseconds.")
+    forward_ms_samples: list[float]
+    hooked_ms: float = Field(description="Hooked forward, mean over the middle-half runs: the total of the rows, ms.")
+    hooked_ms_samples: list[float]
+    hook_overhead: float = Field(description="hooked_ms / forward_ms - 1: what the synchronising hooks cost.")
+    noise: float = Field(description="Interquartile range / median of the hooked totals: timing noise of the runs.")
+    used_runs: list[int] = Field(description="Indices of the runs averaged (the middle half by hooked total).")
+    params: int
+    flops: int
+    components: list[ComponentProfile] = Field(description="Components in model order, then 'other (glue)'.")
+
+    def shares(self) -> dict[str, float]:
+        return {c.label: c.time_share for c in self.components}
+
+
+class ProfileFailure(BaseModel):
+    """A component profile that raised: the benchmark figures stand, the reason is kept."""
+
+    error: str = Field(description="Why the profile failed (one line).")
+
+
 class ModelResult(BaseModel):
     """One model of a run: identity, how it was built, and every figure measured."""
+
+    # assignments are validated too: the worker fills fields one by one, and a profile handed over as a
+    # dict becomes the typed record here, once, not in every reader
+    model_config = ConfigDict(validate_assignment=True)
 
     name: str = Field(description="Name as asked for (registry name or open door).")
     status: Status = Field(
         description="ok; failed (raised); timeout (--timeout); oom (at the first batch size); interrupted (Ctrl-C)."
     )
     error: str | None = Field(default=None, description="One-line reason when status is not ok.")
+    partial: bool = Field(
+        default=False,
+        description="Stopped before it finished (timeout, out of memory, crash), with the figures measured until "
+        "then kept in the other fields. Added in 1.2.",
+    )
+    partial_reason: str | None = Field(
+        default=None, description="What stopped a partial result, e.g. 'timeout after 1800 s'. Added in 1.2."
+    )
     card: dict[str, Any] = Field(default_factory=dict, description="The model card's facts (ModelCard.model_dump()).")
     weights: WeightsRecord | None = Field(default=None, description="Where the weights came from.")
     device: str = Field(default="", description="Device the model ran on, e.g. cpu or cuda:0.")
@@ -166,8 +241,8 @@ class ModelResult(BaseModel):
     dissection: DissectionRef | None = Field(
         default=None, description="Layer dissection written after benchmarking (visionbench run)."
     )
-    profile: dict[str, Any] | None = Field(
-        default=None, description="Component timing breakdown (visionbench.measure.profile)."
+    profile: ProfileResult | ProfileFailure | None = Field(
+        default=None, description="Component timing breakdown (visionbench.measure.profile), or why it failed."
     )
     wall_time_s: float | None = Field(default=None, description="Whole worker, start to finish.")
     folder: str = Field(default="", description="Per-model folder, relative to the run folder.")
@@ -260,16 +335,9 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync and rename: readers never see half a file."""
-    write_text(path, text, durable=True)
-
-
 def save_run(run: RunResult, run_dir: str | Path) -> Path:
-    """Write `run_dir/run.json` atomically; returns its path."""
-    path = Path(run_dir) / RUN_FILE
-    atomic_write_text(path, run.model_dump_json(indent=2))
-    return path
+    """Write `run_dir/run.json` atomically and durably; returns its path."""
+    return write_text(Path(run_dir) / RUN_FILE, run.model_dump_json(indent=2), durable=True)
 
 
 def load_run(run_dir: str | Path) -> RunResult:
@@ -279,29 +347,36 @@ def load_run(run_dir: str | Path) -> RunResult:
         path = path / RUN_FILE
     if not path.exists():
         raise BadInputError(f"{path.parent}: not a visionbench run folder (no {RUN_FILE})")
+    return _read(RunResult, path)
+
+
+def save_model_result(result: ModelResult, path: str | Path) -> None:
+    write_text(path, result.model_dump_json(indent=2), durable=True)
+
+
+def load_model_result(path: str | Path) -> ModelResult:
+    return _read(ModelResult, Path(path))
+
+
+def _read(record: type[T], path: Path) -> T:
+    """One record from JSON: same MAJOR version only (when the file says), unknown fields ignored."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{path}: unreadable run file ({exc})") from exc
-    version = str(data.get("schema_version", "")) if isinstance(data, dict) else ""
+        raise BadInputError(f"{path}: unreadable {record.__name__} file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: does not match the {record.__name__} schema (not a JSON object)")
+    version = str(data.get("schema_version", SCHEMA_VERSION if record is not RunResult else ""))
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise BadInputError(
             f"{path}: schema version {version or '?'} is not readable by this visionbench ({SCHEMA_VERSION})"
         )
     try:
-        return RunResult.model_validate(data)
+        return record.model_validate(data, extra="ignore")  # newer minor versions add fields: skip them
     except ValidationError as exc:
-        raise BadInputError(
-            f"{path}: does not match the run schema: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"
-        ) from exc
-
-
-def save_model_result(result: ModelResult, path: str | Path) -> None:
-    atomic_write_text(path, result.model_dump_json(indent=2))
-
-
-def load_model_result(path: str | Path) -> ModelResult:
-    return ModelResult.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise BadInputError(f"{path}: does not match the {record.__name__} schema: {where}: {first['msg']}") from None
 
 
 def run_json_schema() -> dict[str, Any]:

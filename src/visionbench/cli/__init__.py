@@ -33,6 +33,7 @@ from visionbench.cli import bench_cmd  # noqa: E402,F401
 from visionbench.cli import dissect_cmd  # noqa: E402,F401
 from visionbench.cli import depth_cmd  # noqa: E402,F401
 from visionbench.cli import report_cmd  # noqa: E402,F401
+from visionbench.cli import video_cmd  # noqa: E402,F401
 
 
 def main() -> None:

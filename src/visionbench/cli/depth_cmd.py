@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from visionbench.cli import app
@@ -41,7 +42,7 @@ def depth_cmd(
     weights: WeightsOpt = "auto",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass (1 or more).")] = 1,
     input_size: InputSizeOpt = None,
     cmap: Annotated[
         str,
@@ -60,13 +61,12 @@ def depth_cmd(
         bool, typer.Option("--ply", help="Coloured point cloud NAME.ply (metric models; pinhole model).")
     ] = False,
     ply_stride: Annotated[
-        int, typer.Option("--ply-stride", min=1, help="Keep every n-th row and column in the .ply.")
+        int, typer.Option("--ply-stride", help="Keep every n-th row and column in the .ply (1 or more).")
     ] = 1,
     focal_px: Annotated[
         float | None,
         typer.Option(
             "--focal-px",
-            min=0.0,
             help="Known focal length in pixels; beats EXIF and the FOV head (DepthPro makes its depth with it).",
         ),
     ] = None,  # fmt: skip
@@ -75,7 +75,7 @@ def depth_cmd(
     ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Skip images whose outputs all exist already.")] = False,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Decoding threads (default min(4, CPUs - 1)).")
+        int | None, typer.Option("--workers", help="Decoding threads, 1 or more (default min(4, CPUs - 1)).")
     ] = None,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
@@ -83,35 +83,35 @@ def depth_cmd(
     """Depth maps for images and folders: colourised PNG, raw .npy, 16-bit mm PNG, optional .ply, JSON sidecar.
 
     Focal length: --focal-px, else EXIF (35 mm equivalent, diagonal convention), else the model's FOV head.
-    Failed files are listed in OUT/failures.txt; the run summary is OUT/depth_run.json. See docs/depth.md.
+    Failed files are listed in OUT/failures-RUN.txt; the run summary is OUT/depth_run.json. See docs/depth.md.
     """
+    from visionbench.depth.options import checked_options
     from visionbench.depth.run_depth import DepthOptions, run_depth
-    from visionbench.errors import BadInputError
 
-    if focal_px is not None and focal_px <= 0:
-        raise BadInputError("--focal-px must be a positive number of pixels")
-    opts = DepthOptions(model=model, weights=weights, device=device, dtype=dtype, input_size=input_size,
-                        batch_size=batch_size, out=out, cmap=cmap, side_by_side=side_by_side, raw=raw, ply=ply,
-                        ply_stride=ply_stride, focal_px=focal_px, ignore_exif=ignore_exif, resume=resume,
-                        workers=workers, seed=seed)  # fmt: skip
+    opts = checked_options(DepthOptions, model=model, weights=weights, device=device, dtype=dtype,
+                           input_size=input_size, batch_size=batch_size, out=out, cmap=cmap,
+                           side_by_side=side_by_side, raw=raw, ply=ply, ply_stride=ply_stride, focal_px=focal_px,
+                           ignore_exif=ignore_exif, resume=resume, workers=workers, seed=seed)  # fmt: skip
     summary = run_depth(list(inputs), opts, show_progress=not as_json)
     if as_json:
         print_json(summary.model_dump())
     else:
-        colour = "red" if summary.failed else "green"
+        colour = "red" if summary.failures else "green"
+        unreadable = f", {summary.unreadable_paths} path(s) unreadable" if summary.unreadable_paths else ""
         console.print(
             f"[{colour}]{summary.done} done[/], {summary.skipped} skipped (resume), {summary.failed} failed "
-            f"of {summary.total} in {summary.seconds:.1f} s ({summary.images_per_s:.2f} images/s) -> {summary.out}"
+            f"of {summary.total}{unreadable} in {summary.seconds:.1f} s ({summary.images_per_s:.2f} images/s) "
+            f"-> {escape(summary.out)}"
         )
         if summary.weights_warning:
-            err_console.print(f"[yellow]warning:[/] {summary.weights_warning}")
+            err_console.print(f"[yellow]warning:[/] {escape(summary.weights_warning)}")
         if summary.excluded_in_out:
             console.print(f"left out {summary.excluded_in_out} file(s) already inside the output folder")
         for f in summary.failures[:10]:
-            err_console.print(f"  [red]failed[/] {f.error}", highlight=False)
+            err_console.print(f"  [red]failed[/] {escape(f.error)}", highlight=False)
         if summary.failures_file:
-            console.print(f"failures listed in {summary.failures_file}")
-    if summary.failed:
+            console.print(f"failures listed in {escape(summary.failures_file)}", highlight=False)
+    if summary.failures:
         raise typer.Exit(1)
 
 
@@ -152,21 +152,25 @@ def eval_cmd(
     delta1-3, scale-invariant boundary F1, focal-length error. Relative models are aligned first (said in the output).
     """
     from visionbench.depth.evaluate import EvalOptions, write_eval
-    from visionbench.errors import BadInputError
+    from visionbench.depth.options import checked_options
+    from visionbench.files import check_output_dir
 
-    if min_depth <= 0:
-        raise BadInputError("--min-depth must be positive")
-    opts = EvalOptions(model=model, dataset=dataset, weights=weights, device=device, dtype=dtype, input_size=input_size,
-                       seed=seed, depth_scale=depth_scale, min_depth=min_depth, max_depth=max_depth,
-                       use_known_focal=use_known_focal)  # fmt: skip
+    opts = checked_options(EvalOptions, model=model, dataset=dataset, weights=weights, device=device, dtype=dtype,
+                           input_size=input_size, seed=seed, depth_scale=depth_scale, min_depth=min_depth,
+                           max_depth=max_depth, use_known_focal=use_known_focal)  # fmt: skip
+    if out is not None:
+        check_output_dir(out)  # before the model is built: an unusable --out is one line, not lost scores
     result = _run_eval(opts, show_progress=not as_json)
-    files = write_eval(result, out) if out is not None else {}
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
         _print_eval(result)
+    files = write_eval(result, out) if out is not None else {}  # scores are on screen before any write can fail
+    if not as_json:
         for kind, path in files.items():
-            console.print(f"{kind}: {path}")
+            console.print(f"{kind}: {escape(str(path))}", highlight=False)
+    if result.interrupted:  # the scores so far are shown and written; the exit says Ctrl-C (130)
+        raise KeyboardInterrupt
     if result.failed:
         raise typer.Exit(1)
 
@@ -194,20 +198,22 @@ COLUMNS = [("abs_rel", "AbsRel", ".4f"), ("sq_rel", "SqRel", ".4f"), ("rmse", "R
 
 
 def _print_eval(r: EvalResult) -> None:
-    title = f"eval {r.model} on {r.dataset} ({r.weights_mode} weights)"
+    title = escape(f"eval {r.model} on {r.dataset} ({r.weights_mode} weights)")
     table = Table(title=title, header_style="bold", caption=f"alignment: {r.alignment}")
     table.add_column("image")
     for _, label, _ in COLUMNS:
         table.add_column(label, justify="right")
     for row in r.rows:
         if row.error:
-            table.add_row(row.name, f"[red]{row.error}[/]", *[""] * (len(COLUMNS) - 1))
+            table.add_row(escape(row.name), f"[red]{escape(row.error)}[/]", *[""] * (len(COLUMNS) - 1))
             continue
-        table.add_row(row.name, *[_fmt(getattr(row, k), f) for k, _, f in COLUMNS])
+        table.add_row(escape(row.name), *[_fmt(getattr(row, k), f) for k, _, f in COLUMNS])
     table.add_row("[bold]mean[/]", *[_fmt(r.summary.get(k), f) for k, _, f in COLUMNS], end_section=True)
     console.print(table)
     if r.weights_warning:
-        err_console.print(f"[yellow]warning:[/] {r.weights_warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(r.weights_warning)}")
+    if r.interrupted:
+        err_console.print(f"[yellow]interrupted:[/] {r.images} image(s) scored, {r.not_attempted} not reached")
     if r.skipped_without_gt:
         console.print(f"{len(r.skipped_without_gt)} image(s) without ground truth left out")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.text import Text
 
 from visionbench.cli import app
 from visionbench.cli.common import (
@@ -63,28 +63,21 @@ def profile_cmd(
     if as_json:
         print_json(result.model_dump())
         return
+    from visionbench.report import profile_table, rich_table
+
     title = (
         f"profile {result.model} ({result.device}, {result.dtype}, input {result.input_size} px, "
         f"batch {result.batch_size}, {result.weights_mode} weights)"
     )
-    table = Table(title=title, header_style="bold")
-    for col in ("component", "calls", "time (ms)", "time share", "GFLOP", "FLOP share", "parameters", "param share"):
-        table.add_column(col, justify="left" if col == "component" else "right")
-    for c in result.components:
-        table.add_row(
-            c.label, str(c.calls or "-"), f"{c.time_ms:,.2f}", f"{c.time_share:.1%}", f"{c.flops / 1e9:,.2f}",
-            f"{c.flop_share:.1%}", f"{c.params:,}", f"{c.param_share:.1%}",
-        )  # fmt: skip
-    table.add_section()
-    table.add_row("total (hooked forward)", "", f"{result.hooked_ms:,.2f}", "100%",
-                  f"{result.flops / 1e9:,.2f}", "", f"{result.params:,}", "")  # fmt: skip
-    console.print(table)
+    console.print(rich_table(profile_table(result), title=title))
     console.print(
         f"plain forward (no hooks): median {result.forward_ms:,.2f} ms over {result.runs} runs; "
         f"hooks cost {result.hook_overhead:+.1%}; breakdown averaged over the middle {len(result.used_runs)} runs "
-        f"(noise: IQR {result.noise:.1%} of the median)."
+        f"(noise: IQR {result.noise:.1%} of the median).",
+        highlight=False,
+        markup=False,
     )
-    console.print(f"[dim]method: {result.method}[/]")
+    console.print(f"method: {result.method}", style="dim", markup=False)
     if result.noise > 0.10:
         console.print("[yellow]timings are noisy (IQR above 10 % of the median): a busy machine; try more --runs.[/]")
 
@@ -102,15 +95,16 @@ def report_cmd(
     Reads only the run folder's files: run.json, each model's component profile and dissection (layers.json
     and its pictures). The HTML embeds every picture and needs no server and no network.
     """
-    from visionbench.report.full import build_report
+    from visionbench.report import build_report
 
-    files = build_report(run_dir, out)
+    files = build_report(run_dir, out)  # checks RUN_DIR, then --out, before reading or drawing anything
     if as_json:
         print_json(
             {"markdown": str(files.markdown), "html": str(files.html), "figures": [str(p) for p in files.figures]}
         )
         return
-    console.print(f"report written: {files.markdown}\n               {files.html} ({len(files.figures)} figures)")
+    console.print(f"report written: {files.markdown}\n               {files.html} ({len(files.figures)} figures)",
+                  markup=False, highlight=False)  # fmt: skip
 
 
 @command(app, "compare")
@@ -125,30 +119,14 @@ def compare_cmd(
     Latency is flagged when a Mann-Whitney U test on the raw samples gives p < 0.01 AND the medians differ by
     more than 2x the pooled scaled MAD (and by more than 1 %); memory (one reading a run) beyond 5 % and 16 MiB.
     """
-    from visionbench.report.compare import compare_runs, write_comparison
+    from visionbench.report import compare_folders, comparison_table, rich_table
 
-    comparison = compare_runs(run_a, run_b)
-    md, js = write_comparison(comparison, out if out is not None else run_b)
+    comparison, md, js = compare_folders(run_a, run_b, out)  # both runs read and --out checked before any work
     if as_json:
         print_json(comparison.model_dump())
         return
     colour = {"faster": "green", "slower": "red", "more memory": "red", "less memory": "green"}
-    table = Table(title=f"compare {run_a} -> {run_b}", header_style="bold")
-    for col in ("model", "status A / B", "median A", "median B", "change", "noise", "p", "latency",
-                "peak A (MiB)", "peak B (MiB)", "change", "memory"):  # fmt: skip
-        table.add_column(col, justify="left" if col in {"model", "status A / B", "latency", "memory"} else "right")
-    from visionbench.report import fmt
-
-    for d in comparison.models:
-        lat = f"[{colour[d.latency_flag]}]{d.latency_flag}[/]" if d.latency_flag in colour else d.latency_flag
-        mem = f"[{colour[d.memory_flag]}]{d.memory_flag}[/]" if d.memory_flag in colour else d.memory_flag
-        table.add_row(
-            d.name, f"{d.status_a} / {d.status_b}", fmt.ms(d.median_a_ms), fmt.ms(d.median_b_ms),
-            f"{d.latency_change:+.1%}" if d.latency_change is not None else "-", fmt.ms(d.spread_ms),
-            f"{d.p_value:.3g}" if d.p_value is not None else "-", lat, fmt.mib(d.peak_a_bytes),
-            fmt.mib(d.peak_b_bytes), f"{d.memory_change:+.1%}" if d.memory_change is not None else "-", mem,
-        )  # fmt: skip
-    console.print(table)
+    console.print(rich_table(comparison_table(comparison), title=f"compare {run_a} -> {run_b}", styles=colour))
     for diff in comparison.environment_differences:
-        console.print(f"[yellow]differs:[/] {diff}")
-    console.print(f"[dim]rule: {comparison.rule}[/]\nwritten: {md}, {js}")
+        console.print(Text.assemble(("differs: ", "yellow"), diff))
+    console.print(Text(f"rule: {comparison.rule}\nwritten: {md}, {js}", style="dim"))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from visionbench.depth.inputs import missing_reason, os_reason, readable_reason
 from visionbench.depth.io import read_png16
 from visionbench.errors import BadInputError
 from visionbench.images import IMAGE_SUFFIXES, load_image
@@ -90,9 +91,9 @@ def load_dataset(name_or_dir: str | Path, depth_scale: float | None = None) -> D
         return Dataset("middlebury-motorcycle", [SampleRef("motorcycle", middlebury_motorcycle)])
     root = Path(name_or_dir).expanduser()
     if not root.exists():
-        raise BadInputError(
-            f"--dataset {name_or_dir}: not a built-in dataset ({', '.join(BUILTIN)}) and no such folder"
-        )
+        why = missing_reason(root)
+        why = "no such folder" if why.startswith("no such") else why
+        raise BadInputError(f"--dataset {name_or_dir}: not a built-in dataset ({', '.join(BUILTIN)}) and {why}")
     if not root.is_dir():
         raise BadInputError(f"--dataset {root}: expected a folder with images/ and depth/ (see docs/depth.md)")
     images_dir, depth_dir = root / "images", root / "depth"
@@ -105,7 +106,7 @@ def load_dataset(name_or_dir: str | Path, depth_scale: float | None = None) -> D
         raise BadInputError(f"--depth-scale {depth_scale}: must be a positive number")
     intrinsics = _read_intrinsics(root / "intrinsics.json")
     depth_files: dict[str, Path] = {}
-    for p in sorted(depth_dir.iterdir()):
+    for p in _listing(depth_dir):
         if p.suffix.lower() in {".npy", ".png"}:
             if p.stem in depth_files:
                 raise BadInputError(
@@ -113,7 +114,7 @@ def load_dataset(name_or_dir: str | Path, depth_scale: float | None = None) -> D
                 )
             depth_files[p.stem] = p
     refs, skipped = [], []
-    for img in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for img in (p for p in _listing(images_dir) if p.suffix.lower() in IMAGE_SUFFIXES):
         gt = depth_files.get(img.stem)
         if gt is None:
             skipped.append(img.name)
@@ -125,8 +126,18 @@ def load_dataset(name_or_dir: str | Path, depth_scale: float | None = None) -> D
     return Dataset(root.name, refs, skipped=skipped)
 
 
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise BadInputError(f"{folder}: cannot list this folder ({os_reason(exc)})") from None
+
+
 def _loader(image: Path, gt: Path, depth_scale: float | None, focal: float | None) -> Callable[[], Sample]:
     def load() -> Sample:
+        for path in (image, gt):  # permission denied or a symlink loop is said as such, never "corrupt"
+            if (why := readable_reason(path)) is not None:
+                raise BadInputError(f"{path}: cannot read ({why})")
         return Sample(image.stem, load_image(image), read_depth(gt, depth_scale), focal)
 
     return load
@@ -157,7 +168,9 @@ def _read_intrinsics(path: Path) -> dict[str, float]:
         return {}
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read ({os_reason(exc)})") from None
+    except ValueError as exc:
         raise BadInputError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise BadInputError(f'{path}: expected an object {{"NAME": {{"fx": px}}}}')

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from visionbench.depth.boundary import si_boundary_f1
 from visionbench.depth.datasets import Dataset, load_dataset
@@ -29,6 +29,7 @@ from visionbench.depth.metrics import (
     summarise,
     valid_mask,
 )
+from visionbench.depth.outputs import OutputWriteError, weights_record
 from visionbench.depth.predict import forward_depth
 from visionbench.errors import BadInputError, UnsupportedOptionError, VisionbenchError
 from visionbench.models.base import VisionModel
@@ -46,10 +47,20 @@ class EvalOptions(BaseModel):
     dtype: str = "float32"
     input_size: int | None = None
     seed: int = 0
-    depth_scale: float | None = Field(None, description="Ground truth metres per stored unit (npy 1, png 0.001).")
-    min_depth: float = Field(1e-3, gt=0, description="Ground truth below this (m) is not scored.")
-    max_depth: float | None = Field(None, gt=0, description="Ground truth above this (m) is not scored.")
+    depth_scale: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Ground truth metres per stored unit (npy 1, png 0.001)."
+    )
+    min_depth: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Ground truth below this (m) is not scored.")
+    max_depth: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Ground truth above this (m) is not scored."
+    )
     use_known_focal: bool = Field(False, description="DepthPro: make depth with the dataset's focal length.")
+
+    @model_validator(mode="after")
+    def _range(self) -> EvalOptions:
+        if self.max_depth is not None and self.max_depth <= self.min_depth:
+            raise ValueError(f"--max-depth {self.max_depth} must be above --min-depth {self.min_depth}")
+        return self
 
 
 class EvalRow(BaseModel):
@@ -85,6 +96,7 @@ class EvalResult(BaseModel):
     model: str
     weights_mode: str
     weights_warning: str | None = None
+    weights: dict[str, Any] = Field(default_factory=dict, description="The weights record as the adapter gives it.")
     dataset: str
     depth_kind: str
     alignment: str
@@ -92,6 +104,8 @@ class EvalResult(BaseModel):
     max_depth: float | None
     images: int
     failed: int
+    interrupted: bool = Field(False, description="Ctrl-C ended the run: the rows scored before it are all here.")
+    not_attempted: int = Field(0, description="Images of the dataset not reached (after Ctrl-C).")
     skipped_without_gt: list[str] = Field(default_factory=list)
     summary: dict[str, float | None]
     rows: list[EvalRow]
@@ -126,35 +140,41 @@ def evaluate_model(model: VisionModel, dataset: Dataset, opts: EvalOptions, prog
     if not model.card.task.startswith("depth"):
         raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `eval` needs a depth model")
     rows: list[EvalRow] = []
-    for ref in dataset:
-        row = EvalRow(name=ref.name)
-        try:
-            sample = ref.load()
-            row.image_width, row.image_height = sample.image.size
-            row.gt_height, row.gt_width = sample.depth_m.shape
-            t = time.perf_counter()
-            known = [sample.focal_px] if opts.use_known_focal and sample.focal_px else None
-            preds, predicted = forward_depth(model, model.preprocess([sample.image]), known)
-            row.runtime_ms = (time.perf_counter() - t) * 1e3
-            depth = preds[0].depth
-            assert depth is not None
-            row.focal_px_pred, row.focal_px_true = predicted[0], sample.focal_px
-            row.focal_error_pct = focal_error_pct(predicted[0], sample.focal_px)
-            for k, v in score_prediction(depth, sample.depth_m, kind, min_depth=opts.min_depth,
-                                         max_depth=opts.max_depth).items():  # fmt: skip
-                setattr(row, k, v)
-        except VisionbenchError as exc:
-            row.error = str(exc)
-        except (OSError, ValueError) as exc:
-            row.error = f"{type(exc).__name__}: {exc}"
-        rows.append(row)
-        if progress:
-            progress(1)
+    interrupted = False
+    try:
+        for ref in dataset:
+            row = EvalRow(name=ref.name)
+            try:
+                sample = ref.load()
+                row.image_width, row.image_height = sample.image.size
+                row.gt_height, row.gt_width = sample.depth_m.shape
+                t = time.perf_counter()
+                known = [sample.focal_px] if opts.use_known_focal and sample.focal_px else None
+                preds, predicted = forward_depth(model, model.preprocess([sample.image]), known)
+                row.runtime_ms = (time.perf_counter() - t) * 1e3
+                depth = preds[0].depth
+                assert depth is not None
+                row.focal_px_pred, row.focal_px_true = predicted[0], sample.focal_px
+                row.focal_error_pct = focal_error_pct(predicted[0], sample.focal_px)
+                for k, v in score_prediction(depth, sample.depth_m, kind, min_depth=opts.min_depth,
+                                             max_depth=opts.max_depth).items():  # fmt: skip
+                    setattr(row, k, v)
+            except VisionbenchError as exc:
+                row.error = str(exc)
+            except (OSError, ValueError) as exc:
+                row.error = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+            if progress:
+                progress(1)
+    except KeyboardInterrupt:  # Ctrl-C: the rows scored so far are the result, marked as such
+        interrupted = True
     ok = [r.model_dump() for r in rows if r.error is None]
     return EvalResult(
         model=model.name, weights_mode=model.weights.mode, weights_warning=model.weights.warning,
+        weights=weights_record(model),
         dataset=dataset.name, depth_kind=kind, alignment=ALIGN_NONE if kind == "metric" else ALIGN_LSQ,
         min_depth=opts.min_depth, max_depth=opts.max_depth, images=len(rows), failed=len(rows) - len(ok),
+        interrupted=interrupted, not_attempted=len(dataset) - len(rows),
         skipped_without_gt=dataset.skipped or [], summary=summarise(ok, SUMMARY_KEYS), rows=rows,
     )  # fmt: skip
 
@@ -164,8 +184,6 @@ def evaluate(opts: EvalOptions, progress: Any = None) -> EvalResult:
     from visionbench.models.registry import create_model, resolve_device
 
     dataset = load_dataset(opts.dataset, opts.depth_scale)
-    if opts.max_depth is not None and opts.max_depth <= opts.min_depth:
-        raise BadInputError(f"--max-depth {opts.max_depth} must be above --min-depth {opts.min_depth}")
     model = create_model(opts.model, weights=opts.weights, device=str(resolve_device(opts.device)), dtype=opts.dtype,
                          input_size=opts.input_size, seed=opts.seed)  # fmt: skip
     return evaluate_model(model, dataset, opts, progress)
@@ -190,9 +208,19 @@ def _cell(v: Any) -> Any:
 
 
 def write_eval(result: EvalResult, out: Path) -> dict[str, Path]:
-    """eval.json (everything) and eval.csv (rows + mean) under `out`, written atomically."""
+    """eval.json (everything) and eval.csv (rows + mean) under `out`, written atomically.
+
+    OutputWriteError when the filesystem refuses: the caller has the result and shows it first.
+    """
     out = Path(out)
-    return {
-        "json": write_json(out / "eval.json", result.model_dump(mode="json")),
-        "csv": write_bytes(out / "eval.csv", rows_csv(result).encode()),
-    }
+    try:
+        return {
+            "json": write_json(out / "eval.json", result.model_dump(mode="json")),
+            "csv": write_bytes(out / "eval.csv", rows_csv(result).encode()),
+        }
+    except OSError as exc:
+        where = exc.filename or out
+        raise OutputWriteError(
+            f"writing the eval results failed: {where}: {exc.strerror or type(exc).__name__} "
+            "(the scores are printed above)"
+        ) from None

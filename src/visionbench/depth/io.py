@@ -7,6 +7,7 @@ renamed over it, so an interrupted run never leaves a half-written file that `--
 from __future__ import annotations
 
 import io
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from visionbench.errors import UnsupportedOptionError
-from visionbench.files import atomic_write, write_bytes
+from visionbench.files import atomic_write, write_bytes, write_json  # noqa: F401 - depth.io is where depth code writes
 
 MM_PER_M = 1000.0
 PNG16_MAX = 65535  # 65.535 m: farther depths saturate in the 16-bit PNG (the .npy keeps them)
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk of every PNG: length 0, IEND, its CRC
 FAR_INDEX = 24  # colour-table entry of the farthest depth; 0..23 are skipped (see colourise)
 
 
@@ -35,6 +37,54 @@ def save_image(path: Path, image: Image.Image, fmt: str = "PNG") -> Path:
 
 def save_npy(path: Path, array: np.ndarray) -> Path:
     return atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array, dtype=np.float32)))
+
+
+def is_whole(path: Path) -> bool:
+    """The file is there and complete: .npy as long as its header says, PNG chunks intact to IEND,
+    .ply with every vertex its header counts, JSON parses. `--resume` trusts only whole files."""
+    path = Path(path)
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".npy":
+            return _npy_whole(path)
+        if suffix == ".png":
+            with Image.open(path) as im:
+                im.verify()  # reads every chunk and checks its CRC, up to IEND
+            with open(path, "rb") as fh:  # verify stops at IEND's name: the file must end with the whole chunk
+                fh.seek(-len(PNG_END), 2)
+                return fh.read() == PNG_END
+        if suffix == ".ply":
+            return _ply_whole(path)
+        if suffix == ".json":
+            json.loads(path.read_bytes())
+            return True
+        return path.is_file()
+    except (OSError, ValueError, SyntaxError, EOFError):  # PIL reports broken files with all of these
+        return False
+
+
+def _npy_whole(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fmt = np.lib.format
+        major, _minor = fmt.read_magic(fh)
+        read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, _fortran, dtype = read_header(fh)
+        expected = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return path.stat().st_size == expected
+
+
+def _ply_whole(path: Path) -> bool:
+    """A binary PLY as `pointcloud.write_ply` writes it: header, then vertex count x record size bytes."""
+    sizes = {"float": 4, "uchar": 1, "double": 8, "int": 4, "uint": 4, "short": 2, "ushort": 2, "char": 1}
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+        end = head.find(b"end_header\n")
+        if not head.startswith(b"ply\n") or end < 0:
+            return False
+        lines = head[:end].decode("ascii").splitlines()
+        count = int(next(ln for ln in lines if ln.startswith("element vertex")).split()[-1])
+        record = sum(sizes[ln.split()[1]] for ln in lines if ln.startswith("property "))
+    return path.stat().st_size == end + len(b"end_header\n") + count * record
 
 
 def depth_to_png16(depth_m: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
+from visionbench.depth.inputs import readable_reason
 from visionbench.depth.intrinsics import exif_focal_35mm
 from visionbench.errors import BadInputError
 from visionbench.images import load_image
@@ -49,6 +50,9 @@ def _decode(index: int, path: Path, read_exif: bool) -> LoadedImage:
     import time
 
     t0 = time.perf_counter()
+    reason = readable_reason(path)  # permission denied or a symlink loop is said as such, never "corrupt"
+    if reason is not None:
+        return LoadedImage(index, path, error=f"{path}: cannot read ({reason})")
     try:
         image = load_image(path)
     except BadInputError as exc:

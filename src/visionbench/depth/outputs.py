@@ -2,7 +2,7 @@
 
 Outputs keep the input's relative path under `--out`: `photos/a/b.jpg` given as the folder `photos`
 becomes `OUT/a/b.depth.png`, `OUT/a/b.depth.npy`, ... The JSON sidecar is written last, so its
-presence (with the other files) is what `--resume` trusts.
+presence (with the other files, each checked whole) is what `--resume` trusts.
 """
 
 from __future__ import annotations
@@ -16,9 +16,15 @@ import numpy as np
 from PIL import Image
 
 from visionbench.depth import io
+from visionbench.depth.inputs import find_inputs
 from visionbench.depth.pointcloud import backproject, write_ply
-from visionbench.errors import BadInputError
-from visionbench.images import find_images
+from visionbench.errors import BadInputError, VisionbenchError
+
+
+class OutputWriteError(VisionbenchError):
+    """Writing an output failed in the filesystem (disk full, read-only, no permission): the run stops there."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,8 @@ class OutputPlan:
         return self.base.with_name(self.base.name + suffix)
 
     def complete(self, **kw: Any) -> bool:
-        return all(p.exists() for p in self.files(**kw).values())
+        """Every output is there and whole (a truncated or garbled file means the image is done again)."""
+        return all(io.is_whole(p) for p in self.files(**kw).values())
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -57,8 +64,23 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
+@dataclass
+class InputScan:
+    """What a run will read: one plan per image, files left out (inside `--out`), paths that could not be read."""
+
+    plans: list[OutputPlan]
+    excluded: list[Path]
+    problems: list[tuple[Path, str]]  # (path, reason): unlistable folders, symlink loops, dangling links
+
+
 def plan_outputs(inputs: list[str | Path], out: Path) -> tuple[list[OutputPlan], list[Path]]:
-    """Images found in `inputs` with their output names, and the files left out because they lie in `out`.
+    """Images found in `inputs` with their output names, and the files left out because they lie in `out`."""
+    scan = scan_inputs(inputs, out)
+    return scan.plans, scan.excluded
+
+
+def scan_inputs(inputs: list[str | Path], out: Path) -> InputScan:
+    """Images found in `inputs` with their output names, the files left out and the paths that cannot be read.
 
     The output folder may sit inside an input folder: its files are never read back as inputs. It may
     not be an input folder itself or contain one (outputs would mix with, or shadow, the photos).
@@ -66,16 +88,17 @@ def plan_outputs(inputs: list[str | Path], out: Path) -> tuple[list[OutputPlan],
     out = Path(out).expanduser().resolve()
     plans: list[OutputPlan] = []
     excluded: list[Path] = []
+    problems: list[tuple[Path, str]] = []
     used: set[Path] = set()
     for item in inputs:
         root_arg = Path(item).expanduser()
-        if not root_arg.exists():
-            raise BadInputError(f"{root_arg}: no such file or folder")
+        found = find_inputs([root_arg])  # a missing input or a symlink loop is a BadInputError naming it
+        problems += found.problems
         root = root_arg.resolve()
         if root.is_dir() and (root == out or _inside(root, out)):
             raise BadInputError(f"--out {out} is the input folder {root} or contains it; choose a separate folder")
         base_dir = root if root.is_dir() else root.parent
-        for path in find_images([root_arg]):
+        for path in found.paths:
             resolved = path.expanduser().resolve()
             if _inside(resolved, out):
                 excluded.append(path)
@@ -89,7 +112,33 @@ def plan_outputs(inputs: list[str | Path], out: Path) -> tuple[list[OutputPlan],
                     base, n = out / rel.parent / f"{rel.stem}_{n}", n + 1
             used.add(base)
             plans.append(OutputPlan(path, base))
-    return plans, excluded
+    return InputScan(plans, excluded, problems)
+
+
+def no_images_message(inputs: list[str | Path], scan: InputScan, out: Path) -> str:
+    """Why a run has nothing to do, in the words that help: all inside --out, unreadable, or none there."""
+    where = ", ".join(map(str, inputs))
+    if scan.excluded:
+        return (f"every image found in {where} ({len(scan.excluded)}) lies inside --out {out}; outputs are never "
+                "read back as inputs: pass the photos' folder or choose another --out")  # fmt: skip
+    if scan.problems:
+        path, reason = scan.problems[0]
+        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
+        return f"no images could be read in {where}: {path}: {reason}{more}"
+    return f"no images found in {where} (looked for jpg, jpeg, png, webp, bmp, tiff)"
+
+
+def weights_record(model: Any) -> dict[str, Any]:
+    """The model's weights record as the adapter exposes it (source, revision, file hashes when known):
+    the results-schema form (`record()`) where the adapter has it, so every output says the same."""
+    weights = model.weights
+    if callable(getattr(weights, "record", None)):
+        weights = weights.record()
+    if hasattr(weights, "model_dump"):
+        return weights.model_dump(mode="json")
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(weights) if is_dataclass(weights) else {"source": str(weights)}
 
 
 def depth_stats(depth: np.ndarray) -> dict[str, float | None]:

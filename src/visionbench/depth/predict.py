@@ -76,4 +76,16 @@ def forward_depth(
         else:
             preds = model.postprocess(outputs, batch)
             predicted = [p.focal_px for p in preds]
+    for pred, size in zip(preds, batch.sizes, strict=True):
+        pred.depth = image_shaped(pred.depth, size)
     return preds, predicted
+
+
+def image_shaped(depth: Any, size: tuple[int, int]) -> Any:
+    """Depth as [H, W] of its image. transformers' post-processing squeezes every axis of length 1, so a
+    photo 1 px wide or high came back 1-D and every writer after it failed; the values are in order."""
+    if depth is None or depth.shape == tuple(size):
+        return depth
+    if depth.size != size[0] * size[1]:
+        raise ValueError(f"depth of shape {tuple(depth.shape)} does not fit its image of {size[1]}x{size[0]} px")
+    return depth.reshape(size)

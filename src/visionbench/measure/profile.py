@@ -19,6 +19,7 @@ would not add up to the median total on a busy machine, where a burst of content
 component in one run and another in the next. `forward_ms` (median of the plain forwards) is the
 headline time, `hook_overhead` what the synchronising hooks cost, `noise` the spread of the totals.
 FLOPs come from `torch.utils.flop_counter` (2 FLOPs per multiply-add) in a separate forward.
+The records it produces (`ProfileResult`, `ComponentProfile`) live in `visionbench.results`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from pydantic import BaseModel, Field
 
 from visionbench.measure.flops import component_flops, count_flops
 from visionbench.models.base import Batch, VisionModel
+from visionbench.results import OTHER, ComponentProfile, ProfileResult
 
-OTHER = "other (glue)"
+__all__ = ["OTHER", "ComponentProfile", "ProfileResult", "profile", "profile_model"]
+
 METHOD = (
     "forward pre/post hooks on each component's root modules; the device is synchronised at every hook "
     "(torch.cuda.synchronize on CUDA) and time between hooks goes to the innermost running component "
@@ -42,50 +44,6 @@ METHOD = (
     "the middle half of the runs ranked by total, so rows add up to the total; "
     "FLOPs from torch.utils.flop_counter (2 per multiply-add)"
 )
-
-
-class ComponentProfile(BaseModel):
-    """One component's share of a forward pass."""
-
-    label: str = Field(description="Component name, e.g. 'patch encoder'; 'other (glue)' for the rest.")
-    prefixes: list[str] = Field(description="Module paths of the component's roots.")
-    calls: int = Field(description="Root-module calls in one forward pass.")
-    time_ms: float = Field(description="Exclusive time per forward (mean over the middle-half runs), milliseconds.")
-    time_share: float = Field(description="time_ms / hooked_ms (0..1; the rows add up to 1).")
-    time_ms_samples: list[float] = Field(description="Exclusive time in each timed run, milliseconds.")
-    flops: int = Field(description="FLOPs of the component in one forward (2 per multiply-add).")
-    flop_share: float = Field(description="flops / the forward's total FLOPs (0..1).")
-    params: int = Field(description="Parameters under the component's prefixes.")
-    param_share: float = Field(description="params / all parameters (0..1).")
-
-
-class ProfileResult(BaseModel):
-    """Where the time, FLOPs and parameters of one forward pass go, component by component."""
-
-    model: str
-    task: str
-    device: str
-    dtype: str
-    input_size: int
-    batch_size: int
-    input_shapes: dict[str, list[int]] = Field(description="Shape of each model input.")
-    weights_mode: str = Field(description="'pretrained' or 'random' (timing and FLOPs are valid either way).")
-    runs: int = Field(description="Timed runs (each: one plain and one hooked forward).")
-    warmup: int = Field(description="Untimed warmup runs before timing.")
-    method: str = Field(default=METHOD, description="How the figures were measured.")
-    forward_ms: float = Field(description="Median time of a plain forward (no hooks), milliseconds.")
-    forward_ms_samples: list[float]
-    hooked_ms: float = Field(description="Hooked forward, mean over the middle-half runs: the total of the rows, ms.")
-    hooked_ms_samples: list[float]
-    hook_overhead: float = Field(description="hooked_ms / forward_ms - 1: what the synchronising hooks cost.")
-    noise: float = Field(description="Interquartile range / median of the hooked totals: timing noise of the runs.")
-    used_runs: list[int] = Field(description="Indices of the runs averaged (the middle half by hooked total).")
-    params: int
-    flops: int
-    components: list[ComponentProfile] = Field(description="Components in model order, then 'other (glue)'.")
-
-    def shares(self) -> dict[str, float]:
-        return {c.label: c.time_share for c in self.components}
 
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
@@ -252,6 +210,7 @@ def profile_model(
         weights_mode=model.weights.mode,
         runs=runs,
         warmup=warmup,
+        method=METHOD,
         forward_ms=plain_med,
         forward_ms_samples=plain,
         hooked_ms=hooked_mean,

@@ -7,9 +7,12 @@ the same way: `batch = m.preprocess(images)`, `out = m.forward(batch)`, `preds =
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -17,16 +20,45 @@ from PIL import Image
 
 from visionbench.models.card import ModelCard
 
+if TYPE_CHECKING:
+    from visionbench.results import WeightsRecord
+
 WeightsMode = Literal["pretrained", "random"]
 
 
 @dataclass(frozen=True)
 class WeightsInfo:
-    """Where the weights of a built model came from; every output repeats this."""
+    """Where the weights of a built model came from; every output repeats this (`record()`)."""
 
     mode: WeightsMode
     source: str  # e.g. "hub cache apple/DepthPro-hf", "file /x/model.safetensors", "random init (seed 0)"
     warning: str | None = None  # set when `auto` fell back to random weights: said loudly everywhere
+    revision: str | None = None  # hub commit of the snapshot, or the release tag of a downloaded file
+    files: dict[str, str] = field(default_factory=dict)  # path of each file read -> its SHA-256
+
+    def record(self) -> WeightsRecord:
+        """The results-schema form, so run.json, sidecars, layers.json and eval results say the same."""
+        from visionbench.results import WeightsRecord
+
+        return WeightsRecord(
+            mode=self.mode, source=self.source, warning=self.warning, revision=self.revision, files=dict(self.files)
+        )
+
+
+def file_digests(paths: list[Path]) -> dict[str, str]:
+    """SHA-256 of each file (resolved path -> hex digest), remembered per (path, size, mtime)."""
+    out: dict[str, str] = {}
+    for path in paths:
+        resolved = path.resolve()
+        st = resolved.stat()
+        out[str(path)] = _sha256(str(resolved), st.st_size, st.st_mtime_ns)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass
@@ -107,6 +139,11 @@ class VisionModel(ABC):
     def name(self) -> str:
         return self.card.name
 
+    @property
+    def variant(self) -> str | None:
+        """How the module differs from the trained one, e.g. `fused` for YOLO; None when it does not."""
+        return None
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
@@ -162,10 +199,14 @@ class VisionModel(ABC):
             "library": self.card.library,
             "architecture": self.card.architecture,
             "params": self.num_params(),
+            "published_params": self.card.params,
+            "variant": self.variant,
             "input_size": self.input_size,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "weights_mode": self.weights.mode,
             "weights_source": self.weights.source,
             "weights_warning": self.weights.warning,
+            "weights_revision": self.weights.revision,
+            "weights_files": dict(self.weights.files),
         }

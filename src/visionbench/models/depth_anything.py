@@ -15,7 +15,7 @@ from PIL import Image
 
 from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
 from visionbench.models.card import ModelCard
-from visionbench.models.hf_common import build_transformers, meta_module
+from visionbench.models.hf_common import adopt_folder_processor, build_transformers, meta_module
 from visionbench.models.registry import BuildSpec, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -104,12 +104,17 @@ def _builder(variant: str) -> Any:
                 WeightsInfo("random", "meta (no weights)"),
             )
         else:
-            module, info, _ = build_transformers(
+            module, info, folder = build_transformers(
                 spec, DepthAnythingForDepthEstimation, config, spec.card.weights_source
             )
-        return DepthAnythingModel(
+        model = DepthAnythingModel(
             spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype
         )
+        if spec.device.type != "meta" and folder is not None:
+            from transformers import DPTImageProcessor
+
+            adopt_folder_processor(model, folder, DPTImageProcessor, spec)
+        return model
 
     return build
 

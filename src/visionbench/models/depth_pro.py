@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from visionbench.errors import UnsupportedOptionError
+from visionbench.models import depth_pro_checkpoint
 from visionbench.models.base import Batch, Prediction, VisionModel
 from visionbench.models.card import ModelCard
-from visionbench.models.hf_common import build_transformers, meta_module
+from visionbench.models.hf_common import adopt_folder_processor, build_transformers, meta_module
 from visionbench.models.registry import BuildSpec, register
 
 IMAGENET_STANDARD = (0.5, 0.5, 0.5)
@@ -157,6 +158,13 @@ def _patch_scales(config: Any) -> list[str]:
     return [label for group in reversed(groups) for label in group]
 
 
+def _apple_layout(state: dict[str, torch.Tensor], file: Any) -> tuple[dict[str, torch.Tensor], str]:
+    """Apple's depth_pro.pt (ml-depth-pro names) mapped onto transformers' names; other files as they are."""
+    if not depth_pro_checkpoint.is_original(state):
+        return state, ""
+    return depth_pro_checkpoint.original_to_hf(state, str(file)), " (Apple's ml-depth-pro layout, names mapped)"
+
+
 def _builder(tiny: bool, use_fov: bool = True) -> Any:
     def build(spec: BuildSpec) -> VisionModel:
         from transformers import DepthProForDepthEstimation
@@ -172,11 +180,17 @@ def _builder(tiny: bool, use_fov: bool = True) -> Any:
             from visionbench.models.base import WeightsInfo
 
             module, info = meta_module(DepthProForDepthEstimation, config), WeightsInfo("random", "meta (no weights)")
+            folder = None
         else:
-            module, info, _ = build_transformers(
-                spec, DepthProForDepthEstimation, config, None if tiny else spec.card.weights_source
+            module, info, folder = build_transformers(
+                spec, DepthProForDepthEstimation, config, None if tiny else spec.card.weights_source, _apple_layout
             )
-        return DepthProModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
+        model = DepthProModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
+        if folder is not None:
+            from transformers import DepthProImageProcessor
+
+            adopt_folder_processor(model, folder, DepthProImageProcessor, spec)
+        return model
 
     return build
 

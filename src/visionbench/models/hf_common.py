@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +12,11 @@ import torch
 from torch import nn
 
 from visionbench.errors import WeightsError
-from visionbench.models.base import WeightsInfo
+from visionbench.models.base import WeightsInfo, file_digests
 from visionbench.models.materialize import build_with_random_weights, parameters_on_meta
 from visionbench.models.registry import BuildSpec
 from visionbench.models.weights import (
-    fetch_hf_snapshot,
+    find_hf_snapshot,
     load_into,
     random_fallback_warning,
     read_state_dict,
@@ -23,6 +24,7 @@ from visionbench.models.weights import (
 )
 
 log = logging.getLogger("visionbench")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 def build_transformers(
@@ -30,8 +32,13 @@ def build_transformers(
     model_cls: Any,
     config: Any,
     repo_id: str | None,
+    convert: Callable[[dict[str, torch.Tensor], Path], tuple[dict[str, torch.Tensor], str]] | None = None,
 ) -> tuple[nn.Module, WeightsInfo, Path | None]:
-    """The module, where its weights came from, and the pretrained folder (for its processor config)."""
+    """The module, where its weights came from, and the pretrained folder (for its processor config).
+
+    `convert` maps a single weights file's state dict from another layout (e.g. Apple's depth_pro.pt)
+    and says what it did, for the record.
+    """
     req = spec.weights
     if req.kind == "random":
         return _random(spec, model_cls, config), WeightsInfo("random", f"random init (seed {spec.seed})"), None
@@ -39,19 +46,48 @@ def build_transformers(
         assert req.path is not None
         folder = req.path if req.path.is_dir() and (req.path / "config.json").exists() else None
         if folder is not None:
-            return _from_folder(spec, model_cls, folder), WeightsInfo("pretrained", f"folder {folder}"), folder
+            return _from_folder(spec, model_cls, folder), folder_info(f"folder {folder}", folder), folder
         file = resolve_file_in_folder(req.path) if req.path.is_dir() else req.path
-        module = _from_file(spec, model_cls, config, file)
-        return module, WeightsInfo("pretrained", f"file {file}"), None
+        module, note = _from_file(spec, model_cls, config, file, convert)
+        return module, WeightsInfo("pretrained", f"file {file}{note}", files=file_digests([file])), None
     # auto: cache or hub, else random with a loud warning
-    folder = fetch_hf_snapshot(repo_id) if repo_id else None
+    folder, where = find_hf_snapshot(repo_id) if repo_id else (None, "no hub repository is known for it")
     if folder is not None:
-        return _from_folder(spec, model_cls, folder), WeightsInfo("pretrained", f"hub {repo_id} ({folder})"), folder
-    where = f"{repo_id} is not in the local Hugging Face cache and the hub is unreachable" if repo_id else "none known"
+        return _from_folder(spec, model_cls, folder), folder_info(f"hub {repo_id} ({folder})", folder), folder
     warning = random_fallback_warning(spec.card.name, where)
     log.warning(warning)
     module = _random(spec, model_cls, config)
     return module, WeightsInfo("random", f"random init (seed {spec.seed})", warning), None
+
+
+def adopt_folder_processor(model: Any, folder: Path, processor_cls: Any, spec: BuildSpec) -> None:
+    """A pretrained folder's own preprocessor settings replace the built-in ones, and the record says so.
+
+    Without an explicit `--input-size`, the folder's resize size becomes the model's input size.
+    """
+    if not (folder / "preprocessor_config.json").is_file():
+        return
+    try:
+        processor = processor_cls.from_pretrained(str(folder))
+    except Exception as exc:  # noqa: BLE001 - a broken processor file: one clear line
+        text = str(exc).strip().splitlines()
+        raise WeightsError(f"{folder}/preprocessor_config.json: cannot read it ({text[0] if text else exc})") from exc
+    model.__dict__["processor"] = processor  # replaces the cached built-in processor
+    size = getattr(processor, "size", None) or {}
+    if not spec.input_size_given and size.get("height") and size.get("height") == size.get("width"):
+        model.input_size = int(size["height"])
+    model.weights = dataclasses.replace(
+        model.weights, source=f"{model.weights.source}; config and preprocessor settings from that folder"
+    )
+
+
+def folder_info(source: str, folder: Path) -> WeightsInfo:
+    """A pretrained folder's record: its hub commit (a cache snapshot's name) and each file's SHA-256."""
+    revision = folder.name if folder.parent.name == "snapshots" else None
+    names = ("config.json", "preprocessor_config.json")
+    files = [folder / n for n in names if (folder / n).is_file()]
+    files += sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    return WeightsInfo("pretrained", source, revision=revision, files=file_digests(files))
 
 
 def _random(spec: BuildSpec, model_cls: Any, config: Any) -> nn.Module:
@@ -70,13 +106,16 @@ def _from_folder(spec: BuildSpec, model_cls: Any, folder: Path) -> nn.Module:
     return module.to(spec.device).eval()
 
 
-def _from_file(spec: BuildSpec, model_cls: Any, config: Any, file: Path) -> nn.Module:
+def _from_file(spec: BuildSpec, model_cls: Any, config: Any, file: Path, convert: Any = None) -> tuple[nn.Module, str]:
     """Architecture on meta, then the file's tensors assigned in place: one copy of the weights."""
     state = read_state_dict(file, allow_pickle=spec.trust_remote_code)
+    note = ""
+    if convert is not None:
+        state, note = convert(state, file)
     with parameters_on_meta():
         module = model_cls(config)
     load_into(module, state, str(file))
-    return module.to(device=spec.device, dtype=spec.dtype).eval()
+    return module.to(device=spec.device, dtype=spec.dtype).eval(), note
 
 
 def meta_module(model_cls: Any, config: Any) -> nn.Module:

@@ -55,19 +55,24 @@ class PromptedSam(nn.Module):
 
 
 class MobileSamModel(VisionModel):
-    """Resize the long side to the input size, pad bottom-right, normalise; point at the centre."""
+    """As ultralytics' SAM predictor: its letterbox (long side to the input size, padded bottom-right
+    with grey 114), then normalised; prompts scaled by the same ratio; default point at the centre."""
 
     def preprocess(self, images: list[Image.Image], points: list[tuple[float, float]] | None = None) -> Batch:
+        from ultralytics.data.augment import LetterBox
+
         s = self.input_size
+        letterbox = LetterBox((s, s), auto=False, center=False)
         mean = torch.tensor(PIXEL_MEAN).view(3, 1, 1)
         std = torch.tensor(PIXEL_STD).view(3, 1, 1)
         batch, coords, scales = [], [], []
         for i, im in enumerate(images):
-            scale = s / max(im.width, im.height)
-            nw, nh = round(im.width * scale), round(im.height * scale)
-            arr = np.asarray(im.convert("RGB").resize((nw, nh), Image.BILINEAR), dtype=np.float32)
-            x = (torch.from_numpy(arr).permute(2, 0, 1) - mean) / std
-            batch.append(F.pad(x, (0, s - nw, 0, s - nh)))
+            scale = min(s / im.width, s / im.height)
+            nw, nh = int(round(im.width * scale)), int(round(im.height * scale))
+            bgr = np.ascontiguousarray(np.asarray(im.convert("RGB"))[..., ::-1])
+            rgb = np.ascontiguousarray(letterbox(image=bgr)[..., ::-1])
+            x = (torch.from_numpy(rgb).permute(2, 0, 1).float() - mean) / std
+            batch.append(x)
             px, py = points[i] if points else (im.width / 2, im.height / 2)
             coords.append([[px * scale, py * scale]])
             scales.append((nh, nw))

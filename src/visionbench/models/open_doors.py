@@ -11,13 +11,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from visionbench.errors import UnknownModelError, UnsupportedOptionError, WeightsError
-from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
+from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo, file_digests
 from visionbench.models.card import ModelCard
+from visionbench.models.checkpoints import torch_load
 from visionbench.models.depth_anything import IMAGENET_MEAN, IMAGENET_STD
-from visionbench.models.hf_common import build_transformers
+from visionbench.models.hf_common import build_transformers, folder_info
 from visionbench.models.registry import BuildSpec, register
-from visionbench.models.weights import fetch_hf_snapshot, read_state_dict
-from visionbench.models.yolo import TASK_CLASSES, YoloModel, build_yolo_module, meta_copy
+from visionbench.models.ultralytics_yaml import load_model_yaml
+from visionbench.models.weights import find_hf_snapshot, offline_hint, snapshot_missing
+from visionbench.models.yolo import TASK_CLASSES, YoloModel, build_yolo_module, fuse, meta_copy
 
 _OPEN = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, license="see the model's own card", params=None)
 
@@ -49,19 +51,23 @@ class HFDepthModel(VisionModel):
         return Batch({"pixel_values": pixels}, [(s, s)] * batch_size)
 
 
-def _hf_folder(target: str) -> Path:
+def _hf_folder(target: str) -> tuple[Path, str | None]:
+    """A local model folder, or a hub snapshot (`hf:<repo>` or `hf:<repo>@<revision>`), and its revision."""
     local = Path(target).expanduser()
     if local.is_dir():
-        if not (local / "config.json").exists():
-            raise WeightsError(f"hf:{target}: folder has no config.json")
-        return local
-    folder = fetch_hf_snapshot(target)
+        missing = snapshot_missing(local)
+        if missing:
+            raise WeightsError(f"hf:{target}: folder has no {missing}")
+        return local, None
+    if local.exists():
+        raise WeightsError(f"hf:{target}: is a file; hf: takes a model folder or a hub repo id")
+    repo, _, revision = target.partition("@")
+    folder, why = find_hf_snapshot(repo, revision or None)
     if folder is None:
         raise UnknownModelError(
-            f"hf:{target}: not a local folder, not in the Hugging Face cache, and the hub is unreachable "
-            "(set HF_HUB_OFFLINE=1 to skip the probe; download it once where the hub is reachable)"
+            f"hf:{target}: not a local folder; {why} (download it once where the hub is reachable{offline_hint()})"
         )
-    return folder
+    return folder, revision or None
 
 
 @register(
@@ -77,11 +83,11 @@ def _hf_folder(target: str) -> Path:
     )  # fmt: skip
 )
 def build_hf(spec: BuildSpec) -> VisionModel:
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     assert spec.target is not None
-    folder = _hf_folder(spec.target)
-    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
+    folder, _ = _hf_folder(spec.target)
+    config = _hf_config(folder, spec)
     metric = getattr(config, "depth_estimation_type", "relative") == "metric" or config.model_type == "depth_pro"
     card = spec.card.model_copy(
         update={
@@ -97,7 +103,7 @@ def build_hf(spec: BuildSpec) -> VisionModel:
         model_cls = _FromConfig(AutoModelForDepthEstimation, spec.trust_remote_code)
     module, info, _ = build_transformers(BuildSpec(**{**spec.__dict__, "weights": weights}), model_cls, config, None)
     if weights.path == folder:
-        info = WeightsInfo("pretrained", f"hf {spec.target} ({folder})")
+        info = folder_info(f"hf {spec.target} ({folder})", folder)
     model = HFDepthModel(card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
     try:
         model.processor = AutoImageProcessor.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
@@ -109,6 +115,41 @@ def build_hf(spec: BuildSpec) -> VisionModel:
             size={"height": s, "width": s}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD
         )
     return model
+
+
+def _hf_config(folder: Path, spec: BuildSpec) -> Any:
+    """The folder's config, or one line saying why it cannot be used (corrupt, unknown type, remote code)."""
+    import json
+
+    from transformers import AutoConfig
+
+    path = folder / "config.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if text.strip() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: not a readable JSON config ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict) or not data:
+        raise WeightsError(f"{path}: empty config (no model_type)")
+    if data.get("auto_map") and not spec.trust_remote_code:
+        raise WeightsError(
+            f"{path}: this model needs its own Python code (auto_map); pass --trust-remote-code only if you "
+            "trust its source"
+        )
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    model_type = data.get("model_type")
+    if model_type is None or (model_type not in CONFIG_MAPPING_NAMES and not spec.trust_remote_code):
+        raise WeightsError(
+            f"{path}: model_type {model_type!r} is not one this transformers knows"
+            + ("" if model_type is None else " (is transformers older than the model?)")
+        )
+    try:
+        return AutoConfig.from_pretrained(str(folder), trust_remote_code=spec.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - unknown model_type, bad values: one line
+        text = str(exc).strip().splitlines()
+        reason = text[0] if text else type(exc).__name__
+        raise WeightsError(f"{path}: cannot use this config ({reason})") from exc
 
 
 class _FromConfig:
@@ -140,28 +181,36 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
     target = spec.target
     path = Path(target).expanduser()
     if path.suffix in {".yaml", ".yml"}:
-        task = guess_model_task(str(path) if path.exists() else target)
+        cfg = load_model_yaml(target, trust_remote_code=spec.trust_remote_code)
+        task = guess_model_task(cfg)
         if task not in TASK_CLASSES:
             raise UnsupportedOptionError(
                 f"ultralytics:{target}: task {task!r} is not supported (detect, segment, pose)"
             )
-        make = lambda: build_yolo_module(str(path) if path.exists() else target, task)  # noqa: E731
+        make = lambda: build_yolo_module(cfg, task)  # noqa: E731
         spec.card = spec.card.model_copy(update={"name": f"ultralytics:{target}", "task": task, "architecture": target})
         if spec.device.type == "meta":
-            module, info = meta_copy(make()), WeightsInfo("random", "meta (no weights)")
+            module, info = meta_copy(fuse(make(), spec)), WeightsInfo("random", "meta (no weights)")
         else:
             from visionbench.models.ultralytics_common import load_ultralytics_weights
 
             module, info = load_ultralytics_weights(spec, make, None)
-            module = module.to(spec.device, spec.dtype).eval()
-    elif path.suffix == ".pt" and path.is_file():
+            module = fuse(module, spec).to(spec.device, spec.dtype).eval()
+    elif path.suffix == ".pt":
+        if not path.is_file():
+            raise WeightsError(f"ultralytics:{target}: no such file")
         module = _whole_checkpoint(path, spec)
         task = guess_model_task(module)
+        if task not in TASK_CLASSES:
+            raise UnsupportedOptionError(
+                f"ultralytics:{target}: task {task!r} is not supported (detect, segment, pose)"
+            )
         spec.card = spec.card.model_copy(
             update={"name": f"ultralytics:{target}", "task": task, "architecture": path.name}
         )
-        info = WeightsInfo("pretrained", f"file {path}")
-        module = module.to(spec.device, spec.dtype).eval()
+        info = WeightsInfo("pretrained", f"file {path}", files=file_digests([path]))
+        module = fuse(module, spec)
+        module = (meta_copy(module) if spec.device.type == "meta" else module.to(spec.device, spec.dtype)).eval()
     else:
         raise UnknownModelError(
             f"ultralytics:{target}: expected a model yaml (e.g. yolo11s.yaml) or an existing .pt file"
@@ -170,14 +219,11 @@ def build_ultralytics(spec: BuildSpec) -> VisionModel:
 
 
 def _whole_checkpoint(path: Path, spec: BuildSpec) -> torch.nn.Module:
-    """An ultralytics .pt holds a pickled model: allowed only with --trust-remote-code."""
-    if not spec.trust_remote_code:
-        read_state_dict(path)  # raises a clear WeightsError unless it is a plain weights_only file
+    """An ultralytics .pt pickles its model: read with the stock-class allow-list unless trusted."""
+    ckpt = torch_load(path, trust_remote_code=spec.trust_remote_code)
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "model"):
         raise WeightsError(
-            f"{path}: holds tensors only, no architecture; use ultralytics:<model>.yaml --weights {path}"
+            f"{path}: holds no ultralytics model (only tensors?); use ultralytics:<model>.yaml --weights {path}"
         )
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else ckpt
-    if not isinstance(model, torch.nn.Module):
-        raise WeightsError(f"{path}: no ultralytics model inside")
     return model.float()

@@ -36,6 +36,7 @@ class BuildSpec:
     seed: int = 0
     trust_remote_code: bool = False
     target: str | None = None  # what follows `hf:` or `ultralytics:`
+    input_size_given: bool = False  # False: the card's default, which a pretrained folder's processor may replace
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -155,6 +156,7 @@ def create_model(
         seed=seed,
         trust_remote_code=trust_remote_code,
         target=name.split(":", 1)[1] if name not in _REGISTRY else None,
+        input_size_given=input_size is not None,
         overrides=overrides,
     )
     return entry.builder(spec)

@@ -1,36 +1,48 @@
-"""Weights for ultralytics models: local checkpoint discovery and loading without running pickled code.
+"""Weights for ultralytics models: a local checkpoint first, else the official release file.
 
-Ultralytics `.pt` files pickle whole model objects, so `torch.load(weights_only=True)` can only read
-them when the objects are plain state dicts (MobileSAM's are). Other `.pt` files need the user's
-explicit `--trust-remote-code`; safetensors files always load.
+`auto` looks in the working folder, ultralytics' `weights_dir` and our cache; when none holds the
+file and the network answers (and neither `HF_HUB_OFFLINE` nor `YOLO_OFFLINE` is set), ultralytics'
+own downloader fetches the official release file into `weights_dir`, where `auto` finds it next
+time, under a time limit. Checkpoints are read with weights_only and the stock-class allow-list
+(`checkpoints.py`), so official `.pt` files load without `--trust-remote-code`.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
 
 from visionbench.errors import WeightsError
-from visionbench.models.base import WeightsInfo
+from visionbench.models.base import WeightsInfo, file_digests
 from visionbench.models.registry import BuildSpec
 from visionbench.models.weights import load_into, random_fallback_warning, read_state_dict, resolve_file_in_folder
+from visionbench.switches import switched_on
 
 log = logging.getLogger("visionbench")
+
+RELEASE_HOST = "github.com"
+DOWNLOAD_TIMEOUT_S = 600.0  # a whole release file (yolo11n 5.4 MB, mobile_sam 40 MB) on a slow link
+
+
+def weights_dir() -> Path:
+    """ultralytics' own weights folder (where its downloader saves), else our cache."""
+    try:
+        from ultralytics.utils import SETTINGS
+
+        return Path(SETTINGS["weights_dir"])
+    except Exception:  # noqa: BLE001 - settings unreadable: our own cache still works
+        return Path.home() / ".cache" / "visionbench" / "weights"
 
 
 def weight_search_dirs() -> list[Path]:
     """Where `auto` looks for ultralytics checkpoints: cwd, ultralytics' weights_dir, our cache."""
-    dirs = [Path.cwd(), Path.home() / ".cache" / "visionbench" / "weights"]
-    try:
-        from ultralytics.utils import SETTINGS
-
-        dirs.insert(1, Path(SETTINGS["weights_dir"]))
-    except Exception:  # noqa: BLE001
-        pass
-    return dirs
+    dirs = [Path.cwd(), weights_dir(), Path.home() / ".cache" / "visionbench" / "weights"]
+    return list(dict.fromkeys(dirs))
 
 
 def find_local_checkpoint(filename: str) -> Path | None:
@@ -41,10 +53,63 @@ def find_local_checkpoint(filename: str) -> Path | None:
     return None
 
 
+def downloads_off() -> str | None:
+    """Why no download is tried, or None when one may be."""
+    for name in ("HF_HUB_OFFLINE", "YOLO_OFFLINE"):
+        if switched_on(name):
+            return f"{name} is set"
+    return None
+
+
+def release_host_reachable(timeout_s: float = 2.0) -> bool:
+    """A TCP connect to the release host with a short timeout; never a long hang on a closed network."""
+    try:
+        with socket.create_connection((RELEASE_HOST, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def download_release_file(filename: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
+    """The official release file through ultralytics' downloader, saved in `weights_dir()`.
+
+    Raises WeightsError (one line) when the download fails, times out or leaves no file.
+    """
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
+
+    if filename not in GITHUB_ASSETS_NAMES:
+        raise WeightsError(f"{filename}: not an official ultralytics release file")
+    target = weights_dir() / filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    failure: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            attempt_download_asset(str(target))
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=fetch, name=f"download {filename}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise WeightsError(
+            f"download of {filename} timed out after {timeout_s:g} s (place the file in {target.parent})"
+        )
+    if failure:
+        raise WeightsError(f"download of {filename} failed: {_first_line(failure[0])}")
+    if not target.is_file() or target.stat().st_size == 0:
+        raise WeightsError(f"download of {filename} left no file at {target}")
+    return target
+
+
 def load_ultralytics_weights(
     spec: BuildSpec, build_random: Callable[[], nn.Module], checkpoint_name: str | None
 ) -> tuple[nn.Module, WeightsInfo]:
-    """Build the architecture, then fill it from the requested or discovered checkpoint."""
+    """Build the architecture, then fill it from the requested, discovered or downloaded checkpoint.
+
+    A file the user named never falls back to random weights: it loads or the build fails.
+    """
     req = spec.weights
     module = build_random()
     if req.kind == "random":
@@ -53,29 +118,50 @@ def load_ultralytics_weights(
         assert req.path is not None
         file = resolve_file_in_folder(req.path) if req.path.is_dir() else req.path
         load_into(module, _state(file, spec), str(file))
-        return module, WeightsInfo("pretrained", f"file {file}")
+        return module, WeightsInfo("pretrained", f"file {file}", files=file_digests([file]))
     found = find_local_checkpoint(checkpoint_name) if checkpoint_name else None
+    revision = None
+    if found is None and checkpoint_name:
+        found, revision, where = _try_download(checkpoint_name)
     if found is not None:
         try:
             load_into(module, _state(found, spec), str(found))
-            return module, WeightsInfo("pretrained", f"file {found}")
+            return module, WeightsInfo("pretrained", f"file {found}", revision=revision, files=file_digests([found]))
         except WeightsError as exc:
             where = f"found {found} but could not load it safely ({exc})"
-    else:
-        dirs = ", ".join(str(d) for d in weight_search_dirs())
-        where = f"{checkpoint_name or 'no checkpoint'} not found in {dirs} (no downloads at run time)"
+    elif not checkpoint_name:
+        where = "no checkpoint is known for this model"
     warning = random_fallback_warning(spec.card.name, where)
     log.warning(warning)
     return module, WeightsInfo("random", f"random init (seed {spec.seed})", warning)
 
 
-def _state(file: Path, spec: BuildSpec) -> dict:
+def _try_download(filename: str) -> tuple[Path | None, str | None, str]:
+    """(file, release tag, why not) for `auto`: a download only when allowed and the host answers."""
+    dirs = ", ".join(str(d) for d in weight_search_dirs())
+    missing = f"{filename} not found in {dirs}"
+    off = downloads_off()
+    if off is not None:
+        return None, None, f"{missing}, and no download was tried ({off})"
+    if not release_host_reachable():
+        return None, None, f"{missing}, and {RELEASE_HOST} is unreachable (no download)"
     try:
-        return read_state_dict(file, allow_pickle=spec.trust_remote_code)
+        file = download_release_file(filename)
     except WeightsError as exc:
-        if file.suffix == ".pt" and not spec.trust_remote_code:
-            raise WeightsError(
-                f"{exc}. Ultralytics .pt files pickle whole models; convert to safetensors or pass "
-                "--trust-remote-code to allow unpickling a file you trust"
-            ) from exc
-        raise
+        return None, None, f"{missing}; {exc}"
+    import inspect
+
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    release = inspect.signature(attempt_download_asset).parameters["release"].default  # the tag it fetches
+    log.info("downloaded %s into %s", filename, file.parent)
+    return file, f"ultralytics/assets {release}" if release else None, ""
+
+
+def _state(file: Path, spec: BuildSpec) -> dict:
+    return read_state_dict(file, allow_pickle=spec.trust_remote_code)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

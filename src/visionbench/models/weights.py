@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from visionbench.errors import BadInputError, WeightsError
+from visionbench.models.checkpoints import torch_load
+from visionbench.switches import switched_on
 
 log = logging.getLogger("visionbench")
 
@@ -49,7 +51,13 @@ def parse_weights(value: str | Path | None) -> WeightsRequest:
 
 
 def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    """The hub's own switch (`HF_HUB_OFFLINE`), read the one way every switch is read."""
+    return switched_on("HF_HUB_OFFLINE")
+
+
+def offline_hint() -> str:
+    """How to skip the network probe next time, unless the user already did."""
+    return "" if offline() else "; set HF_HUB_OFFLINE=1 to skip the network probe"
 
 
 @lru_cache(maxsize=1)
@@ -64,30 +72,66 @@ def hub_reachable(timeout_s: float = 2.0) -> bool:
         return False
 
 
-def cached_hf_snapshot(repo_id: str) -> Path | None:
+def cached_hf_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
     """The local snapshot folder of a hub repo if its config and weights are already cached."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure means "not cached"
-        return None
-    has_weights = any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
-    return folder if (folder / "config.json").exists() and has_weights else None
+    folder, _ = find_hf_snapshot(repo_id, revision, download=False)
+    return folder
 
 
-def fetch_hf_snapshot(repo_id: str) -> Path | None:
+def fetch_hf_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
     """Cached snapshot, else a download when the hub answers; None when neither works."""
-    folder = cached_hf_snapshot(repo_id)
-    if folder is not None or not hub_reachable():
-        return folder
-    try:
-        from huggingface_hub import snapshot_download
+    folder, why = find_hf_snapshot(repo_id, revision)
+    if folder is None:
+        log.info("%s: %s", repo_id, why)
+    return folder
 
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"], etag_timeout=5))
-    except Exception as exc:  # noqa: BLE001
-        log.warning("download of %s failed: %s", repo_id, exc)
-        return None
+
+def find_hf_snapshot(repo_id: str, revision: str | None = None, *, download: bool = True) -> tuple[Path | None, str]:
+    """(snapshot folder, "") or (None, why not): cached first, then a download when allowed and reachable.
+
+    A cached snapshot without its config or weights is reported as such, not as "not cached".
+    """
+    from huggingface_hub import snapshot_download
+
+    what = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        folder: Path | None = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure means "not cached"
+        folder = None
+    if folder is not None:
+        missing = snapshot_missing(folder)
+        if not missing:
+            return folder, ""
+        why = f"the cached snapshot {folder} has no {missing}"
+    else:
+        why = f"{what} is not in the local Hugging Face cache"
+    if not download:
+        return None, why
+    if offline():
+        return None, f"{why}, and HF_HUB_OFFLINE is set (no download)"
+    if not hub_reachable():
+        return None, f"{why}, and the hub is unreachable"
+    try:
+        patterns = ["*.json", "*.safetensors", "*.txt"]
+        got = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, etag_timeout=5))
+    except Exception as exc:  # noqa: BLE001 - a missing repo or revision, a timeout: one line
+        name = type(exc).__name__
+        if "Revision" in name:
+            return None, f"revision {revision!r} of {repo_id} does not exist on the hub"
+        if "RepositoryNotFound" in name:
+            return None, f"{repo_id} does not exist on the hub (or needs a login)"
+        return None, f"{why}; the download failed ({name}: {_first_line(exc)})"
+    missing = snapshot_missing(got)
+    return (got, "") if not missing else (None, f"the downloaded snapshot {got} has no {missing}")
+
+
+def snapshot_missing(folder: Path) -> str:
+    """What a model folder lacks to be loaded ("" when it has a config and a weights file)."""
+    if not (folder / "config.json").is_file():
+        return "config.json"
+    if not (any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))):
+        return "weights file (*.safetensors or *.bin)"
+    return ""
 
 
 def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
@@ -99,14 +143,16 @@ def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, torc
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle, mmap=True)
+        obj = torch_load(path, trust_remote_code=allow_pickle)
+    except WeightsError:
+        raise
     except Exception as exc:  # noqa: BLE001
         hint = "" if allow_pickle else " (read with weights_only=True: pickled code is not executed)"
         raise WeightsError(f"{path}: cannot read weights: {_first_line(exc)}{hint}") from exc
     if isinstance(obj, nn.Module):
         return obj.state_dict()
     if isinstance(obj, dict):
-        for key in ("state_dict", "model", "ema"):
+        for key in ("state_dict", "ema", "model"):  # ultralytics prefers ema, as here
             inner = obj.get(key)
             if isinstance(inner, nn.Module):
                 return inner.float().state_dict()

@@ -1,5 +1,7 @@
-"""YOLO11 detect / segment / pose (ultralytics), built from the model yaml, with ultralytics' own
-letterbox preprocessing and NMS postprocessing.
+"""YOLO11 detect / segment / pose (ultralytics), built from the model yaml, run the way ultralytics'
+predictor runs it: Conv+BN fused (`fuse=False` keeps the trained module as it is), its rectangular
+letterbox (`auto=True`: padded only to a multiple of 32) when a batch's images share one shape, and
+its NMS postprocessing. The card's parameter count is the published (unfused) one.
 
 Ultralytics runs a forward pass inside its constructor (to find strides), so parameters cannot start on
 `meta` there; these models are small (2.6-2.9 M parameters) and build in a fraction of a second.
@@ -14,10 +16,12 @@ import torch
 from PIL import Image
 from torch import nn
 
+from visionbench.errors import BadInputError
 from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
 from visionbench.models.card import ModelCard
 from visionbench.models.registry import BuildSpec, register
 from visionbench.models.ultralytics_common import load_ultralytics_weights
+from visionbench.models.ultralytics_yaml import load_model_yaml
 
 CONF_THRESHOLD = 0.25  # ultralytics' predict default
 IOU_THRESHOLD = 0.7
@@ -26,11 +30,19 @@ IOU_THRESHOLD = 0.7
 class YoloModel(VisionModel):
     """Any ultralytics detection-family model: Detect, Segment or Pose head."""
 
+    @property
+    def variant(self) -> str:
+        """`fused` (Conv+BN folded, as ultralytics' predictor runs it) or `unfused` (the trained module)."""
+        is_fused = getattr(self.module, "is_fused", None)
+        return "fused" if callable(is_fused) and is_fused() else "unfused"
+
     def preprocess(self, images: list[Image.Image]) -> Batch:
         from ultralytics.data.augment import LetterBox
 
         s = self.input_size
-        letterbox = LetterBox((s, s), auto=False, stride=32)
+        # the predictor's rule: minimum rectangle when every image has one shape, else the full square
+        same_shape = len({(im.width, im.height) for im in images}) == 1
+        letterbox = LetterBox((s, s), auto=same_shape, stride=32)
         arrays = [letterbox(image=np.ascontiguousarray(np.asarray(im.convert("RGB"))[..., ::-1])) for im in images]
         stacked = np.stack(arrays)[..., ::-1].transpose(0, 3, 1, 2)  # BGR->RGB, BHWC->BCHW
         pixels = torch.from_numpy(np.ascontiguousarray(stacked)).to(self.device).to(self.dtype) / 255.0
@@ -91,11 +103,27 @@ class YoloModel(VisionModel):
 TASK_CLASSES = {"detect": "DetectionModel", "segment": "SegmentationModel", "pose": "PoseModel"}
 
 
-def build_yolo_module(yaml: str, task: str) -> nn.Module:
+def build_yolo_module(cfg: dict[str, Any], task: str) -> nn.Module:
+    """The module from a model dict that `load_model_yaml` returned (checked, or trusted by the user)."""
+    import copy
+
     import ultralytics.nn.tasks as tasks
 
     cls = getattr(tasks, TASK_CLASSES[task])
-    return cls(yaml, verbose=False).eval()
+    try:
+        return cls(copy.deepcopy(cfg), verbose=False).eval()
+    except Exception as exc:  # noqa: BLE001 - a yaml of the right shape that ultralytics cannot build
+        text = str(exc).strip().splitlines()
+        reason = text[0] if text else type(exc).__name__
+        what = f"ultralytics:{cfg.get('yaml_file', 'yaml')}"
+        raise BadInputError(f"{what}: ultralytics cannot build it ({reason})") from exc
+
+
+def fuse(module: nn.Module, spec: BuildSpec) -> nn.Module:
+    """Conv+BN folded as ultralytics' AutoBackend does before predicting, unless `fuse=False` was asked for."""
+    if spec.overrides.get("fuse", True) and hasattr(module, "fuse"):
+        module = module.fuse(verbose=False)
+    return module
 
 
 def meta_copy(module: nn.Module) -> nn.Module:
@@ -112,11 +140,13 @@ def meta_copy(module: nn.Module) -> nn.Module:
 
 def yolo_builder(yaml: str, task: str, checkpoint: str | None) -> Any:
     def build(spec: BuildSpec) -> VisionModel:
+        cfg = load_model_yaml(yaml, trust_remote_code=spec.trust_remote_code)
         if spec.device.type == "meta":
-            module, info = meta_copy(build_yolo_module(yaml, task)), WeightsInfo("random", "meta (no weights)")
+            module = meta_copy(fuse(build_yolo_module(cfg, task), spec))
+            info = WeightsInfo("random", "meta (no weights)")
         else:
-            module, info = load_ultralytics_weights(spec, lambda: build_yolo_module(yaml, task), checkpoint)
-            module = module.to(device=spec.device, dtype=spec.dtype).eval()
+            module, info = load_ultralytics_weights(spec, lambda: build_yolo_module(cfg, task), checkpoint)
+            module = fuse(module, spec).to(device=spec.device, dtype=spec.dtype).eval()
         return YoloModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
 
     return build

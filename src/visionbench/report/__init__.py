@@ -1,49 +1,131 @@
-"""Reports computed only from result files: analysis (pure functions), report.md, summary.csv (and HTML).
+"""The report of a run, computed only from its records: report.md, report.html, summary.csv, and the terminal.
 
-`write_run_files(run, run_dir)` rewrites run.json, summary.csv and report.md atomically; the suite
-calls it after every model, so a run folder is always complete and consistent.
+One pipeline: `sections.report_blocks` builds the report's blocks from a run's records, and
+`document` renders them (Markdown, self-contained HTML, a rich table). The suite calls
+`write_run_files(run, run_dir)` after every model, so a run folder always holds a current report;
+`build_report(run_dir)` writes the same report from a run folder's files alone (`visionbench report`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from visionbench.results import RunResult, atomic_write_text, save_run
+from visionbench.errors import BadInputError
+from visionbench.files import check_output_dir, inside, write_bytes, write_text
+from visionbench.report import plots
+from visionbench.report.analysis import summary_rows
+from visionbench.report.arch import profile_table
+from visionbench.report.compare import Comparison, compare_folders, compare_runs, comparison_table, write_comparison
+from visionbench.report.document import Block, Figure, Gallery, Table, Text, render_html, render_markdown, rich_table
+from visionbench.report.runview import RunView, load_run_view, view_of
+from visionbench.report.sections import report_blocks, results_table
+from visionbench.results import RunResult, save_run
 
+__all__ = [
+    "Comparison", "ReportFiles", "build_report", "compare_folders", "compare_runs", "comparison_table",
+    "profile_table", "results_table", "rich_table", "schema_doc", "summary_csv", "write_comparison", "write_report",
+    "write_run_files",
+]  # fmt: skip
+
+log = logging.getLogger("visionbench")
 SUMMARY_FILE = "summary.csv"
-REPORT_FILE = "report.md"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+FILES_DIR = "report_files"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what a spreadsheet reads as the start of a formula
+
+
+UNDRAWN = "(charts and pictures are drawn when the run completes, or by `visionbench report`)"
+
+
+def drawn(block: Block) -> bool:
+    """False for a figure, or a gallery of figures, left undrawn (`plots.drawing(False)`)."""
+    if isinstance(block, Figure):
+        return bool(block.png)
+    return not isinstance(block, Gallery) or all(f.png for f in block.figures)
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    html: Path
+    figures: list[Path]
 
 
 def summary_csv(run: RunResult) -> str:
-    """summary.csv text: one row a model (and a batch size)."""
-    from visionbench.report.analysis import summary_rows
-
+    """summary.csv text: one row a model (and a batch size); text that a spreadsheet would run is defused."""
     rows = summary_rows(run)
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+        writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 
-def write_run_files(run: RunResult, run_dir: str | Path) -> None:
-    """run.json, summary.csv and report.md for `run`, each replaced atomically."""
-    from visionbench.report.markdown import render_report
+def csv_cell(value: Any) -> Any:
+    """Numbers stay numbers; text starting like a formula gets a leading quote (OWASP CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
+
+def write_report(view: RunView, out_dir: Path, charts: bool = True) -> ReportFiles:
+    """report.md (figures in report_files/ beside it) and report.html (figures embedded) of one view.
+
+    `charts=False` (a run still going): every section, with each chart and picture left for the end.
+    """
+    with plots.drawing(charts):
+        blocks = [b if drawn(b) else Text(UNDRAWN) for b in report_blocks(view)]
+    markdown, figures = render_markdown(blocks, FILES_DIR)
+    paths = [write_bytes(inside(out_dir / FILES_DIR, name), png) for name, png in figures.items()]
+    footer = (
+        f"visionbench report of run {view.run.run_id}, generated only from the records of its run folder "
+        f"({view.run_dir.name}: run.json, each model's layers.json and pictures)."
+    )
+    page = render_html(f"visionbench report {view.run.run_id}", blocks, footer=footer)
+    return ReportFiles(write_text(out_dir / REPORT_MD, markdown), write_text(out_dir / REPORT_HTML, page), paths)
+
+
+def write_run_files(run: RunResult, run_dir: str | Path) -> None:
+    """run.json, summary.csv, report.md and report.html for `run`, each replaced atomically.
+
+    run.json and summary.csv come first: a report that cannot be drawn is a warning, never a lost record.
+    Charts are drawn once the run is complete (Ctrl-C stops at once), so its last report has them all.
+    """
     run_dir = Path(run_dir)
     save_run(run, run_dir)
-    atomic_write_text(run_dir / SUMMARY_FILE, summary_csv(run))
-    atomic_write_text(run_dir / REPORT_FILE, render_report(run))
+    write_text(run_dir / SUMMARY_FILE, summary_csv(run))
+    try:
+        write_report(view_of(run, run_dir), run_dir, charts=run.status == "complete")
+    except Exception as exc:  # noqa: BLE001 - the records above are written; the report can be redone
+        log.warning("report of %s not written (%s); retry with `visionbench report %s`", run_dir, exc, run_dir)
+
+
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> ReportFiles:
+    """The report of the run in `run_dir` (default: into it), from the folder's files alone.
+
+    The run folder is checked first and the output folder next (one clear BadInputError each), before
+    anything is read or drawn.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise BadInputError(f"{run_dir}: no such run folder")
+    folder = run_dir.parent if run_dir.is_file() else run_dir
+    out = check_output_dir(out_dir if out_dir is not None else folder)
+    return write_report(load_run_view(folder), out)
 
 
 def schema_doc() -> str:
     """docs/results-schema.md: every record of run.json as a field table, then the JSON Schema itself."""
-    import json
-
     from visionbench.results import SCHEMA_VERSION, run_json_schema
 
     schema = run_json_schema()
@@ -51,25 +133,20 @@ def schema_doc() -> str:
         "# run.json schema",
         f"Schema version **{SCHEMA_VERSION}** (generated from the pydantic models in `visionbench/results.py` "
         "with `model_json_schema()`; do not edit by hand). Regenerate with\n\n"
-        "    python -c \"from visionbench.report import schema_doc; print(schema_doc(), end='')\" "
-        "> docs/results-schema.md",
+        "    VISIONBENCH_UPDATE_SNAPSHOTS=1 pytest tests/test_results.py -k schema_doc",
         "Read a run with `visionbench.results.load_run(run_dir) -> RunResult`; write one with "
-        "`save_run(run, run_dir)` (atomic). Readers accept any file of the same major version; fields are only "
-        "added, with defaults, within a major version. Units are in the field names: `_ms`, `_s`, `_bytes`, `_per_s`.",
+        "`save_run(run, run_dir)` (atomic). Readers accept any file of the same major version and ignore fields "
+        "they do not know (a newer minor version added them, with defaults); a file of another major version is "
+        "refused with one line. Units are in the field names: `_ms`, `_s`, `_bytes`, `_per_s`.",
     ]
     defs = {"RunResult": schema, **schema.get("$defs", {})}
     for name, spec in defs.items():
-        rows = []
         required = set(spec.get("required", []))
-        for field, prop in spec.get("properties", {}).items():
-            desc = prop.get("description", "")
-            rows.append([f"`{field}`" + ("" if field in required else " (optional)"), _schema_type(prop), desc])
+        rows = [[field + ("" if field in required else " (optional)"), _schema_type(prop), prop.get("description", "")]
+                for field, prop in spec.get("properties", {}).items()]  # fmt: skip
         if rows:
-            parts += [
-                f"## {name}",
-                spec.get("description", "").strip(),
-                _left_table(["field", "type", "meaning"], rows),
-            ]
+            table, _ = render_markdown([Table(["field", "type", "meaning"], rows, align=["left"] * 3)], ".")
+            parts += [f"## {name}", spec.get("description", "").strip(), table.strip()]
     parts += ["## JSON Schema", "```json\n" + json.dumps(schema, indent=2) + "\n```"]
     return "\n\n".join(p for p in parts if p) + "\n"
 
@@ -84,20 +161,6 @@ def _schema_type(prop: dict[str, Any]) -> str:
     if prop.get("type") == "object":
         extra = prop.get("additionalProperties")
         return f"map to {_schema_type(extra)}" if isinstance(extra, dict) else "object"
-    if "enum" in prop:
-        return " / ".join(json_repr(v) for v in prop["enum"])
-    if "const" in prop:
-        return json_repr(prop["const"])
+    if "enum" in prop or "const" in prop:
+        return " / ".join(json.dumps(v) for v in prop.get("enum", [prop.get("const")]))
     return str(prop.get("type", "any"))
-
-
-def json_repr(v: object) -> str:
-    return f'"{v}"' if isinstance(v, str) else str(v)
-
-
-def _left_table(head: list[str], rows: list[list[str]]) -> str:
-    def esc(x: str) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(head) + " |", "|" + " :--- |" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from visionbench.results import LatencyStats, ModelResult, RunResult
+from visionbench.results import BatchResult, LatencyStats, ModelResult, RunResult
 
 MB = 1_000_000
 
@@ -53,6 +53,13 @@ class Verdict:
 def ok_models(run: RunResult) -> list[ModelResult]:
     """Models with at least one batch size measured."""
     return [m for m in run.models if m.status == "ok" and m.primary is not None]
+
+
+def measured_batch(m: ModelResult) -> BatchResult | None:
+    """What a table row shows: the primary batch size, else (a stopped model) the first one with any figure."""
+    if m.primary is not None:
+        return m.primary
+    return next((b for b in sorted(m.batches, key=lambda b: b.batch_size) if b.model_latency or b.memory), None)
 
 
 def model_latency(m: ModelResult) -> LatencyStats | None:
@@ -167,14 +174,15 @@ def suitability(m: ModelResult) -> list[Verdict]:
         passed = v < req.limit
         factor = v / req.limit
         how = f"{factor:.2f}x the limit" if not passed else f"{1 / factor:.2f}x headroom" if v > 0 else "no time"
-        note = f"{_fmt(v, req.unit)} vs < {_fmt(req.limit, req.unit)} ({how})"
+        note = f"{quantity(v, req.unit)} vs < {quantity(req.limit, req.unit)} ({how})"
         if e2e is None and req.key in {"video30", "ar60", "driving"}:
             note += "; model latency only (end to end not measured)"
         out.append(Verdict(req, passed, v, note))
     return out
 
 
-def _fmt(v: float, unit: str) -> str:
+def quantity(v: float, unit: str) -> str:
+    """A requirement's figure with its unit: minutes above 2 min, seconds above 1000 ms."""
     if unit == "s" and v >= 120:
         return f"{v / 60:.1f} min"
     return f"{v:,.1f} {unit}" if v < 1000 or unit != "ms" else f"{v / 1000:,.2f} s"
@@ -184,28 +192,23 @@ def summary_rows(run: RunResult) -> list[dict[str, Any]]:
     """One flat row per model (and per batch size beyond the first) for summary.csv."""
     rows = []
     for m in run.models:
-        batches = m.batches or [None]
-        for b in batches:
-            ml = b.model_latency if b else None
-            el = b.e2e_latency if b else None
-            mem = b.memory if b else None
+        for b in m.batches or [None]:
+            ml, el, mem = (b.model_latency, b.e2e_latency, b.memory) if b else (None, None, None)
             rows.append({
                 "model": m.name, "status": m.status if b is None or b.status == "ok" else b.status,
+                "partial": m.partial, "partial_reason": m.partial_reason or "",
                 "error": (b.error if b and b.error else m.error) or "",
                 "weights": m.weights.mode if m.weights else "", "device": m.device, "dtype": m.dtype,
                 "input_size": m.input_size, "batch_size": b.batch_size if b else "",
                 "load_time_s": m.load_time_s, "params": m.params, "flops": b.flops if b else m.flops,
-                "model_mean_ms": ml.mean_ms if ml else None, "model_std_ms": ml.std_ms if ml else None,
-                "model_median_ms": ml.median_ms if ml else None, "model_p90_ms": ml.p90_ms if ml else None,
-                "model_p99_ms": ml.p99_ms if ml else None, "model_min_ms": ml.min_ms if ml else None,
-                "model_max_ms": ml.max_ms if ml else None, "model_samples": ml.count if ml else None,
-                "fps": ml.fps if ml else None,
-                "throughput_images_per_s": ml.throughput_images_per_s if ml else None,
-                "e2e_mean_ms": el.mean_ms if el else None, "e2e_median_ms": el.median_ms if el else None,
-                "e2e_p90_ms": el.p90_ms if el else None, "e2e_fps": el.fps if el else None,
-                "peak_bytes": mem.peak_bytes if mem else None,
-                "after_load_bytes": mem.after_load_bytes if mem else None,
-                "achieved_flops_per_s": b.achieved_flops_per_s if b else None,
+                **_fields(ml, ["mean_ms", "std_ms", "median_ms", "p90_ms", "p99_ms", "min_ms", "max_ms"], "model_"),
+                "model_samples": ml.count if ml else None, **_fields(ml, ["fps", "throughput_images_per_s"]),
+                **_fields(el, ["mean_ms", "median_ms", "p90_ms", "fps"], "e2e_"),
+                **_fields(mem, ["peak_bytes", "after_load_bytes"]), **_fields(b, ["achieved_flops_per_s"]),
                 "max_batch_size": m.max_batch_size, "oom_batch_size": m.oom_batch_size,
             })  # fmt: skip
     return rows
+
+
+def _fields(record: Any, names: list[str], prefix: str = "") -> dict[str, Any]:
+    return {prefix + n: getattr(record, n) if record is not None else None for n in names}

@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from visionbench.measure.profile import OTHER, ProfileResult
 from visionbench.report import fmt, plots
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.runview import Dissection, ModelView, RunView
+from visionbench.results import OTHER, ProfileResult
 
 MAX_GRIDS = 3  # feature-map grids shown per model
 RANDOM_NOTE = (
@@ -48,6 +48,11 @@ def profile_blocks(m: ModelView) -> list[Block]:
     p = m.profile
     if p is None:
         return [Note("info", f"No component profile in this run; `visionbench profile {m.name}` measures one.")]
+    return [profile_table(p), Text(profile_sentence(p))]
+
+
+def profile_table(p: ProfileResult) -> Table:
+    """Time, FLOPs and parameters per component, then the total: the report's and `visionbench profile`'s."""
     rows = [
         [c.label, str(c.calls) if c.calls else fmt.MISSING, fmt.ms(c.time_ms), fmt.pct(c.time_share),
          fmt.gflop(c.flops), fmt.pct(c.flop_share) if p.flops else fmt.MISSING, f"{c.params:,}", fmt.pct(c.param_share)]
@@ -60,9 +65,8 @@ def profile_blocks(m: ModelView) -> list[Block]:
         f"plain forward median {fmt.ms(p.forward_ms)} ms, synchronising hooks cost {p.hook_overhead:+.1%}, "
         f"run-to-run noise (IQR/median) {p.noise:.1%}. Method: {p.method}."
     )
-    table = Table(["component", "calls", "time (ms)", "time share", "GFLOP", "FLOP share", "parameters", "param share"],
-                  rows, caption=caption)  # fmt: skip
-    return [table, Text(profile_sentence(p))]
+    return Table(["component", "calls", "time (ms)", "time share", "GFLOP", "FLOP share", "parameters", "param share"],
+                 rows, caption=caption)  # fmt: skip
 
 
 def profile_sentence(p: ProfileResult) -> str:

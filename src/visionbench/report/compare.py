@@ -13,7 +13,6 @@ more than 5 % and more than 16 MiB.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
@@ -22,9 +21,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from visionbench.errors import BadInputError
+from visionbench.files import check_output_dir, write_json, write_text
 from visionbench.report import fmt
-from visionbench.report.document import Heading, Note, Table, Text, render_markdown
-from visionbench.results import ModelResult, RunResult, atomic_write_text, load_run
+from visionbench.report.document import Block, Heading, Note, Table, Text, render_markdown
+from visionbench.results import ModelResult, RunResult, load_run
 
 P_THRESHOLD = 0.01
 SPREAD_FACTOR = 2.0
@@ -156,20 +156,23 @@ def environment_differences(a: RunResult, b: RunResult) -> list[str]:
     return out
 
 
-def comparison_blocks(c: Comparison) -> list:
-    rows = []
-    for d in c.models:
-        rows.append([
-            d.name, f"{d.status_a} / {d.status_b}", fmt.ms(d.median_a_ms), fmt.ms(d.median_b_ms),
-            f"{d.latency_change:+.1%}" if d.latency_change is not None else fmt.MISSING, fmt.ms(d.spread_ms),
-            f"{d.p_value:.3g}" if d.p_value is not None else fmt.MISSING, d.latency_flag,
-            fmt.mib(d.peak_a_bytes), fmt.mib(d.peak_b_bytes),
-            f"{d.memory_change:+.1%}" if d.memory_change is not None else fmt.MISSING, d.memory_flag,
-        ])  # fmt: skip
+def comparison_table(c: Comparison) -> Table:
+    """One row a model: both medians, the change, the noise and p, both peaks; the report's and the terminal's."""
+
+    def change(x: float | None) -> str:
+        return f"{x:+.1%}" if x is not None else fmt.MISSING
+
+    rows = [[d.name, f"{d.status_a} / {d.status_b}", fmt.ms(d.median_a_ms), fmt.ms(d.median_b_ms),
+             change(d.latency_change), fmt.ms(d.spread_ms), fmt.MISSING if d.p_value is None else f"{d.p_value:.3g}",
+             d.latency_flag, fmt.mib(d.peak_a_bytes), fmt.mib(d.peak_b_bytes), change(d.memory_change), d.memory_flag]
+            for d in c.models]  # fmt: skip
     headers = ["model", "status A / B", "median A (ms)", "median B (ms)", "change", "noise (ms)", "p", "latency",
                "peak A (MiB)", "peak B (MiB)", "change", "memory"]  # fmt: skip
-    blocks = [Heading(1, "visionbench compare"), Text(f"A: {c.run_a}  B: {c.run_b}"),
-              Table(headers, rows, caption=f"Rule: {c.rule}.")]  # fmt: skip
+    return Table(headers, rows, caption=f"Rule: {c.rule}.")
+
+
+def comparison_blocks(c: Comparison) -> list[Block]:
+    blocks: list[Block] = [Heading(1, "visionbench compare"), Text(f"A: {c.run_a}  B: {c.run_b}"), comparison_table(c)]
     if c.environment_differences:
         blocks.append(Note("warning", "The runs differ in: " + "; ".join(c.environment_differences)))
     else:
@@ -179,8 +182,20 @@ def comparison_blocks(c: Comparison) -> list:
 
 def write_comparison(c: Comparison, out_dir: str | Path) -> tuple[Path, Path]:
     """compare.md (GitHub-flavoured Markdown) and compare.json in `out_dir`."""
-    out = Path(out_dir)
+    out = check_output_dir(out_dir)
     md, _ = render_markdown(comparison_blocks(c), files_dir=".")
-    atomic_write_text(out / "compare.md", md)
-    atomic_write_text(out / "compare.json", json.dumps(c.model_dump(), indent=2))
-    return out / "compare.md", out / "compare.json"
+    return write_text(out / "compare.md", md), write_json(out / "compare.json", c.model_dump(mode="json"))
+
+
+def compare_folders(
+    run_a: str | Path, run_b: str | Path, out_dir: str | Path | None = None
+) -> tuple[Comparison, Path, Path]:
+    """Compare two run folders and write compare.md/json into `out_dir` (default: RUN_B).
+
+    Both runs are read and the output folder proven writable before anything is computed or written.
+    """
+    a, b = _load(run_a), _load(run_b)
+    out = check_output_dir(out_dir if out_dir is not None else Path(run_b).parent if Path(run_b).is_file() else run_b)
+    c = compare_runs(a, b)
+    c.run_a, c.run_b = str(run_a), str(run_b)
+    return (c, *write_comparison(c, out))

@@ -1,13 +1,9 @@
-"""Number formatting shared by every report section: one precision per unit, '-' for a missing figure.
-Also the system table, which both renderers (in-progress markdown, final report) show the same way."""
+"""Number formatting for every report section and the terminal: one precision per unit, '-' for a missing
+figure. The unit is in the column header (or the sentence), never in the cell."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from visionbench.results import Environment
 
 MISSING = "-"
 
@@ -58,20 +54,3 @@ def sci(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return MISSING
     return f"{value:.4g}"
-
-
-def system_rows(e: Environment) -> list[list[str]]:
-    """[label, value] rows describing where a run happened, for the reports' System table."""
-    gpus = ", ".join(f"{g.name} ({mib(g.total_memory_bytes)} MiB, sm {g.capability})" for g in e.gpus)
-    return [
-        ["OS", e.os], ["Python", e.python],
-        ["CPU", f"{e.cpu_model} ({e.cpu_cores_physical} physical / {e.cpu_cores_logical} logical cores)"],
-        ["Memory (MiB)", mib(e.memory_total_bytes)],
-        ["torch threads", f"{e.torch_threads} (inter-op {e.torch_interop_threads})"], ["Device", e.device],
-        ["GPU", gpus or "none"],
-        ["GPU driver / CUDA / cuDNN", f"{e.gpu_driver or '-'} / {e.cuda_version or '-'} / {e.cudnn_version or '-'}"],
-        ["Versions", ", ".join(f"{k} {v}" for k, v in e.versions.items() if v)],
-        ["visionbench revision", e.git_revision or "not a git checkout"], ["Seed", str(e.seed)],
-        ["Load average at start", " / ".join(f"{x:.2f}" for x in e.load_average) if e.load_average else "-"],
-        ["Worker settings", f"denormals flushed to zero: {'yes' if e.flush_denormal else 'no'}; malloc: {e.malloc}"],
-    ]  # fmt: skip

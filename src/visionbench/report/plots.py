@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import matplotlib
 
@@ -28,7 +29,24 @@ def _log_labels(values: Sequence[float]) -> FuncFormatter:
     return FuncFormatter(lambda v, _p: f"{v:g}" if narrow or f"{v:g}".lstrip("0.")[:1] in "125" else "")
 
 
+_DRAW = [True]
+
+
+@contextmanager
+def drawing(on: bool) -> Iterator[None]:
+    """Within `drawing(False)` charts come back as b"" undrawn: the report written after every model of a
+    run leaves them to the report at its end, where drawing them (seconds each) is paid once."""
+    _DRAW.append(on)
+    try:
+        yield
+    finally:
+        _DRAW.pop()
+
+
 def _png(fig: Figure) -> bytes:
+    if not _DRAW[-1]:
+        plt.close(fig)
+        return b""
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=DPI)

@@ -8,18 +8,14 @@ dissection (`<DissectionRef.path>/layers.json` with the pictures it names).
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from visionbench.errors import BadInputError
-from visionbench.measure.profile import ProfileResult
-from visionbench.results import BatchResult, ModelResult, RunResult, load_run
+from visionbench.files import inside, safe_name
+from visionbench.results import BatchResult, ModelResult, ProfileFailure, ProfileResult, RunResult, load_run
 
-log = logging.getLogger("visionbench")
 PROFILE_FILE = "profile.json"
 LAYERS_FILE = "layers.json"
 
@@ -41,10 +37,11 @@ class Dissection:
         rel = record.get("picture")
         if not rel:
             return None
-        path = (self.folder / rel).resolve()
-        if not path.is_relative_to(self.folder.resolve()) or not path.is_file():
+        try:
+            path = inside(self.folder, rel)
+        except BadInputError:
             return None  # a path outside the run folder is never read
-        return path.read_bytes()
+        return path.read_bytes() if path.is_file() else None
 
 
 @dataclass
@@ -68,10 +65,6 @@ class ModelView:
     def primary(self) -> BatchResult | None:
         return self.result.primary
 
-    @property
-    def task(self) -> str:
-        return str(self.result.card.get("task", "?"))
-
 
 @dataclass
 class RunView:
@@ -89,13 +82,17 @@ class RunView:
 
 
 def load_run_view(run_dir: str | Path) -> RunView:
-    """The run and each model's extra files; a missing or broken extra file is noted, never fatal."""
+    """The run folder's run.json and each model's extra files; a missing or broken extra file is noted."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise BadInputError(f"{run_dir}: no such run folder")
     if run_dir.is_file():
         run_dir = run_dir.parent
-    run = load_run(run_dir)
+    return view_of(load_run(run_dir), run_dir)
+
+
+def view_of(run: RunResult, run_dir: Path) -> RunView:
+    """A run held in memory (the suite's, between models) with each model's extra files from `run_dir`."""
     views = []
     for result in run.models:
         view = ModelView(result)
@@ -106,20 +103,23 @@ def load_run_view(run_dir: str | Path) -> RunView:
 
 
 def _profile(run_dir: Path, result: ModelResult, notes: list[str]) -> ProfileResult | None:
-    data: Any = result.profile
-    path = run_dir / (result.folder or result.name) / PROFILE_FILE
-    if data is None and path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            notes.append(f"{path.name}: unreadable ({exc})")
-            return None
-    if data is None:
+    """The typed profile of run.json, else `<model folder>/profile.json` (`visionbench profile --json`)."""
+    if isinstance(result.profile, ProfileFailure):
+        notes.append(f"component profile failed: {result.profile.error}")
+        return None
+    if result.profile is not None:
+        return result.profile
+    try:
+        path = inside(run_dir, Path(result.folder or safe_name(result.name)) / PROFILE_FILE)
+    except BadInputError:
+        notes.append(f"model folder {result.folder!r} is outside the run folder: not read")
+        return None
+    if not path.is_file():
         return None
     try:
-        return ProfileResult.model_validate(data)
-    except ValidationError as exc:
-        notes.append(f"component profile does not match the profile schema: {exc.errors()[0]['msg']}")
+        return ProfileResult.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        notes.append(f"{path.name}: unreadable or not a component profile ({str(exc).splitlines()[0]})")
         return None
 
 
@@ -136,15 +136,21 @@ def _dissection(run_dir: Path, result: ModelResult, notes: list[str]) -> Dissect
     ref = result.dissection
     if ref is None:
         return None
-    folder = (run_dir / ref.path).resolve()
-    if not folder.is_relative_to(run_dir.resolve()):
-        notes.append(f"dissection path {ref.path!r} is outside the run folder: ignored")
+    try:
+        folder = inside(run_dir, ref.path)
+    except BadInputError:
+        notes.append(f"dissection path {ref.path!r} is outside the run folder: not read")
         return None
     if ref.error:
         return Dissection(folder, {}, [], error=ref.error)
     path = find_layers_file(folder)
     if path is None:
         return Dissection(folder, {}, [], error=f"{LAYERS_FILE} missing in {ref.path}")
+    try:  # a subfolder may be a link out of the run folder
+        path = inside(run_dir, path.relative_to(run_dir.resolve()))
+    except BadInputError:
+        notes.append(f"{LAYERS_FILE} under {ref.path!r} lies outside the run folder: not read")
+        return None
     folder = path.parent  # pictures are relative to the folder of layers.json
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -1,7 +1,8 @@
-"""Report sections over the run's figures: summary, charts, baseline comparison, variants, outputs, suitability.
+"""The report's sections as blocks: header, summary, failures, charts, architecture, outputs, baseline,
+variants, suitability, method. One set, rendered while a run goes on and at its end, in Markdown and HTML.
 
-Ranks, ratios, efficiency, cost and suitability verdicts come from `report.analysis` (shared with
-the benchmark's report.md and the terminal), so every medium states the same figures.
+Ranks, ratios, efficiency, cost and suitability verdicts come from `report.analysis` (also behind
+summary.csv), so every medium states the same figures.
 """
 
 from __future__ import annotations
@@ -10,43 +11,104 @@ import statistics
 
 from visionbench.report import analysis as an
 from visionbench.report import fmt, plots
+from visionbench.report.arch import architecture_blocks
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.runview import ModelView, RunView
-from visionbench.results import ModelResult
+from visionbench.results import ModelResult, RunResult
 
-SUMMARY_HEADERS = [
-    "model", "task", "speed rank", "mean ± std (ms)", "median (ms)", "FPS", "peak memory (MiB)", "memory rank",
-    "load (s)", "params", "GFLOP", "layers dissected", "input → output", "weights",
-]  # fmt: skip
+
+def report_blocks(view: RunView) -> list[Block]:
+    """Every section in reading order: the one report, while a run goes on and after it."""
+    return [
+        *header_blocks(view),
+        *summary_blocks(view),
+        *failure_blocks(view),
+        *chart_blocks(view),
+        *architecture_blocks(view),
+        *output_blocks(view),
+        *baseline_blocks(view),
+        *variant_blocks(view),
+        *suitability_blocks(view),
+        *method_blocks(view),
+    ]
+
+
+def header_blocks(view: RunView) -> list[Block]:
+    """Title, then weights mode and device first: they change what every figure means."""
+    run, env = view.run, view.run.environment
+    blocks: list[Block] = [Heading(1, f"visionbench report {run.run_id}")]
+    modes = {m.name: m.result.weights.mode for m in view.models if m.result.weights}
+    random = sorted(n for n, mode in modes.items() if mode == "random")
+    if random:
+        blocks.append(Note("warning", f"RANDOM weights for {', '.join(random)}: timing, memory, FLOPs and "
+                                      "structure are valid; outputs and activation statistics are not those of the "
+                                      "trained model."))  # fmt: skip
+    elif modes:
+        blocks.append(Note("info", "Pretrained weights for every model measured."))
+    gpu = f", {env.gpus[0].name}" if env.device.startswith("cuda") and env.gpus else ""
+    threads = "/".join(map(str, sorted({m.threads for m in run.models if m.threads}) or [env.torch_threads]))
+    blocks.append(Text(
+        f"Device {env.device}{gpu} ({env.cpu_model}, {env.cpu_cores_logical} logical cores, {threads} torch threads "
+        f"per worker), dtype {run.config.dtype}. Run {run.status}: {len(view.ok_models)} of {len(run.config.models)} "
+        f"models measured; started {run.started_at}" + (f", finished {run.finished_at}." if run.finished_at else ".")
+    ))  # fmt: skip
+    if env.load_average and env.cpu_cores_logical and env.load_average[0] > 0.5 * env.cpu_cores_logical:
+        blocks.append(Note("warning", f"The 1-minute load average was {env.load_average[0]:.2f} on "
+                                      f"{env.cpu_cores_logical} cores when the run started: other work shared the "
+                                      "machine, so latencies are likely inflated."))  # fmt: skip
+    if run.config.cuts:
+        blocks.append(Note("info", "Shortened run: " + "; ".join(run.config.cuts) + "."))
+    blocks += [Note("warning", f"{m.name}: {note}") for m in view.models for note in m.notes]
+    return blocks
+
+
+def status_cell(r: ModelResult) -> str:
+    """ok; a failure in capitals; a partial result says what stopped it (its figures stay in the row)."""
+    return "ok" if r.status == "ok" else r.status.upper() + (" (partial)" if r.partial else "")
+
+
+def results_table(run: RunResult) -> Table:
+    """Latency and memory of every model, one row each: also the terminal's table (`rich_table`).
+
+    Any figure a model has is shown, also for one that failed or was stopped (a partial result);
+    ranks are among the models that finished.
+    """
+    speed, mem = an.speed_ranks(run), an.memory_ranks(run)
+    rows = []
+    for r in run.models:
+        b = an.measured_batch(r)
+        lat, e2e = (b.model_latency, b.e2e_latency) if b else (None, None)
+        peak = b.memory.peak_bytes if b and b.memory else None
+        rows.append([
+            r.name, status_cell(r), str(r.card.get("task") or fmt.MISSING), str(speed.get(r.name) or fmt.MISSING),
+            fmt.mean_std(lat.mean_ms, lat.std_ms) if lat else fmt.MISSING, fmt.ms(lat.median_ms if lat else None),
+            fmt.ms(lat.p90_ms if lat else None), fmt.num(lat.fps if lat else None),
+            fmt.ms(e2e.median_ms if e2e else None), fmt.mib(peak), str(mem.get(r.name) or fmt.MISSING),
+            fmt.num(r.load_time_s), r.weights.mode if r.weights else fmt.MISSING,
+        ])  # fmt: skip
+    headers = ["model", "status", "task", "speed rank", "mean ± std (ms)", "median (ms)", "p90 (ms)", "FPS",
+               "end to end median (ms)", "peak memory (MiB)", "memory rank", "load (s)", "weights"]  # fmt: skip
+    caption = (
+        f"Batch size {min(run.config.batch_sizes)}; model latency = one forward on prepared tensors after warmup; "
+        "ranks: 1 = fastest / least memory among the models that finished. Peak memory: "
+        + ("CUDA allocator peak." if run.environment.device.startswith("cuda") else "process RSS above its baseline.")
+    )
+    return Table(headers, rows, caption=caption)
 
 
 def summary_blocks(view: RunView) -> list[Block]:
-    run = view.run
-    speed, mem = an.speed_ranks(run), an.memory_ranks(run)
     rows = []
     for m in view.models:
-        r = m.result
-        if not m.ok:
-            task = m.task if m.task != "?" else fmt.MISSING
-            rows.append([m.name, task, fmt.MISSING, r.status.upper(), *[fmt.MISSING] * 10])
-            continue
-        lat = an.model_latency(r)
-        assert lat is not None and m.primary is not None
+        r, b = m.result, an.measured_batch(m.result)
+        lat = b.model_latency if b else None
         rows.append([
-            m.name, m.task, str(speed.get(m.name) or fmt.MISSING), fmt.mean_std(lat.mean_ms, lat.std_ms),
-            fmt.ms(lat.median_ms), fmt.num(lat.fps), fmt.mib(an.peak_bytes(r)), str(mem.get(m.name) or fmt.MISSING),
-            fmt.num(r.load_time_s), fmt.count(r.params), fmt.gflop(m.primary.flops), layers_dissected(m),
-            resolution(r), r.weights.mode if r.weights else fmt.MISSING,
+            r.name, fmt.count(r.params), fmt.gflop(b.flops if b else r.flops),
+            fmt.gflop(b.achieved_flops_per_s if b else None), str(lat.count) if lat else fmt.MISSING,
+            layers_dissected(m), resolution(r),
         ])  # fmt: skip
-    bs = min(run.config.batch_sizes)
-    caption = (
-        f"Batch size {bs}; model latency = one forward on prepared tensors after warmup; ranks: 1 = fastest / least "
-        "memory among the models measured. Peak memory: "
-        + ("CUDA allocator peak." if run.environment.device.startswith("cuda") else "process RSS above its baseline.")
-    )
-    blocks: list[Block] = [Heading(2, "Executive summary"), Table(SUMMARY_HEADERS, rows, caption=caption)]
-    blocks.append(Bullets(findings(view)))
-    return blocks
+    size = Table(["model", "params", "GFLOP", "achieved GFLOP/s", "samples", "layers dissected", "input → output"],
+                 rows, caption="FLOPs of one forward (2 per multiply-add) and what they ran at.")  # fmt: skip
+    return [Heading(2, "Executive summary"), results_table(view.run), size, Bullets(findings(view))]
 
 
 def layers_dissected(m: ModelView) -> str:
@@ -68,25 +130,31 @@ def findings(view: RunView) -> list[str]:
     models = [m.result for m in view.ok_models if an.model_latency(m.result)]
     out: list[str] = []
     if not models:
-        return ["No model was measured successfully; see Failures."]
-    fast = min(models, key=lambda m: an.model_latency(m).median_ms)  # type: ignore[union-attr]
-    slow = max(models, key=lambda m: an.model_latency(m).median_ms)  # type: ignore[union-attr]
-    fl, sl = an.model_latency(fast), an.model_latency(slow)
-    assert fl and sl
-    out.append(f"Fastest: {fast.name}, median {fmt.ms(fl.median_ms)} ms ({fl.fps:.1f} FPS).")
-    if slow is not fast:
-        out.append(
-            f"Slowest: {slow.name}, median {fmt.ms(sl.median_ms)} ms, {sl.median_ms / fl.median_ms:,.1f}x the fastest."
-        )
-    mem = [m for m in models if an.peak_bytes(m) is not None]
-    if len(mem) > 1:
-        hi = max(mem, key=lambda m: an.peak_bytes(m) or 0)
-        lo = min(mem, key=lambda m: an.peak_bytes(m) or 0)
-        out.append(f"Memory: {hi.name} peaks highest ({fmt.mib(an.peak_bytes(hi))} MiB), {lo.name} lowest "
-                   f"({fmt.mib(an.peak_bytes(lo))} MiB).")  # fmt: skip
+        out.append("No model was measured successfully; see Failures.")
+    else:
+        by_speed = sorted(models, key=lambda m: an.model_latency(m).median_ms)  # type: ignore[union-attr]
+        fast, slow = by_speed[0], by_speed[-1]
+        fl, sl = an.model_latency(fast), an.model_latency(slow)
+        assert fl and sl
+        out.append(f"Fastest: {fast.name}, median {fmt.ms(fl.median_ms)} ms ({fl.fps:.1f} FPS).")
+        if slow is not fast:
+            out.append(f"Slowest: {slow.name}, median {fmt.ms(sl.median_ms)} ms, "
+                       f"{sl.median_ms / fl.median_ms:,.1f}x the fastest.")  # fmt: skip
+        mem = sorted((m for m in models if an.peak_bytes(m) is not None), key=lambda m: an.peak_bytes(m) or 0)
+        if len(mem) > 1:
+            out.append(f"Memory: {mem[-1].name} peaks highest ({fmt.mib(an.peak_bytes(mem[-1]))} MiB), "
+                       f"{mem[0].name} lowest ({fmt.mib(an.peak_bytes(mem[0]))} MiB).")  # fmt: skip
+        eff = {m.name: v for m in models if (v := an.fps_per_mparam(m)) is not None}
+        if eff:
+            best = max(eff, key=eff.__getitem__)
+            out.append(f"Most FPS per million parameters: {best} ({eff[best]:.3g} FPS/M).")
+        for i, req in enumerate(an.REQUIREMENTS):
+            passing = [m.name for m in models if an.suitability(m)[i].passed]
+            out.append(f"{req.name}: {len(passing)} of {len(models)} models pass on this device"
+                       + (f" ({', '.join(passing)})." if passing else "."))  # fmt: skip
     if view.failed_models:
-        out.append(f"{len(view.failed_models)} model(s) failed and are listed under Failures: "
-                   + ", ".join(f"{m.name} ({m.result.status})" for m in view.failed_models) + ".")  # fmt: skip
+        out.append(f"{len(view.failed_models)} model(s) did not finish and are listed under Failures: "
+                   + ", ".join(f"{m.name} ({status_cell(m.result)})" for m in view.failed_models) + ".")  # fmt: skip
     return out
 
 
@@ -240,7 +308,7 @@ def suitability_blocks(view: RunView) -> list[Block]:
     for m in models:
         rows.append([m.name] + [("n/a" if v.passed is None else "yes" if v.passed else "no") + f": {v.note}"
                                 for v in verdicts[m.name]])  # fmt: skip
-    criteria = [f"{r.name}: {r.figure} < {an._fmt(r.limit, r.unit)} ({r.why})." for r in an.REQUIREMENTS]
+    criteria = [f"{r.name}: {r.figure} < {an.quantity(r.limit, r.unit)} ({r.why})." for r in an.REQUIREMENTS]
     env = view.run.environment
     return [
         Heading(2, "Suitability and recommendations"),
@@ -284,6 +352,50 @@ def failure_blocks(view: RunView) -> list[Block]:
     bad = view.failed_models
     if not bad:
         return []
-    rows = [[m.name, m.result.status, m.result.error or "no reason recorded"] for m in bad]
+    rows = [[m.name, m.result.status, m.result.error or "no reason recorded",
+             m.result.partial_reason or "figures measured before it stopped are kept" if m.result.partial else "-"]
+            for m in bad]  # fmt: skip
     return [Heading(2, "Failures"), Text("These models did not finish; every other section reports the rest."),
-            Table(["model", "status", "reason"], rows, align=["left", "left", "left"])]  # fmt: skip
+            Table(["model", "status", "reason", "partial result"], rows, align=["left"] * 4)]  # fmt: skip
+
+
+def method_blocks(view: RunView) -> list[Block]:
+    run, e = view.run, view.run.environment
+    gpus = ", ".join(f"{g.name} ({fmt.mib(g.total_memory_bytes)} MiB, sm {g.capability})" for g in e.gpus)
+    system = [
+        ["OS", e.os], ["Python", e.python],
+        ["CPU", f"{e.cpu_model} ({e.cpu_cores_physical} physical / {e.cpu_cores_logical} logical cores)"],
+        ["Memory (MiB)", fmt.mib(e.memory_total_bytes)],
+        ["torch threads", f"{e.torch_threads} (inter-op {e.torch_interop_threads})"], ["Device", e.device],
+        ["GPU", gpus or "none"],
+        ["GPU driver / CUDA / cuDNN", f"{e.gpu_driver or '-'} / {e.cuda_version or '-'} / {e.cudnn_version or '-'}"],
+        ["Versions", ", ".join(f"{k} {v}" for k, v in e.versions.items() if v)],
+        ["visionbench revision", e.git_revision or "not a git checkout"], ["Seed", str(e.seed)],
+        ["Load average at start", " / ".join(f"{x:.2f}" for x in e.load_average) if e.load_average else "-"],
+        ["Worker settings", f"denormals flushed to zero: {'yes' if e.flush_denormal else 'no'}; malloc: {e.malloc}"],
+    ]  # fmt: skip
+    config = [["models", ", ".join(run.config.models)]]
+    config += [[k, str(v)] for k, v in run.config.model_dump(exclude={"models", "plans", "cuts"}).items()]
+    policies = [f"{m.name}: {m.plan.get('runs')} runs min, budget {m.plan.get('budget_s')} s, "
+                f"warmup {m.plan.get('warmup')}" + (f", input {m.input_size} px" if m.input_size else "")
+                + (f"; stopped: {s.stop_reason}" if (s := an.model_latency(m)) else "")
+                for m in run.models if m.plan]  # fmt: skip
+    memory = next((m.primary.memory.method for m in view.ok_models if m.primary and m.primary.memory), None)
+    how = [
+        "Model latency: one forward on prepared tensors under torch.inference_mode after warmup, device synchronised "
+        "in each timed region; end to end adds image decode, preprocessing and postprocessing. Every sample is in "
+        "run.json; docs/methodology.md in the visionbench repository says more.",
+        f"Peak memory: {memory}." if memory else "Peak memory: not measured.",
+        "FLOPs: torch.utils.flop_counter, 2 FLOPs per multiply-add.",
+        "Component times: forward pre/post hooks on each component's root modules with device synchronisation; "
+        "the time outside every component is 'other (glue)', so the rows add up to the hooked forward's total.",
+        "Ranks, ratios, cost and suitability: visionbench.report.analysis, the functions behind summary.csv.",
+    ]
+    return [
+        Heading(2, "Method and environment"),
+        *[Text(t) for t in how],
+        Table(["environment", "value"], system, align=["left", "left"]),
+        Table(["option", "value"], config, align=["left", "left"]),
+        *([Text("Repeat policy per model, and why each timed loop stopped:"), Bullets(policies)] if policies else []),
+        *([Text(f"Command: {run.command}")] if run.command else []),
+    ]

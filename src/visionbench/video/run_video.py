@@ -1,0 +1,437 @@
+"""The `visionbench video` pipeline: frames -> depth model -> per-frame files, a depth video, temporal metrics.
+
+Streaming, so memory stays flat in the number of frames: a background thread decodes and
+preprocesses the next batch (depth.loader.prefetch) while the main thread runs the model; a pool
+writes each frame's files (npy, 16-bit PNG, sidecar last); one ordered thread colours and encodes the
+video and updates the flicker (it keeps only the previous frame). At most a few batches are in flight.
+What is finished stays when a run stops: the mp4 is closed properly and video.json says how far it got.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from visionbench.depth import intrinsics, io
+from visionbench.depth.outputs import OutputPlan, depth_stats
+from visionbench.depth.predict import forward_depth, has_fov_head, is_depth_pro
+from visionbench.errors import BadInputError, UnsupportedOptionError
+from visionbench.files import check_output_dir, write_json
+from visionbench.models.base import VisionModel
+from visionbench.video import metrics as vm
+from visionbench.video.encode import ColourScale, VideoWriter
+from visionbench.video.groundtruth import GroundTruth, load_ground_truth
+from visionbench.video.source import Frame, FrameSource
+
+log = logging.getLogger("visionbench")
+SUMMARY_FILE = "video.json"
+DEPTH_VIDEO = "depth.mp4"
+SIDE_VIDEO = "side_by_side.mp4"
+FRAMES_DIR = "depth"
+
+
+class VideoOptions(BaseModel):
+    """How `visionbench video` runs; the CLI's help says the same."""
+
+    model: str = Field("depthpro", description="Depth model (metric: depthpro; relative: depth-anything-v2-*).")
+    weights: str = Field("auto", description="auto, random, or a weights file/folder.")
+    device: str = Field("auto", description="cpu, cuda, cuda:N, mps or auto.")
+    dtype: str = Field("float32", description="float32, float16 or bfloat16.")
+    input_size: int | None = Field(None, description="Model input size in pixels (default: the model's own).")
+    batch_size: int = Field(1, ge=1, description="Frames per forward pass.")
+    out: Path = Field(Path("video_out"), description="Output folder.")
+    cmap: str = Field("inferno", description="Matplotlib colour map of the depth video (near = top of the map).")
+    side_by_side: bool = Field(False, description="Also write photo | depth as side_by_side.mp4.")
+    focal_px: float | None = Field(
+        None, gt=0, description="Known focal length in pixels (DepthPro makes depth with it)."
+    )
+    resume: bool = Field(False, description="Reuse frames whose files are complete; the model runs on the rest.")
+    every: int = Field(1, ge=1, description="Keep every N-th frame.")
+    start_s: float = Field(0.0, ge=0, description="First timestamp to process (seconds).")
+    end_s: float | None = Field(None, gt=0, description="Stop before this timestamp (seconds).")
+    fps: float = Field(30.0, gt=0, description="Frame rate of a folder of frames.")
+    ground_truth: Path | None = Field(None, description="Folder with depth/, poses.npy, intrinsics.json.")
+    flow: str = Field("dis", description="Optical flow for the flicker metric: dis or farneback (OpenCV).")
+    flicker: bool = Field(True, description="Compute the flicker (OPW); off saves the optical flow's time.")
+    seed: int = Field(0, description="Seed for random weights.")
+
+
+class VideoSummary(BaseModel):
+    model: str
+    weights_mode: str
+    weights_warning: str | None = None
+    depth_kind: str
+    out: str
+    source: dict[str, Any]
+    frames: int = 0
+    frames_resumed: int = 0
+    seconds: float = 0.0
+    frames_per_s: float = 0.0
+    model_frames_per_s: float | None = None
+    files: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    complete: bool = False
+    error: str | None = None
+
+
+def check_options(opts: VideoOptions) -> None:
+    """Option values that cannot work, before anything is opened or built."""
+    if opts.end_s is not None and opts.end_s <= opts.start_s:
+        raise BadInputError(f"--end {opts.end_s} must be after --start {opts.start_s}")
+    if opts.flow not in {"dis", "farneback"}:
+        raise BadInputError(f"--flow {opts.flow!r}: choose dis or farneback")
+    io.colour_table(opts.cmap)
+
+
+def check_out_not_in_input(source: Path, out: Path) -> None:
+    """A folder of frames must not hold the outputs: a rerun would read depth PNGs as frames."""
+    src, dst = source.expanduser().resolve(), out.expanduser().resolve()
+    if src.is_dir() and (dst == src or src in dst.parents):
+        raise BadInputError(f"--out {out} is inside the input folder {source}; choose a folder outside it")
+
+
+def check_resume(out: Path, model_name: str) -> None:
+    """--resume into a folder another model made would mix two models' frames: refused before the mp4 is rewritten."""
+    for sidecar in sorted((out / FRAMES_DIR).glob("frame_*.json"))[:1]:
+        try:
+            made_by = json.loads(sidecar.read_text()).get("model")
+        except (OSError, ValueError):
+            continue
+        if made_by != model_name:
+            raise BadInputError(f"--resume: {out} holds frames made by {made_by}, not {model_name}; use another --out")
+
+
+def run_video(input_path: str | Path, opts: VideoOptions, *, show_progress: bool = True,
+              model: VisionModel | None = None) -> VideoSummary:  # fmt: skip
+    """Depth for every kept frame of a video or frame folder; files and video.json under `opts.out`.
+
+    `model` reuses an already built model (then opts.model, weights, device, dtype, input_size are ignored).
+    """
+    from visionbench.models.registry import create_model, resolve_device
+
+    check_options(opts)
+    check_out_not_in_input(Path(input_path), opts.out)
+    source = FrameSource(input_path, folder_fps=opts.fps)
+    gt = load_ground_truth(opts.ground_truth) if opts.ground_truth is not None else None
+    out = check_output_dir(opts.out)
+    if model is None:
+        model = create_model(opts.model, weights=opts.weights, device=str(resolve_device(opts.device)),
+                             dtype=opts.dtype, input_size=opts.input_size, seed=opts.seed)  # fmt: skip
+    if not model.card.task.startswith("depth"):
+        raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `video` needs a depth model")
+    kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
+    if opts.resume:
+        check_resume(out, model.name)
+    summary = VideoSummary(model=model.name, weights_mode=model.weights.mode, weights_warning=model.weights.warning,
+                           depth_kind=kind, out=str(out), source=source.info.record())  # fmt: skip
+    run = _Run(model, source, opts, out, kind, gt, summary)
+    t0 = time.perf_counter()
+    try:
+        with _Progress(show_progress, _expected_frames(source, opts)) as advance:
+            run.go(advance)
+        summary.complete = True
+    except BaseException as exc:
+        summary.error = str(exc) or type(exc).__name__
+        raise
+    finally:
+        summary.seconds = time.perf_counter() - t0
+        summary.frames_per_s = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
+        run.finish()
+    return summary
+
+
+def _expected_frames(source: FrameSource, opts: VideoOptions) -> int | None:
+    n, fps = source.info.frames, source.info.fps
+    if n is None or not fps:
+        return None
+    first = int(opts.start_s * fps)
+    last = n if opts.end_s is None else min(n, int(np.ceil(opts.end_s * fps)))
+    return max(0, -(-(last - first) // opts.every))
+
+
+class _Run:
+    """The state of one run: the writers, the per-frame records and the streaming metrics."""
+
+    def __init__(self, model: VisionModel, source: FrameSource, opts: VideoOptions, out: Path, kind: str,
+                 gt: GroundTruth | None, summary: VideoSummary) -> None:  # fmt: skip
+        self.model, self.source, self.opts, self.out, self.kind, self.gt = model, source, opts, out, kind, gt
+        self.summary = summary
+        self.records: list[dict[str, Any]] = []
+        self.colour = ColourScale(kind, opts.cmap)
+        info = source.info
+        self.video = VideoWriter(out / DEPTH_VIDEO, info.width, info.height, info.time_base, info.fps)
+        self.side = (VideoWriter(out / SIDE_VIDEO, 2 * info.width, info.height, info.time_base, info.fps)
+                     if opts.side_by_side else None)  # fmt: skip
+        self.prev: tuple[np.ndarray, np.ndarray] | None = None  # previous (photo, depth) for the flicker
+        self.flicker: list[float] = []
+        self.fit = vm.DisparityFit()
+        self.model_seconds = 0.0
+        self.model_frames = 0
+
+    # --- files of one frame -------------------------------------------------------------------------
+    def plan(self, frame: Frame) -> dict[str, Path]:
+        plan = OutputPlan(
+            Path(f"{self.source.info.path}#{frame.index}"), self.out / FRAMES_DIR / f"frame_{frame.index:06d}"
+        )
+        files = plan.files(kind=self.kind, side_by_side=False, ply=False, raw=True)
+        files.pop("picture")  # the depth video shows the colours
+        return files
+
+    def resumed(self, frame: Frame) -> tuple[np.ndarray, dict[str, Any]] | None:
+        if not self.opts.resume:
+            return None
+        files = self.plan(frame)
+        if not all(p.exists() for p in files.values()):
+            return None
+        try:
+            record = json.loads(files["sidecar"].read_text())
+            depth = np.load(files["npy"], allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # unreadable leftovers: computed again
+        if record.get("model") != self.model.name:
+            made_by = record.get("model")
+            raise BadInputError(
+                f"--resume: {files['sidecar']} was made by {made_by}, not {self.model.name}; use another --out"
+            )
+        return depth, record
+
+    # --- the loop -------------------------------------------------------------------------------------
+    def go(self, advance: Any) -> None:
+        from visionbench.depth.loader import prefetch
+
+        opts = self.opts
+        frames = self.source.frames(opts.start_s, opts.end_s, opts.every)
+        cpu = self.model.device.type == "cpu"
+        pending: list[Future[None]] = []
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vb-vwrite") as files, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="vb-vencode") as ordered:  # fmt: skip
+            for batch_frames, done, batch in prefetch(_batches(frames, opts.batch_size), self._prepare, depth=2,
+                                                      torch_threads=1 if cpu else None):  # fmt: skip
+                depths, extra = self._predict(batch_frames, done, batch)
+                for frame, depth, facts in zip(batch_frames, depths, extra, strict=True):
+                    record = self._record(frame, depth, facts)
+                    if not facts.get("resumed"):
+                        pending.append(files.submit(self._write_files, frame, depth, record))
+                    pending.append(ordered.submit(self._sequence, frame, depth))
+                    self.records.append(record)
+                pending = _drain(pending, limit=4 * opts.batch_size + 4)
+                self.summary.frames = len(self.records)
+                advance(len(batch_frames))
+            _drain(pending, limit=0)
+
+    def _prepare(self, frames: list[Frame]) -> tuple[list[Frame], list[Any], Any]:
+        done = [self.resumed(f) for f in frames]
+        todo = [f.image for f, d in zip(frames, done, strict=True) if d is None]
+        return frames, done, self.model.preprocess(todo) if todo else None
+
+    def _predict(
+        self, frames: list[Frame], done: list[Any], batch: Any
+    ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+        preds: list[Any] = []
+        predicted: list[float | None] = []
+        if batch is not None:
+            t = time.perf_counter()
+            preds, predicted = forward_depth(self.model, batch, [self.opts.focal_px] * batch.batch_size)
+            self.model_seconds += time.perf_counter() - t
+            self.model_frames += batch.batch_size
+        depths, facts = [], []
+        it = iter(zip(preds, predicted, strict=True))
+        for frame, old in zip(frames, done, strict=True):
+            if old is not None:
+                depth, record = old
+                depths.append(depth)
+                facts.append({"resumed": True, "record": record})
+                self.summary.frames_resumed += 1
+            else:
+                pred, f_pred = next(it)
+                depths.append(np.asarray(pred.depth, np.float32))
+                facts.append({"resumed": False, "focal": self._focal(frame, f_pred),
+                              "runtime_ms": self.model_seconds * 1e3 / max(self.model_frames, 1)})  # fmt: skip
+        return depths, facts
+
+    def _focal(self, frame: Frame, predicted_px: float | None) -> dict[str, Any]:
+        w, h = frame.image.size
+        focal, source = intrinsics.choose_focal(cli_px=self.opts.focal_px, exif_35mm=None, model_px=predicted_px,
+                                                width=w, height=h)  # fmt: skip
+        if is_depth_pro(self.model) and focal is None and not has_fov_head(self.model):
+            focal, source = float(w), "assumed"  # transformers makes DepthPro's depth with f = W then
+        return {"focal_px": focal, "focal_source": source,
+                "fov_deg": intrinsics.fov_deg_from_focal(focal, w) if focal else None,
+                "focal_px_predicted": predicted_px}  # fmt: skip
+
+    def _record(self, frame: Frame, depth: np.ndarray, facts: dict[str, Any]) -> dict[str, Any]:
+        if facts["resumed"]:
+            record = facts["record"]
+            record["resumed"] = True
+        else:
+            record = {"index": frame.index, "time_s": frame.time_s, "pts": frame.pts, "model": self.model.name,
+                      "depth_kind": self.kind, "depth": depth_stats(depth), **facts["focal"],
+                      "runtime_ms": facts["runtime_ms"]}  # fmt: skip
+        if self.gt is not None:
+            gt = self.gt.depth(frame.index)
+            if gt.shape != depth.shape:
+                found, want = f"{gt.shape[1]}x{gt.shape[0]}", f"{depth.shape[1]}x{depth.shape[0]}"
+                raise BadInputError(f"{self.gt.root}: ground truth of frame {frame.index} is {found}, the frame {want}")
+            record["scores"] = vm.frame_scores(depth, self.kind, gt)
+            self.fit.add(depth, self.kind, gt)
+        return record
+
+    def _write_files(self, frame: Frame, depth: np.ndarray, record: dict[str, Any]) -> None:
+        files = self.plan(frame)
+        io.save_npy(files["npy"], depth)
+        if "png16_mm" in files:
+            io.save_png16_mm(files["png16_mm"], depth)
+        side = {k: v for k, v in record.items() if k != "resumed"}
+        side["files"] = {k: p.name for k, p in files.items() if k != "sidecar"}
+        write_json(files["sidecar"], side)  # last: its presence is what --resume trusts
+
+    def _sequence(self, frame: Frame, depth: np.ndarray) -> None:
+        """In frame order: the video frames and the flicker against the previous frame."""
+        picture = self.colour(depth)
+        self.video.write(picture, frame.pts)
+        if self.side is not None:
+            self.side.write(io.side_by_side(frame.image, picture), frame.pts)
+        if not self.opts.flicker:
+            return
+        photo = np.asarray(frame.image.convert("RGB"))
+        if self.prev is not None:
+            value = vm.opw(self.prev[1], depth, self.prev[0], photo, method=self.opts.flow)
+            if value is not None:
+                self.flicker.append(value)
+        self.prev = (photo, depth)
+
+    # --- the end, also after an error -------------------------------------------------------------------
+    def finish(self) -> None:
+        s = self.summary
+        for writer in (self.video, self.side):
+            if writer is not None:
+                writer.close()
+        s.files = {"video": str(self.out / DEPTH_VIDEO), "frames": str(self.out / FRAMES_DIR),
+                   "summary": str(self.out / SUMMARY_FILE)}  # fmt: skip
+        if self.side is not None:
+            s.files["side_by_side"] = str(self.out / SIDE_VIDEO)
+        if self.model_seconds > 0:
+            s.model_frames_per_s = self.model_frames / self.model_seconds
+        try:
+            s.metrics = self._metrics()
+        except Exception as exc:  # noqa: BLE001 - the record of what was done is written regardless
+            s.metrics = {"error": f"metrics failed ({type(exc).__name__}: {exc})"}
+        write_json(self.out / SUMMARY_FILE, {"summary": s.model_dump(mode="json"), "frames": _json_safe(self.records),
+                                             "options": self.opts.model_dump(mode="json")})  # fmt: skip
+
+    def _metrics(self) -> dict[str, Any]:
+        medians = [r["depth"]["median"] for r in self.records]
+        focals = [r.get("focal_px_predicted") for r in self.records] if is_depth_pro(self.model) else None
+        out: dict[str, Any] = {"frames": len(self.records), "scale_drift": vm.scale_drift(medians, self.kind, focals)}
+        f = self.flicker
+        out["flicker_opw"] = {"mean": float(np.mean(f)) if f else None, "max": float(np.max(f)) if f else None,
+                              "pairs": len(f), "flow": self.opts.flow} if self.opts.flicker else None  # fmt: skip
+        if self.gt is not None and self.records:
+            out["ground_truth"] = self._gt_metrics()
+        return _json_safe(out)
+
+    def _gt_metrics(self) -> dict[str, Any]:
+        """Second pass over the written depth files: one alignment for the sequence, TAE, video-level scores."""
+        assert self.gt is not None
+        per_frame = [r.get("scores", {}) for r in self.records]
+        keys = ("abs_rel_aligned", "delta1_aligned", "abs_rel", "delta1")
+        res: dict[str, Any] = {"per_frame_mean": {k: _mean([p.get(k) for p in per_frame]) for k in keys}}
+        st = self.fit.solve()
+        if st is None:
+            res["error"] = "no alignment: fewer than 2 valid pixels, or a constant prediction"
+            return res
+        res["alignment"] = {"scale": st[0], "shift": st[1], "space": "disparity (1/depth)"}
+        max_depth = max(
+            float(np.max(d[np.isfinite(d)], initial=0.0)) for d in (self.gt.depth(r["index"]) for r in self.records)
+        )
+        pooled, terms, prev = vm.PooledScores(), [], None
+        for r in self.records:
+            gt = self.gt.depth(r["index"])
+            pred = np.load(self.out / FRAMES_DIR / f"frame_{r['index']:06d}{_npy_suffix(self.kind)}")
+            aligned = vm.aligned_depth(pred, self.kind, st[0], st[1], max_depth)
+            pooled.add(aligned, gt)
+            if prev is not None and self.gt.has_geometry:
+                i0, d0, g0 = prev
+                terms += vm.tae_pair(d0, aligned, self.gt.k, self.gt.poses[i0], self.gt.poses[r["index"]],  # type: ignore[index,arg-type]
+                                     np.isfinite(g0), np.isfinite(gt))  # fmt: skip
+            prev = (r["index"], aligned, gt)
+        res["video_level"] = pooled.result()
+        res["tae"] = vm.tae(terms) if self.gt.has_geometry else None
+        if not self.gt.has_geometry:
+            res["tae_note"] = "no poses.npy or intrinsics.json: TAE needs both"
+        return res
+
+
+def _npy_suffix(kind: str) -> str:
+    return ".depth.npy" if kind == "metric" else ".inverse_depth.npy"
+
+
+def _mean(vals: list[Any]) -> float | None:
+    v = [float(x) for x in vals if x is not None and np.isfinite(x)]
+    return float(np.mean(v)) if v else None
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN and infinity become null (JSON has neither)."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def _batches(frames: Any, size: int) -> Any:
+    batch: list[Frame] = []
+    for f in frames:
+        batch.append(f)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _drain(pending: list[Future[None]], limit: int) -> list[Future[None]]:
+    """Wait for the oldest jobs until at most `limit` remain (bounded memory); their errors end the run."""
+    while len(pending) > limit or (pending and pending[0].done()):
+        pending.pop(0).result()
+    return pending
+
+
+class _Progress:
+    """A rich bar on stderr with frames/s and ETA (a spinner-like count when the total is unknown)."""
+
+    def __init__(self, show: bool, total: int | None) -> None:
+        self.show, self.total = show, total
+
+    def __enter__(self) -> Any:
+        if not self.show:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("video"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                            TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))  # fmt: skip
+        self.bar.__enter__()
+        self.task = self.bar.add_task("video", total=self.total, rate="")
+        t0, count = time.perf_counter(), [0]
+
+        def advance(n: int) -> None:
+            count[0] += n
+            dt = time.perf_counter() - t0
+            self.bar.update(self.task, advance=n, rate=f"{count[0] / dt:.2f} frames/s" if dt > 0 else "")
+
+        return advance
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.show:
+            self.bar.__exit__(*exc)
