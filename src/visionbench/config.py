@@ -9,9 +9,7 @@ a Python user gets the same run with `run_suite(BenchConfig(models=[...]))`.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "half": "float16",
                "bfloat16": "bfloat16", "bf16": "bfloat16"}  # fmt: skip
@@ -113,19 +111,6 @@ class BenchConfig(BaseModel):
     cuts: list[str] = Field(default_factory=list, description="What --quick or the suite plan cut, in words.")
     plans: dict[str, ModelPlan] = Field(default_factory=dict, description="Per-model overrides of the repeat policy.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _newer_fields_from_files(cls, data: Any, info: ValidationInfo) -> Any:
-        """A run.json of the same major schema may carry fields a later release added: read, not refused.
-
-        Only when the reader says it reads a stored file (`context={"stored": True}`); a config built in
-        Python still refuses an unknown name, so a typo is an error rather than a silent default.
-        """
-        if isinstance(data, dict) and (info.context or {}).get("stored"):
-            known = {name for f, fi in cls.model_fields.items() for name in _names(f, fi.validation_alias)}
-            return {k: v for k, v in data.items() if k in known}
-        return data
-
     @field_validator("dtype")
     @classmethod
     def _known_dtype(cls, v: str) -> str:
@@ -150,7 +135,3 @@ class BenchConfig(BaseModel):
             input_size=p.input_size or self.input_size,
             reason=p.reason,
         )
-
-
-def _names(field: str, alias: Any) -> list[str]:
-    return [field, *(str(c) for c in getattr(alias, "choices", []))]

@@ -315,8 +315,8 @@ def _mark_partial(result: ModelResult, model_dir: Path, reason: str) -> None:
     """Fill what the worker reported before it stopped; mark the result partial when anything was measured."""
     events = EventReader(model_dir / "events.jsonl").read()
     kept = fill_from_events(result, events)
-    if kept and "partial" in ModelResult.model_fields:  # the fields come with the report's schema change
-        result.partial, result.partial_reason = True, reason  # type: ignore[attr-defined]
+    if kept:
+        result.partial, result.partial_reason = True, reason
 
 
 def fill_from_events(result: ModelResult, events: list[dict[str, Any]]) -> bool:
