@@ -40,7 +40,7 @@ def test_trace_json_document():
     result = invoke("trace", "yolo11n", "--input-size", "256", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["params"] == 2_624_080 and doc["input_shapes"]["x"] == [1, 3, 256, 256]
+    assert doc["params"] == 2_616_248 and doc["input_shapes"]["x"] == [1, 3, 256, 256]
     assert doc["layers"][0]["output_shapes"] == [[1, 16, 128, 128]]
 
 

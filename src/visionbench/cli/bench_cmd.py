@@ -252,7 +252,7 @@ def _final_report(run_dir: Path) -> None:
 
     A report failure never costs the measurements: run.json and the per-model files are already written.
     """
-    from visionbench.report.full import build_report
+    from visionbench.report import build_report
 
     try:
         build_report(run_dir)
