@@ -45,6 +45,12 @@ def debug_enabled() -> bool:
 
 
 def setup_logging() -> None:
+    # A library that logs to the stderr it saw at import (ultralytics) keeps writing there; when commands
+    # run one after another in one process with stderr redirected (tests, notebooks), that stream may be
+    # closed: point such handlers at this command's stderr.
+    for handler in logging.getLogger("ultralytics").handlers:
+        if type(handler) is logging.StreamHandler and getattr(handler.stream, "closed", False):
+            handler.stream = sys.stderr  # not setStream: it would flush the closed stream first
     root = logging.getLogger("visionbench")
     if not any(isinstance(h, RichHandler) for h in root.handlers):
         handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
