@@ -91,7 +91,7 @@ def main() -> None:
         n = SAMPLES.get(name, 10)
         model = vb.create_model(name, device="cpu", seed=0)
         batch = model.preprocess([load_image(image)])
-        config = BenchConfig(models=[name], device="cpu", runs=n, budget_s=0.0, e2e=False)
+        config = BenchConfig(models=[name], device="cpu", runs=n, budget=0.0, e2e=False)
         bare: list[float] = []
         harness: list[float] = []
         ratios: list[float] = []

@@ -7,14 +7,17 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
-from visionbench.bench.suite import _collect, prepare_images
-from visionbench.bench.worker import _is_oom, bench_model
+from visionbench.bench.events import EventSink
+from visionbench.bench.process import flush_denormal_enabled
+from visionbench.bench.suite import collect_result, prepare_images
+from visionbench.bench.worker import bench_model, is_oom
 from visionbench.cli import app
 from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError
-from visionbench.report import analysis as an
+from visionbench.measure.allocator import malloc_setting
 from visionbench.results import BatchResult, ModelResult, load_run, save_model_result
 
 runner = CliRunner()
@@ -28,10 +31,24 @@ def corrupt(tmp_path: Path, photo_paths: list[Path]) -> Path:
 
 
 def test_worker_measures_everything_in_process(photo_paths: list[Path], device: str, tmp_path: Path) -> None:
-    config = BenchConfig(models=["yolo11n"], device=device, input_size=128, runs=3, budget_s=0.0, batch_sizes=[1, 2])
-    r = bench_model("yolo11n", config, photo_paths, tmp_path)  # two photos: end-to-end calls take them in turn
+    config = BenchConfig(
+        models=["yolo11n"], device=device, input_size=128, runs=3, budget=0.0, batch_sizes=[1, 2], threads=1
+    )
+    callers_threads, callers_flush, callers_malloc = torch.get_num_threads(), flush_denormal_enabled(), malloc_setting()
+    torch.set_num_threads(2)
+    try:
+        # one photo twice: every batch shares its shape (YOLO letterboxes a same-shape batch rectangularly),
+        # so FLOPs at batch 2 are exactly twice those at batch 1
+        r = bench_model("yolo11n", config, [photo_paths[0]] * 2, tmp_path)
+        # a library call leaves its caller's process as it found it: threads, denormal mode, malloc
+        assert torch.get_num_threads() == 2 and flush_denormal_enabled() == callers_flush
+        assert malloc_setting() == callers_malloc
+    finally:
+        torch.set_num_threads(callers_threads)
     assert r.status == "ok", r.error
-    assert r.params == 2_624_080 and r.card["name"] == "yolo11n" and r.input_size == 128
+    assert r.threads == 1  # ...while inside it ran with what was asked
+    assert r.params == 2_616_248 and r.card["name"] == "yolo11n"  # the module as run: fused, as ultralytics predicts
+    assert r.card["params"] == 2_624_080 and r.input_size == 128  # the published count
     assert r.weights is not None and r.weights.mode in {"random", "pretrained"}
     assert r.load_time_s is not None and r.load_time_s > 0
     assert [b.batch_size for b in r.batches] == [1, 2] and r.max_batch_size == 2 and r.oom_batch_size is None
@@ -91,9 +108,43 @@ def test_cli_bad_input_is_one_line_exit_2(corrupt: Path, tmp_path: Path) -> None
     out = tmp_path / "runs"
     res = runner.invoke(app, ["bench", "yolo11n", "--images", str(corrupt), "--out", str(out)])
     assert res.exit_code == 2 and "no usable image" in res.output and "Traceback" not in res.output
-    res = runner.invoke(app, ["bench", "yolo11n", "--batch-size", "1,x", "--out", str(out)])
-    assert res.exit_code == 2 and "--batch-size" in res.output
-    assert not out.exists()  # nothing half-made
+    res = runner.invoke(app, ["bench", "yolo11n", "--batch-sizes", "1,x", "--out", str(out)])
+    assert res.exit_code == 2 and "--batch-sizes" in res.output
+    assert not out.exists() or not any(out.iterdir())  # no run folder half-made
+
+
+def test_channels_last_runs_and_is_recorded(photo_paths: list[Path], device: str) -> None:
+    config = BenchConfig(models=["yolo11n"], device=device, input_size=64, runs=2, budget=0.0, e2e=False,
+                         channels_last=True)  # fmt: skip
+    r = bench_model("yolo11n", config, photo_paths[:1])
+    assert r.status == "ok", r.error
+    assert r.channels_last and not r.compile and r.primary is not None and r.primary.model_latency is not None
+
+
+@pytest.mark.slow  # torch.compile builds C++ kernels: tens of seconds on a 2-core CPU
+def test_compile_runs_and_is_recorded(photo_paths: list[Path], device: str) -> None:
+    config = BenchConfig(models=["yolo11n"], device=device, input_size=64, runs=2, budget=0.0, e2e=False,
+                         compile=True)  # fmt: skip
+    r = bench_model("yolo11n", config, photo_paths[:1])
+    assert r.status == "ok", r.error
+    assert r.compile and r.primary is not None and r.primary.model_latency is not None
+    assert r.flops == bench_model("yolo11n", config.model_copy(update={"compile": False}), photo_paths[:1]).flops
+
+
+def test_a_model_stopped_midway_keeps_what_it_measured(photo_paths: list[Path], device: str, tmp_path: Path) -> None:
+    """A timeout (or crash) before result.json is written: load time, parameters, FLOPs and samples stay."""
+    config = BenchConfig(models=["yolo11n"], device=device, input_size=64, runs=3, budget=0.0, e2e=False)
+    done = bench_model("yolo11n", config, photo_paths[:1], tmp_path, EventSink(tmp_path / "events.jsonl"))
+    (tmp_path / "result.json").unlink()  # as if the worker was killed during its first timed loop
+    r = collect_result("yolo11n", tmp_path, "yolo11n", -9, "timeout", "exceeded --timeout 5 s during model #3")
+    assert r.status == "timeout" and r.error and "--timeout" in r.error
+    assert r.load_time_s == pytest.approx(done.load_time_s) and r.params == done.params == 2_616_248
+    assert r.flops == done.flops and r.weights is not None and r.weights.mode == done.weights.mode  # type: ignore[union-attr]
+    stopped = r.batches[0]
+    assert stopped.status == "timeout" and stopped.model_latency is not None
+    assert stopped.model_latency.samples_ms == pytest.approx(done.batches[0].model_latency.samples_ms)  # type: ignore[union-attr]
+    assert r.primary is None  # an unfinished loop is never ranked as a measurement
+    assert r.partial and "timeout" in (r.partial_reason or "")
 
 
 def test_worker_killed_after_a_batch_size_keeps_it_and_records_the_limit(tmp_path: Path) -> None:
@@ -104,16 +155,16 @@ def test_worker_killed_after_a_batch_size_keeps_it_and_records_the_limit(tmp_pat
     spec = {"config": BenchConfig(models=["m"], batch_sizes=[1, 2, 4]).model_dump()}
     (tmp_path / "worker_spec.json").write_text(json.dumps(spec))
     (tmp_path / "worker.log").write_text("loading\n")
-    r = _collect("m", tmp_path, "m", -9, None, None)
+    r = collect_result("m", tmp_path, "m", -9, None, None)
     assert r.status == "ok" and r.oom_batch_size == 4
     (tmp_path / "result.json").unlink()
-    r = _collect("m", tmp_path, "m", -9, None, None)
+    r = collect_result("m", tmp_path, "m", -9, None, None)
     assert r.status == "oom" and "SIGKILL" in (r.error or "") and "out of memory" in (r.error or "")
 
 
 def test_oom_classification() -> None:
-    assert _is_oom(MemoryError())
-    assert _is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"))
-    assert _is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert not _is_oom(RuntimeError("shape mismatch"))
-    assert an.ok_models  # analysis is importable without torch work
+    assert is_oom(MemoryError())
+    assert is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"))
+    assert is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert not is_oom(RuntimeError("shape mismatch")) and not is_oom(ValueError("out of memory"))

@@ -10,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from visionbench.cli import app
+from visionbench.models.availability import local_weights
+from visionbench.models.registry import get_card
 
 runner = CliRunner()
 
@@ -25,7 +27,7 @@ def test_models_json_lists_the_suite_with_cards():
     assert {r["name"] for r in rows} >= {"depthpro", "yolo11n", "mobile-sam"}
     depthpro = next(r for r in rows if r["name"] == "depthpro")
     assert depthpro["params"] == 951_991_330 and depthpro["input_size"] == 1536
-    assert depthpro["local_weights"] is None  # nothing cached on this machine
+    assert depthpro["local_weights"] == local_weights(get_card("depthpro"))  # cached or not, reported as it is
 
 
 def test_models_table_and_all_flag():
@@ -38,7 +40,7 @@ def test_trace_json_document():
     result = invoke("trace", "yolo11n", "--input-size", "256", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["params"] == 2_624_080 and doc["input_shapes"]["x"] == [1, 3, 256, 256]
+    assert doc["params"] == 2_616_248 and doc["input_shapes"]["x"] == [1, 3, 256, 256]
     assert doc["layers"][0]["output_shapes"] == [[1, 16, 128, 128]]
 
 
@@ -73,5 +75,20 @@ def test_real_process_exit_code_and_no_traceback():
 def test_help_explains_every_option():
     result = invoke("trace", "--help")
     assert result.exit_code == 0
-    for option in ("--input-size", "--batch-size", "--layers", "--json"):
+    for option in ("--input-size", "--batch-size", "--rows", "--json"):
         assert option in result.stdout
+
+
+def test_trace_rows_limits_the_table():
+    result = invoke("trace", "yolo11n", "--input-size", "64", "--rows", "2")
+    assert result.exit_code == 0, result.output
+    assert "leaf layers (2 of" in result.stdout
+
+
+@pytest.mark.slow  # the full-size architecture, built on the meta device
+def test_trace_full_size_depthpro_on_meta():
+    result = invoke("trace", "depthpro", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["params"] == 951_991_330 and doc["input_shapes"]["pixel_values"] == [1, 3, 1536, 1536]
+    assert doc["flops"] > 10**13

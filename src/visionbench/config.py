@@ -9,7 +9,11 @@ a Python user gets the same run with `run_suite(BenchConfig(models=[...]))`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "half": "float16",
+               "bfloat16": "bfloat16", "bf16": "bfloat16"}  # fmt: skip
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 8192
 
 SUITE_MODELS = [
     "depthpro",
@@ -36,7 +40,12 @@ class ModelPlan(BaseModel):
 
 
 class BenchConfig(BaseModel):
-    """Everything a run was asked for. Field descriptions are the CLI's --help and the schema docs."""
+    """Everything a run was asked for. Field descriptions are the CLI's --help and the schema docs.
+
+    Each field is filled by the option of the same name (`max_loop_time` by `--max-loop-time`); fields
+    renamed since schema 1.0 are still read from their old names (`budget_s`, `timeout_s`, `loop_cap_s`).
+    Every value is checked here, so a bad option fails before a run folder exists or a model is built.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -53,23 +62,42 @@ class BenchConfig(BaseModel):
     compile: bool = Field(default=False, description="Wrap the module in torch.compile before warmup.")
     channels_last: bool = Field(default=False, description="Convert module and 4-D inputs to channels_last.")
     input_size: int | None = Field(
-        default=None, description="Square input size in pixels (None: each model's native size)."
+        default=None,
+        ge=MIN_INPUT_SIZE,
+        le=MAX_INPUT_SIZE,
+        description="Square input size in pixels (None: each model's native size).",
     )
     batch_sizes: list[int] = Field(
         default=[1], description="Batch sizes to measure; an out-of-memory is that model's limit."
     )
-    threads: int | None = Field(default=None, description="torch CPU threads in each worker (None: torch's default).")
+    threads: int | None = Field(
+        default=None, ge=1, description="torch CPU threads in each worker (unset: torch's default)."
+    )
     runs: int = Field(default=5, ge=1, description="Minimum timed repeats per loop.")
-    budget_s: float = Field(default=10.0, ge=0, description="Keep repeating a loop until this many seconds are spent.")
+    budget: float = Field(
+        default=10.0,
+        ge=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("budget", "budget_s"),
+        description="Seconds per timed loop: keep repeating until this many are spent (after --runs samples).",
+    )
     warmup: int = Field(default=1, ge=1, description="Untimed forwards before timing (at least one).")
-    loop_cap_s: float | None = Field(
+    max_loop_time: float | None = Field(
         default=None,
-        description="Per timed loop: after 2 samples, do not start one that would end past this many seconds "
-        "(None: always at least --runs). `run` sets 240 s so a 2-minute forward gets 2 samples.",
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("max_loop_time", "loop_cap_s"),
+        description="Seconds per timed loop at most: after 2 samples, do not start one that would end later "
+        "(unset: always at least --runs). `run` sets one so a forward of minutes still gets 2 samples.",
     )
     e2e: bool = Field(default=True, description="Also time end to end: decode + preprocess + forward + postprocess.")
-    timeout_s: float | None = Field(
-        default=None, description="Kill a model's worker after this many seconds (None: no limit)."
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("timeout", "timeout_s"),
+        description="Seconds per model: its worker is stopped after this long, keeping what it measured "
+        "(unset: no limit).",
     )
     seed: int = Field(default=0, description="Seed for random weights and random inputs.")
     trust_remote_code: bool = Field(default=False, description="Allow remote code and pickled checkpoints.")
@@ -82,6 +110,13 @@ class BenchConfig(BaseModel):
     quick: bool = Field(default=False, description="The run was shortened with --quick (see `cuts`).")
     cuts: list[str] = Field(default_factory=list, description="What --quick or the suite plan cut, in words.")
     plans: dict[str, ModelPlan] = Field(default_factory=dict, description="Per-model overrides of the repeat policy.")
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, v: str) -> str:
+        if v not in DTYPE_NAMES:
+            raise ValueError(f"--dtype {v!r}: use float32, float16 or bfloat16")
+        return DTYPE_NAMES[v]
 
     @field_validator("batch_sizes")
     @classmethod
@@ -96,7 +131,7 @@ class BenchConfig(BaseModel):
         return ModelPlan(
             runs=p.runs or self.runs,
             warmup=p.warmup or self.warmup,
-            budget_s=self.budget_s if p.budget_s is None else p.budget_s,
+            budget_s=self.budget if p.budget_s is None else p.budget_s,
             input_size=p.input_size or self.input_size,
             reason=p.reason,
         )

@@ -57,7 +57,7 @@ class Eta:
     def model_s(self, name: str) -> float:
         """Whole worker: start, load, then warmup + timed loops per batch size (+ a dissection pass)."""
         plan = self.config.plan_for(name)
-        policy = RepeatPolicy(min_runs=plan.runs or 1, budget_s=plan.budget_s or 0.0, cap_s=self.config.loop_cap_s)
+        policy = RepeatPolicy(min_runs=plan.runs or 1, budget_s=plan.budget_s or 0.0, cap_s=self.config.max_loop_time)
         loops = 2 if self.config.e2e else 1
         total = self.startup_s + 2.0
         for bs in self.config.batch_sizes:

@@ -1,13 +1,10 @@
-"""Optional steps other parts of visionbench provide, called when they are installed.
+"""Extra steps a worker runs on the warm model after benchmarking: a dissection and a component profile.
 
-`visionbench run` dissects each model after benchmarking (issue 5, `visionbench.dissect`). The call is
-found at run time, so the engine works with or without that part; a dissection failure is recorded
-next to the figures and never turns a measured model into a failed one.
+A failure of either is recorded next to the figures and never turns a measured model into a failed one.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,28 +14,13 @@ from visionbench.results import DissectionRef
 log = logging.getLogger("visionbench")
 
 
-def dissection_available() -> bool:
-    """True when `visionbench.dissect` exposes `dissect_model`."""
-    return _dissect_fn() is not None
-
-
-def _dissect_fn() -> Any:
-    try:
-        mod = importlib.import_module("visionbench.dissect")
-    except ImportError:
-        return None
-    return getattr(mod, "dissect_model", None)
-
-
 def run_dissection(model: Any, image: Path, run_dir: Path, folder: str) -> DissectionRef | None:
-    """Dissect `model` on `image` into `run_dir/<folder>/` (layers.json next to result.json); None if absent."""
-    fn = _dissect_fn()
-    if fn is None:
-        return None
+    """Dissect `model` on `image` into `run_dir/<folder>/` (layers.json next to result.json)."""
+    from visionbench.dissect import dissect_model
     from visionbench.images import load_image
 
     try:
-        result = fn(model, load_image(image), run_dir)
+        result = dissect_model(model, load_image(image), run_dir)
     except Exception as exc:  # noqa: BLE001 - recorded, never fatal
         log.warning("dissection of %s failed: %s", model.name, exc)
         text = str(exc).strip().splitlines()
@@ -49,11 +31,9 @@ def run_dissection(model: Any, image: Path, run_dir: Path, folder: str) -> Disse
 
 
 def run_profile(model: Any, batch: Any, runs: int) -> dict[str, Any] | None:
-    """Component timing (visionbench.measure.profile) on the already warm model; None if that part is absent."""
-    try:
-        from visionbench.measure.profile import profile_model
-    except ImportError:
-        return None
+    """Component timing (visionbench.measure.profile) on the already warm model."""
+    from visionbench.measure.profile import profile_model
+
     try:
         return profile_model(model, batch, runs=runs, warmup=0).model_dump(mode="json")
     except Exception as exc:  # noqa: BLE001 - recorded, never fatal

@@ -3,7 +3,9 @@
     run, run_dir = run_suite(BenchConfig(models=["yolo11n", "depth-anything-v2-small"]))
 
 The run folder is complete after every model (run.json, summary.csv, report.md), so Ctrl-C, a
-crash or a timeout never loses a finished model, and `resume=RUN_DIR` runs only what is not done.
+crash or a timeout never loses a finished model, and `resume_suite(RUN_DIR)` runs only what is not done.
+A model stopped midway (timeout, crash, out of memory) keeps what it measured before it stopped, read
+back from its `events.jsonl`, and is marked partial.
 """
 
 from __future__ import annotations
@@ -25,11 +27,16 @@ from visionbench.bench.events import EventReader
 from visionbench.bench.worker import name_to_folder
 from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError, UnknownModelError
+from visionbench.files import check_output_dir, write_json
 from visionbench.images import default_image_path, find_images, load_image
+from visionbench.measure.timing import latency_stats
 from visionbench.results import (
     MODEL_FILE,
+    RUN_FILE,
+    BatchResult,
     ModelResult,
     RunResult,
+    WeightsRecord,
     load_model_result,
     load_run,
     now_iso,
@@ -60,11 +67,12 @@ def prepare_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
             load_image(p)
             usable.append(p.resolve())
         except BadInputError as exc:
-            log.warning("skipping image %s", exc)
             skipped.append(str(exc))
-    if not usable:
+    if not usable:  # one line that names the reasons, not a warning per image and then the error
         detail = f": {'; '.join(skipped[:3])}" if skipped else ""
         raise BadInputError(f"no usable image among {len(paths)} input(s){detail}")
+    for reason in skipped:
+        log.warning("skipping image %s", reason)
     return usable, skipped
 
 
@@ -83,33 +91,78 @@ def run_suite(
     config: BenchConfig,
     out_root: str | Path = "runs",
     *,
-    resume: str | Path | None = None,
     observer: SuiteObserver | None = None,
     command: str = "",
 ) -> tuple[RunResult, Path]:
-    """Benchmark every model of `config` (or the unfinished ones of `resume`); returns the run and its folder."""
+    """Benchmark every model of `config` into a new folder under `out_root`; returns the run and its folder.
+
+    Everything that can be checked is checked before the folder exists: the output location, the
+    model names, the images and the device.
+    """
     from visionbench.measure.environment import capture_environment
     from visionbench.models.registry import resolve_device
 
-    obs = observer or SuiteObserver()
-    if resume is not None:
-        run_dir = Path(resume)
-        run = load_run(run_dir)
-        extra = [m for m in config.models if m not in run.config.models]
-        run.config = run.config.model_copy(update={"models": run.config.models + extra})
-        config = run.config
-        run.status = "running"
-    else:
-        run_dir = None  # created once the inputs are known to be usable
+    check_output_dir(out_root)
     _check_some_model_exists(config.models)
     images, skipped = prepare_images(config.images)
     device = resolve_device(config.device)
-    if run_dir is None:
-        run_dir = new_run_dir(out_root)
-        env = capture_environment(str(device), config.seed)
-        run = RunResult(run_id=run_dir.name, started_at=now_iso(), command=command, config=config, environment=env)
-    todo = [m for m in config.models if (r := run.result(m)) is None or r.status != "ok"]
-    eta = Eta(config, device.type)
+    run_dir = new_run_dir(out_root)
+    env = capture_environment(str(device), config.seed)
+    run = RunResult(run_id=run_dir.name, started_at=now_iso(), command=command, config=config, environment=env)
+    return _run_models(run, run_dir, list(config.models), images, skipped, observer or SuiteObserver())
+
+
+def resume_suite(
+    run_dir: str | Path,
+    *,
+    models: list[str] | None = None,
+    trust_remote_code: bool = False,
+    observer: SuiteObserver | None = None,
+    command: str = "",
+) -> tuple[RunResult, Path]:
+    """Continue a run folder: its models not `ok` run again with the run's own options.
+
+    `models` narrows what runs (names not in the run are added: the caller named them). Trust is never
+    read from the folder: `trust_remote_code` is this caller's, every time (run.json records it).
+    """
+    from visionbench.models.registry import resolve_device
+
+    folder = check_run_folder(run_dir)
+    run = load_run(folder)
+    named = list(dict.fromkeys(models or []))
+    added = [m for m in named if m not in run.config.models]
+    run.config = run.config.model_copy(
+        update={"models": run.config.models + added, "trust_remote_code": trust_remote_code}
+    )
+    run.status, run.finished_at = "running", None
+    if command:
+        run.command = command
+    _check_some_model_exists(run.config.models)
+    images, skipped = prepare_images(run.config.images)
+    resolve_device(run.config.device)
+    wanted = named or run.config.models
+    return _run_models(run, folder, wanted, images, skipped, observer or SuiteObserver())
+
+
+def check_run_folder(run_dir: str | Path) -> Path:
+    """A run folder to resume: it exists, holds run.json and can be written; one line naming it otherwise."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise BadInputError(f"--out {folder} --resume: no such run folder")
+    if not (folder / RUN_FILE).is_file():
+        raise BadInputError(f"--out {folder} --resume: not a run folder (no {RUN_FILE})")
+    return check_output_dir(folder)
+
+
+def _run_models(
+    run: RunResult, run_dir: Path, wanted: list[str], images: list[Path], skipped: list[str], obs: SuiteObserver
+) -> tuple[RunResult, Path]:
+    """Run the models of `wanted` not yet `ok`, writing the run folder after each one."""
+    from visionbench.models.registry import resolve_device
+
+    config = run.config
+    todo = [m for m in wanted if (r := run.result(m)) is None or r.status != "ok"]
+    eta = Eta(config, resolve_device(config.device).type)
     for r in run.models:
         eta.observe(r)
     write_outputs(run, run_dir)
@@ -175,7 +228,7 @@ def _run_one(
         (model_dir / stale).unlink(missing_ok=True)
     spec = {"name": name, "config": config.model_dump(), "images": [str(p) for p in images], "out_dir": str(model_dir)}
     spec_path = model_dir / "worker_spec.json"
-    spec_path.write_text(json.dumps(spec, indent=2))
+    write_json(spec_path, spec)
     reader = EventReader(model_dir / "events.jsonl")
     started = time.monotonic()
     expected_end = started + eta.model_s(name)
@@ -193,16 +246,16 @@ def _run_one(
                     phase, expected_end = _apply_event(ev, phase, expected_end)
                 now = time.monotonic()
                 obs.progress(name, phase, max(0.0, expected_end - now) + later_s)
-                if config.timeout_s is not None and now - started > config.timeout_s:
+                if config.timeout is not None and now - started > config.timeout:
                     _kill(proc)
-                    status, reason = "timeout", f"exceeded --timeout {config.timeout_s:g} s during {phase}"
+                    status, reason = "timeout", f"exceeded --timeout {config.timeout:g} s during {phase}"
         except KeyboardInterrupt:
             _kill(proc)
-            result = _collect(
+            result = collect_result(
                 name, model_dir, folder, proc.returncode, "interrupted", f"interrupted (Ctrl-C) during {phase}"
             )
             raise _Interrupted(result) from None
-    result = _collect(name, model_dir, folder, proc.returncode, status, reason)
+    result = collect_result(name, model_dir, folder, proc.returncode, status, reason)
     result.skipped_images = list(skipped)
     return result
 
@@ -225,10 +278,14 @@ def _apply_event(ev: dict[str, Any], phase: str, expected_end: float) -> tuple[s
     return phase, expected_end
 
 
-def _collect(
+def collect_result(
     name: str, model_dir: Path, folder: str, code: int | None, status: str | None, reason: str | None
 ) -> ModelResult:
-    """The worker's result.json, patched with what the parent knows (timeout, crash, kill)."""
+    """The worker's result.json, patched with what the parent knows (timeout, crash, kill).
+
+    A worker stopped before it finished keeps every figure it reported before it stopped: those in its
+    last result.json, and the rest (load time, parameters, FLOPs, timed samples) from events.jsonl.
+    """
     path = model_dir / MODEL_FILE
     try:
         result = load_model_result(path) if path.exists() else None
@@ -239,6 +296,7 @@ def _collect(
     died = result.status == "interrupted" and result.error == "partial"  # worker stopped between batch sizes
     if status is not None:
         result.status, result.error = status, reason  # type: ignore[assignment]
+        _mark_partial(result, model_dir, reason or status)
     elif died or not path.exists():
         crash = _crash_reason(code, model_dir)
         if result.primary is not None:  # batch sizes that finished stay; the next one is the limit
@@ -248,8 +306,58 @@ def _collect(
             log.warning("%s: worker died after batch size %d (%s); recorded as its limit", name, done, crash)
         else:
             result.status, result.error = ("oom" if code == -signal.SIGKILL else "failed"), crash
+            _mark_partial(result, model_dir, crash)
     result.finished_at = result.finished_at or now_iso()
     return result
+
+
+def _mark_partial(result: ModelResult, model_dir: Path, reason: str) -> None:
+    """Fill what the worker reported before it stopped; mark the result partial when anything was measured."""
+    events = EventReader(model_dir / "events.jsonl").read()
+    kept = fill_from_events(result, events)
+    if kept:
+        result.partial, result.partial_reason = True, reason
+
+
+def fill_from_events(result: ModelResult, events: list[dict[str, Any]]) -> bool:
+    """Copy into `result` what a worker's events report and the result lacks; True if any figure was kept.
+
+    Timed samples of a batch size that did not finish become a BatchResult with the model's status, so
+    tables and ranks (which use `ok` batch sizes) never mistake them for a complete measurement.
+    """
+    kept = False
+    samples: dict[tuple[int, str], list[float]] = {}
+    flops: dict[int, int] = {}
+    for ev in events:
+        kind = ev.get("event")
+        if kind == "loaded":
+            for key in ("load_time_s", "import_time_s", "params", "input_size"):
+                if getattr(result, key) is None and ev.get(key) is not None:
+                    setattr(result, key, ev[key])
+            result.device, result.dtype = result.device or ev.get("device", ""), result.dtype or ev.get("dtype", "")
+            if result.weights is None and ev.get("weights") in {"pretrained", "random"}:
+                result.weights = WeightsRecord(mode=ev["weights"], source=str(ev.get("source", "")))
+            kept = True
+        elif kind == "flops" and ev.get("flops"):
+            flops[int(ev.get("batch_size", 1))] = int(ev["flops"])
+        elif kind == "sample" and isinstance(ev.get("ms"), (int, float)):
+            key = (int(ev.get("batch_size", 1)), str(ev.get("loop")))
+            samples.setdefault(key, []).append(float(ev["ms"]))
+    done = {b.batch_size for b in result.batches}
+    for bs in sorted(set(flops) | {k[0] for k in samples}):
+        if bs in done:
+            continue
+        batch = BatchResult(batch_size=bs, status=result.status, error=result.error, flops=flops.get(bs))
+        why = f"stopped: {result.error or result.status}"
+        for loop, attr, kind in (("model", "model_latency", "model"), ("end-to-end", "e2e_latency", "end_to_end")):
+            if samples.get((bs, loop)):
+                setattr(batch, attr, latency_stats(samples[(bs, loop)], kind=kind, batch_size=bs, stop_reason=why))
+        result.batches.append(batch)
+        kept = True
+    if result.flops is None and flops:
+        bs = min(flops)
+        result.flops = flops[bs] // bs
+    return kept or bool(result.batches)
 
 
 def _batch_sizes(model_dir: Path) -> list[int]:

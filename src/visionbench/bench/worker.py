@@ -21,10 +21,11 @@ from typing import Any
 import torch
 
 from visionbench.bench.events import EventSink
+from visionbench.bench.process import benchmark_process
 from visionbench.config import BenchConfig
 from visionbench.errors import VisionbenchError
+from visionbench.files import safe_name
 from visionbench.images import load_image
-from visionbench.measure.allocator import tune_malloc
 from visionbench.measure.memory import MemoryTracker
 from visionbench.measure.timing import PhaseClock, RepeatPolicy, latency_stats, synchronize, time_calls
 from visionbench.results import MODEL_FILE, BatchResult, ModelResult, WeightsRecord, now_iso, save_model_result
@@ -56,18 +57,13 @@ def bench_model(
     plan = config.plan_for(name)
     result.plan = plan.model_dump()
     try:
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        # Denormal floats (tiny activations deep in random-weight nets) run 100x slower on x86 CPUs;
-        # flush them to zero, as inference runtimes do, so timings reflect the architecture.
-        torch.set_flush_denormal(True)
-        tune_malloc()  # keep freed activations mapped: no page faults re-paid every call (measure/allocator.py)
-        result.threads = torch.get_num_threads()
-        _measure(name, config, images, result, out_dir, events)
+        with benchmark_process(config.threads):  # the caller's threads and float mode come back afterwards
+            result.threads = torch.get_num_threads()
+            _measure(name, config, images, result, out_dir, events)
     except KeyboardInterrupt:
         result.status, result.error = "interrupted", "interrupted (Ctrl-C)"
     except Exception as exc:  # noqa: BLE001 - any model fault becomes this model's recorded failure
-        result.status = "oom" if _is_oom(exc) else "failed"
+        result.status = "oom" if is_oom(exc) else "failed"
         result.error = one_line(exc)
         if not isinstance(exc, VisionbenchError):
             log.debug("model %s failed:\n%s", name, traceback.format_exc())
@@ -122,12 +118,14 @@ def _measure(
     result.device, result.dtype = str(device), str(model.dtype).removeprefix("torch.")
     result.input_size, result.params = model.input_size, model.num_params()
     result.compile, result.channels_last = config.compile, config.channels_last
-    events.emit("loaded", load_time_s=result.load_time_s, weights=model.weights.mode)
+    events.emit("loaded", load_time_s=result.load_time_s, import_time_s=result.import_time_s, params=result.params,
+                weights=model.weights.mode, source=model.weights.source, device=result.device, dtype=result.dtype,
+                input_size=result.input_size)  # fmt: skip
 
     eager = model.module
     if config.compile:
         model.module = torch.compile(eager)
-    policy = RepeatPolicy(min_runs=plan.runs or config.runs, budget_s=plan.budget_s or 0.0, cap_s=config.loop_cap_s)
+    policy = RepeatPolicy(min_runs=plan.runs or config.runs, budget_s=plan.budget_s or 0.0, cap_s=config.max_loop_time)
     for bs in config.batch_sizes:
         batch_result = _measure_batch(
             model, eager, bs, config, plan.warmup or 1, policy, images, memory, result, events
@@ -193,6 +191,7 @@ def _measure_batch(
         # FLOPs on a meta copy at these exact input shapes: no compute, so every warmup call below is a
         # plain forward (a FLOP-counting call runs a slower path and warms nothing up).
         out.flops = meta_flops(result.name, batch, model.input_size)
+        events.emit("flops", batch_size=bs, flops=out.flops)
         with torch.inference_mode():
             if out.flops is None:  # not buildable on meta (e.g. a pickled checkpoint): one extra untimed call
                 with flop_counter() as counter:
@@ -200,6 +199,7 @@ def _measure_batch(
                     model.forward(batch)
                 model.module = current
                 out.flops = int(counter.get_total_flops()) or None
+                events.emit("flops", batch_size=bs, flops=out.flops)
             for _ in range(max(1, warmup)):
                 t0 = time.perf_counter()
                 outputs = model.forward(batch)
@@ -213,7 +213,7 @@ def _measure_batch(
         with torch.inference_mode():
             samples, why = time_calls(
                 lambda: model.forward(batch), policy, device,
-                on_sample=lambda n, s: events.emit("sample", loop="model", n=n, spent_s=s),
+                on_sample=lambda n, s, ms: events.emit("sample", loop="model", n=n, spent_s=s, ms=ms, batch_size=bs),
             )  # fmt: skip
         out.model_latency = latency_stats(
             samples, kind="model", batch_size=bs, warmup_calls=len(warm_ms), stop_reason=why
@@ -228,7 +228,7 @@ def _measure_batch(
                 result.output_summary = [p.summary() for p in preds]
         out.memory = memory.end_run()
     except Exception as exc:  # noqa: BLE001
-        if not _is_oom(exc):
+        if not is_oom(exc):
             raise
         out.status, out.error = "oom", f"out of memory at batch size {bs}: {one_line(exc)}"
         out.memory = memory.end_run()
@@ -275,8 +275,9 @@ def _end_to_end(
 
     with torch.inference_mode():
         samples, why = time_calls(
-            call, policy, device, on_sample=lambda n, s: events.emit("sample", loop="end-to-end", n=n, spent_s=s)
-        )
+            call, policy, device,
+            on_sample=lambda n, s, ms: events.emit("sample", loop="end-to-end", n=n, spent_s=s, ms=ms, batch_size=bs),
+        )  # fmt: skip
     stats = latency_stats(samples, kind="end_to_end", batch_size=bs, warmup_calls=1, stop_reason=why, phases_ms=phases)
     return stats, first
 
@@ -285,7 +286,7 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError) or type(exc).__name__ in {"OutOfMemoryError", "OutOfMemoryError_"}:
         return True
     text = str(exc).lower()
@@ -299,11 +300,20 @@ def one_line(exc: BaseException) -> str:
 
 def name_to_folder(name: str) -> str:
     """A model's folder name inside the run folder: open-door names made filesystem-safe."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
+    return safe_name(name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the worker process: `python -m visionbench.bench.worker SPEC.json`."""
+    """Entry point of the worker process: `python -m visionbench.bench.worker SPEC.json`.
+
+    Only here, in a process that exists to run one model, is the allocator tuned (measure/allocator.py):
+    a library call of `bench_model` leaves its caller's malloc alone.
+    """
+    from visionbench.bench.process import die_with_parent
+    from visionbench.measure.allocator import tune_malloc
+
+    die_with_parent()
+    tune_malloc()
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(args[0]).read_text())
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

@@ -6,7 +6,10 @@ import os
 
 import typer
 
+from visionbench.cli.common import OneLineErrors
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="visionbench",
     help="Benchmark, dissect and run vision models: DepthPro, Depth Anything V2, YOLO11, MobileSAM.",
     no_args_is_help=True,
@@ -22,9 +25,6 @@ def _root(
 ) -> None:
     if debug:
         os.environ["VISIONBENCH_DEBUG"] = "1"
-    from visionbench.measure.allocator import tune_malloc
-
-    tune_malloc()  # dissect, depth, profile and trace run models in this process: same policy as bench workers
 
 
 # Each module adds its commands to `app` on import, in the order `--help` lists them.

@@ -1,72 +1,112 @@
-"""`visionbench bench MODEL...` and `visionbench run` (the seed suite): thin front ends over bench.suite.
+"""`visionbench bench MODEL...` and `visionbench run` (the seed suite): one set of options, two presets.
 
-Both write runs/<YYYYMMDD_HHMMSS>/ (run.json, summary.csv, report.md, a folder per model) as each
+Every option of both commands is declared once, in `BENCH_OPTIONS`, and fills the `BenchConfig` field of
+its own name (`--max-loop-time` fills `max_loop_time`); its help is that field's description. `run` is
+the same command with the suite's models and a preset of defaults (`RUN_PRESET`), plus `--quick`.
+
+Both write <out>/<YYYYMMDD_HHMMSS>/ (run.json, summary.csv, report.md, a folder per model) as each
 model finishes, show a progress bar with the model, its phase and the ETA, then a results table.
 Exit code: 0 when every model was measured, 1 when some failed (their reasons are in the run), 2 for
-bad input, 130 on Ctrl-C (finished models stay on disk; `--resume RUN_DIR` continues).
+bad input, 130 on Ctrl-C (finished models stay on disk; `--out RUN_DIR --resume` continues).
 """
 
 from __future__ import annotations
 
+import inspect
 import shlex
 import sys
 import time
+from copy import copy
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from visionbench.bench.suite import SuiteObserver, run_suite
+from visionbench.bench.suite import SuiteObserver, check_run_folder, resume_suite, run_suite
 from visionbench.cli import app
-from visionbench.cli.common import (
-    DeviceOpt,
-    DtypeOpt,
-    InputSizeOpt,
-    JsonOpt,
-    SeedOpt,
-    TrustOpt,
-    WeightsOpt,
-    command,
-    console,
-    err_console,
-    print_json,
-)
+from visionbench.cli.common import command, console, err_console, print_json
 from visionbench.config import SUITE_MODELS, BenchConfig, ModelPlan
 from visionbench.errors import UnsupportedOptionError
+from visionbench.files import check_output_dir
 from visionbench.results import ModelResult, RunResult
 
 _F = BenchConfig.model_fields
-ImagesOpt = Annotated[list[str] | None, typer.Option("--images", "--image", help=_F["images"].description)]
-CompileOpt = Annotated[bool, typer.Option("--compile", help=_F["compile"].description)]
-ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help=_F["channels_last"].description)]
-BatchOpt = Annotated[
-    str, typer.Option("--batch-size", help="Comma-separated batch sizes, e.g. 1,2,4. " + _F["batch_sizes"].description)
+
+
+def _field_option(field: str, *flags: str, prefix: str = "") -> Any:
+    """An option that fills the BenchConfig field `field`: named after it, described by it."""
+    return typer.Option(*(flags or ("--" + field.replace("_", "-"),)), help=prefix + (_F[field].description or ""))
+
+
+# (parameter = BenchConfig field, type on the command line, option). Order is --help's order.
+BENCH_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("images", list[str] | None, _field_option("images", "--images", "--image")),
+    ("weights", str, _field_option("weights")),
+    ("device", str, _field_option("device")),
+    ("dtype", str, _field_option("dtype")),
+    ("input_size", int | None, _field_option("input_size")),
+    ("batch_sizes", str, _field_option("batch_sizes", prefix="Comma-separated, e.g. 1,2,4. ")),
+    ("compile", bool, _field_option("compile")),
+    ("channels_last", bool, _field_option("channels_last")),
+    ("threads", int | None, _field_option("threads")),
+    ("runs", int, _field_option("runs")),
+    ("warmup", int, _field_option("warmup")),
+    ("budget", float, _field_option("budget")),
+    ("max_loop_time", float | None, _field_option("max_loop_time")),
+    ("timeout", float | None, _field_option("timeout")),
+    ("e2e", bool, _field_option("e2e", "--e2e/--no-e2e")),
+    ("dissect", bool, _field_option("dissect", "--dissect/--no-dissect")),
+    ("profile", bool, _field_option("profile")),
+    ("seed", int, _field_option("seed")),
+    ("baseline", str, _field_option("baseline")),
+    ("trust_remote_code", bool, _field_option("trust_remote_code")),
 ]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help=_F["threads"].description)]
-RunsOpt = Annotated[int, typer.Option("--runs", min=1, help=_F["runs"].description)]
-BudgetOpt = Annotated[
-    float, typer.Option("--budget", min=0, help="Seconds per timed loop: " + _F["budget_s"].description)
+# Options of the command, not of the run it describes.
+OUT_HELP = "Folder that receives <YYYYMMDD_HHMMSS>/; with --resume, the run folder to continue."
+RESUME_HELP = (
+    "Continue the run in --out: its models not finished run again with the run's own options "
+    "(MODELS, if given, narrows them). Trust comes only from this command line's --trust-remote-code."
+)
+COMMAND_OPTIONS: list[tuple[str, Any, Any, Any]] = [
+    ("out", Path, typer.Option("--out", help=OUT_HELP), Path("runs")),
+    ("resume", bool, typer.Option("--resume", help=RESUME_HELP), False),
+    ("as_json", bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables."), False),
 ]
-WarmupOpt = Annotated[int, typer.Option("--warmup", min=1, help=_F["warmup"].description)]
-TimeoutOpt = Annotated[
-    float | None, typer.Option("--timeout", help="Seconds per model. " + _F["timeout_s"].description)
-]
-BaselineOpt = Annotated[str, typer.Option("--baseline", help=_F["baseline"].description)]
-OutRootOpt = Annotated[Path, typer.Option("--out", help="Folder that receives runs/<YYYYMMDD_HHMMSS>/.")]
-ResumeOpt = Annotated[
-    Path | None, typer.Option("--resume", help="Continue RUN_DIR: finished models are skipped, its options are reused.")
-]
-NoE2EOpt = Annotated[bool, typer.Option("--no-e2e", help="Skip the end-to-end loop (model latency only).")]
-ModelsOpt = Annotated[
-    str | None, typer.Option("--models", help="Comma-separated subset (default: the 8 suite models).")
-]
-QuickOpt = Annotated[
-    bool, typer.Option("--quick", help="Finish in about 5 minutes on a 2-core CPU; prints what it cuts.")
-]
-ProfileOpt = Annotated[bool, typer.Option("--profile", help=_F["profile"].description)]
-CapOpt = Annotated[float | None, typer.Option("--max-loop-time", help=_F["loop_cap_s"].description)]
+# What `run` changes: the suite's models, a per-model timeout, a loop cap so a forward of minutes gets 2
+# samples, and a dissection after each benchmark.
+RUN_PRESET: dict[str, Any] = {"timeout": 1800.0, "max_loop_time": 240.0, "dissect": True}
+QUICK_HELP = "A shorter run (fewer repeats, no dissection, the slowest models cut or shrunk); prints what it cuts."
+# Options a resumed run takes from this command line; every other one comes from the run folder.
+RESUME_OPTIONS = {"out", "resume", "as_json", "trust_remote_code", "models"}
+
+
+def _default(field: str) -> Any:
+    info = _F[field]
+    return None if info.default_factory is not None else info.default
+
+
+def _signature(models_help: str, preset: dict[str, Any], extra: list[inspect.Parameter]) -> inspect.Signature:
+    """The Typer signature of a bench-like command: MODELS, then every option once, with the preset's defaults."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("ctx", kw, annotation=typer.Context),
+        inspect.Parameter(
+            "models", kw, default=None, annotation=Annotated[list[str] | None, typer.Argument(help=models_help)]
+        ),
+        *extra,
+    ]
+    for name, kind, option in BENCH_OPTIONS:
+        default = preset.get(name, _default(name))
+        if name == "batch_sizes":
+            default = ",".join(str(b) for b in default)
+        params.append(inspect.Parameter(name, kw, default=default, annotation=Annotated[kind, copy(option)]))
+    for name, kind, option, default in COMMAND_OPTIONS:
+        params.append(inspect.Parameter(name, kw, default=default, annotation=Annotated[kind, copy(option)]))
+    return inspect.Signature(params)
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -74,15 +114,29 @@ def parse_batch_sizes(text: str) -> list[int]:
         sizes = [int(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
         raise UnsupportedOptionError(
-            f"--batch-size {text!r}: use positive integers separated by commas, e.g. 1,2,4"
+            f"--batch-sizes {text!r}: use positive integers separated by commas, e.g. 1,2,4"
         ) from None
     if not sizes or min(sizes) < 1:
-        raise UnsupportedOptionError(f"--batch-size {text!r}: batch sizes must be at least 1")
+        raise UnsupportedOptionError(f"--batch-sizes {text!r}: batch sizes must be at least 1")
     return sizes
 
 
+def make_config(**fields: Any) -> BenchConfig:
+    """A BenchConfig from option values; a bad value is one line naming its option (before any work)."""
+    try:
+        return BenchConfig(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if msg.startswith("--"):
+            raise UnsupportedOptionError(msg) from None
+        flag = "--" + field.replace("_", "-")
+        raise UnsupportedOptionError(f"{flag} {fields.get(field)!r}: {msg.lower()}") from None
+
+
 def quick_plan(models: list[str], device: str) -> tuple[list[str], dict[str, ModelPlan], list[str]]:
-    """What --quick keeps, per-model plans and the cuts in words (the run finishes in ~5 min on 2 CPU cores)."""
+    """What --quick keeps, per-model plans and the cuts in words."""
     from visionbench.models.registry import resolve_device
 
     cuts = ["min runs 3 and a 2 s budget per timed loop (instead of 5 and 10 s)", "no dissection"]
@@ -90,7 +144,7 @@ def quick_plan(models: list[str], device: str) -> tuple[list[str], dict[str, Mod
     keep = list(models)
     if resolve_device(device).type == "cpu" and "depthpro" in keep:
         keep.remove("depthpro")
-        cuts.append("depthpro skipped: one full-size fp32 forward takes about 2 minutes on a CPU "
+        cuts.append("depthpro skipped: one full-size forward takes minutes on a CPU "
                     "(measure it with `visionbench run` or `visionbench bench depthpro`)")  # fmt: skip
     for name in ("depth-anything-v2-base", "depth-anything-v2-large"):
         if name in keep:
@@ -100,84 +154,63 @@ def quick_plan(models: list[str], device: str) -> tuple[list[str], dict[str, Mod
     return keep, plans, cuts
 
 
-def _config(**kw: object) -> BenchConfig:
-    return BenchConfig(**{k: v for k, v in kw.items() if v is not None})  # type: ignore[arg-type]
-
-
-@command(app, "bench")
-def bench(
-    models: Annotated[list[str], typer.Argument(help="Models to benchmark (see `visionbench models`).")],
-    images: ImagesOpt = None, weights: WeightsOpt = "auto", device: DeviceOpt = "auto", dtype: DtypeOpt = "float32",
-    compile: CompileOpt = False, channels_last: ChannelsLastOpt = False, input_size: InputSizeOpt = None,
-    batch_size: BatchOpt = "1", threads: ThreadsOpt = None, runs: RunsOpt = 5, budget: BudgetOpt = 10.0,
-    warmup: WarmupOpt = 1, timeout: TimeoutOpt = None, seed: SeedOpt = 0, baseline: BaselineOpt = "depthpro",
-    out: OutRootOpt = Path("runs"), resume: ResumeOpt = None, no_e2e: NoE2EOpt = False, max_loop_time: CapOpt = None,
-    trust_remote_code: TrustOpt = False, profile: ProfileOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+def _bench(ctx: typer.Context, models: list[str] | None = None, **opts: Any) -> None:
     """Benchmark MODELS, each in its own process: load time, model and end-to-end latency, memory, FLOPs."""
-    config = _config(
-        models=models, images=images or [], weights=weights, device=device, dtype=dtype, compile=compile,
-        channels_last=channels_last, input_size=input_size, batch_sizes=parse_batch_sizes(batch_size), threads=threads,
-        runs=runs, budget_s=budget, warmup=warmup, timeout_s=timeout, seed=seed, baseline=baseline,
-        e2e=not no_e2e, loop_cap_s=max_loop_time, trust_remote_code=trust_remote_code, profile=profile,
-    )  # fmt: skip
-    _execute(config, out, resume, as_json)
+    _execute(ctx, models or [], opts)
 
 
-@command(app, "run")
-def run_cmd(
-    models: ModelsOpt = None,
-    quick: QuickOpt = False,
-    no_dissect: Annotated[bool, typer.Option("--no-dissect", help="Skip the per-model layer dissection.")] = False,
-    images: ImagesOpt = None, weights: WeightsOpt = "auto", device: DeviceOpt = "auto", dtype: DtypeOpt = "float32",
-    compile: CompileOpt = False, channels_last: ChannelsLastOpt = False, input_size: InputSizeOpt = None,
-    batch_size: BatchOpt = "1", threads: ThreadsOpt = None, runs: RunsOpt = 5, budget: BudgetOpt = 10.0,
-    warmup: WarmupOpt = 1, timeout: TimeoutOpt = 1800.0, seed: SeedOpt = 0, baseline: BaselineOpt = "depthpro",
-    out: OutRootOpt = Path("runs"), resume: ResumeOpt = None, no_e2e: NoE2EOpt = False, max_loop_time: CapOpt = 240.0,
-    trust_remote_code: TrustOpt = False, profile: ProfileOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+def _run(ctx: typer.Context, models: list[str] | None = None, quick: bool = False, **opts: Any) -> None:
     """The seed suite: DepthPro, Depth Anything V2 S/B/L, YOLO11n detect/seg/pose, MobileSAM; then the reports.
 
-    On a 2-core CPU the default finishes within 30 minutes: a loop whose calls take minutes (DepthPro fp32,
-    about 2 min a forward) stops after 2 samples once another would pass --max-loop-time.
+    The same options as `bench`, with the suite's models and defaults for a long unattended run: a
+    per-model --timeout, a --max-loop-time so a model whose forward takes minutes still gets 2 samples,
+    and --dissect. How long it takes depends on the machine: see docs/benchmarks.md for measured runs.
     """
-    from visionbench.bench.hooks import dissection_available
-
-    names = [m.strip() for m in models.split(",") if m.strip()] if models else list(SUITE_MODELS)
-    plans: dict[str, ModelPlan] = {}
-    cuts: list[str] = []
-    dissect = not no_dissect
+    names = list(models or SUITE_MODELS)
+    if quick and opts["resume"]:
+        raise UnsupportedOptionError("--resume continues the run with its own options; --quick cannot change them")
     if quick:
-        names, plans, cuts = quick_plan(names, device)
-        runs, budget, dissect = min(runs, 3), min(budget, 2.0), False
-        max_loop_time = min(max_loop_time or 30.0, 30.0)
+        names, plans, cuts = quick_plan(names, opts["device"])
+        opts.update(runs=min(opts["runs"], 3), budget=min(opts["budget"], 2.0), dissect=False, quick=True,
+                    max_loop_time=min(opts["max_loop_time"] or 30.0, 30.0), plans=plans, cuts=cuts)  # fmt: skip
         for c in cuts:
-            err_console.print(f"[yellow]--quick:[/] {c}", highlight=False)
-    if dissect and not dissection_available():
-        err_console.print("[yellow]note:[/] layer dissection is not available in this installation; skipped")
-        dissect = False
-    config = _config(
-        models=names, images=images or [], weights=weights, device=device, dtype=dtype, compile=compile,
-        channels_last=channels_last, input_size=input_size, batch_sizes=parse_batch_sizes(batch_size), threads=threads,
-        runs=runs, budget_s=budget, warmup=warmup, timeout_s=timeout, seed=seed, baseline=baseline, e2e=not no_e2e,
-        loop_cap_s=max_loop_time, trust_remote_code=trust_remote_code, dissect=dissect, quick=quick, cuts=cuts,
-        plans=plans, profile=profile,
-    )  # fmt: skip
-    _execute(config, out, resume, as_json)
+            err_console.print(f"[yellow]--quick:[/] {escape(c)}", highlight=False)
+    _execute(ctx, names if not opts["resume"] else list(models or []), opts)
 
 
-def _execute(config: BenchConfig, out: Path, resume: Path | None, as_json: bool) -> None:
+def _execute(ctx: typer.Context, models: list[str], opts: dict[str, Any]) -> None:
+    out, resume, as_json = opts.pop("out"), opts.pop("resume"), opts.pop("as_json")
     cmd = "visionbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if resume:
+        given = [n for n in opts if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
+        if any(n not in RESUME_OPTIONS for n in given):
+            flags = ", ".join("--" + n.replace("_", "-") for n in given if n not in RESUME_OPTIONS)
+            raise UnsupportedOptionError(f"--resume continues the run with its own options; {flags} cannot change "
+                                         "them (start a new run instead)")  # fmt: skip
+        check_run_folder(out)
+    else:
+        opts["batch_sizes"] = parse_batch_sizes(opts["batch_sizes"])
+        opts["images"] = opts["images"] or []
+        config = make_config(models=models, **opts)
+        if not models:
+            raise UnsupportedOptionError("name at least one model (see `visionbench models`), or --resume a run")
+        check_output_dir(out)
     observer = RichObserver()
     start = time.perf_counter()
     try:
         with observer:
-            run, run_dir = run_suite(config, out, resume=resume, observer=observer, command=cmd)
+            if resume:
+                run, run_dir = resume_suite(out, models=models or None,
+                                            trust_remote_code=opts["trust_remote_code"], observer=observer,
+                                            command=cmd)  # fmt: skip
+            else:
+                run, run_dir = run_suite(config, out, observer=observer, command=cmd)
     except KeyboardInterrupt:
         if observer.run_dir is not None:
             _final_report(observer.run_dir)
-            err_console.print(f"[yellow]interrupted:[/] finished models are in {observer.run_dir}; "
-                              f"continue with --resume {observer.run_dir}")  # fmt: skip
+            err_console.print(f"[yellow]interrupted:[/] finished models are in {escape(str(observer.run_dir))}; "
+                              f"continue with --out {escape(shlex.quote(str(observer.run_dir)))} --resume",
+                              highlight=False)  # fmt: skip
         raise
     _final_report(run_dir)
     wall = time.perf_counter() - start
@@ -185,14 +218,33 @@ def _execute(config: BenchConfig, out: Path, resume: Path | None, as_json: bool)
         print_json(run.model_dump(mode="json"))
     else:
         console.print(results_table(run))
-        console.print(
-            f"run folder: [bold]{run_dir}[/] (report.md, report.html, summary.csv, run.json) in {wall:,.0f} s"
-        )
+        console.print(f"run folder: [bold]{escape(str(run_dir))}[/] (report.md, report.html, summary.csv, "
+                      f"run.json) in {wall:,.0f} s", highlight=False)  # fmt: skip
     failed = [m for m in run.models if m.status != "ok"]
     if failed:
         for m in failed:
-            err_console.print(f"[red]{m.name}: {m.status}[/]: {m.error}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]{escape(m.name)}: {m.status}[/]: {escape(m.error or '')}", highlight=False,
+                              soft_wrap=True)  # fmt: skip
         raise typer.Exit(1)
+
+
+_bench.__signature__ = _signature(  # type: ignore[attr-defined]
+    "Models to benchmark (see `visionbench models`); with --resume, the run's models to continue.", {}, []
+)
+_run.__signature__ = _signature(  # type: ignore[attr-defined]
+    "Models to run (default: the 8 suite models); with --resume, the run's models to continue.",
+    RUN_PRESET,
+    [
+        inspect.Parameter(
+            "quick",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[bool, typer.Option("--quick", help=QUICK_HELP)],
+        )
+    ],  # fmt: skip
+)
+bench = command(app, "bench")(_bench)
+run_cmd = command(app, "run")(_run)
 
 
 def _final_report(run_dir: Path) -> None:
@@ -200,34 +252,39 @@ def _final_report(run_dir: Path) -> None:
 
     A report failure never costs the measurements: run.json and the per-model files are already written.
     """
-    from visionbench.report.full import build_report
+    from visionbench.report import build_report
 
     try:
         build_report(run_dir)
     except Exception as exc:  # noqa: BLE001
-        err_console.print(f"[yellow]warning:[/] report.html could not be built ({exc}); "
-                          f"run.json is intact: retry with `visionbench report {run_dir}`")  # fmt: skip
+        err_console.print(f"[yellow]warning:[/] report.html could not be built ({escape(str(exc))}); "
+                          f"run.json is intact: retry with `visionbench report {escape(str(run_dir))}`",
+                          highlight=False)  # fmt: skip
 
 
 def results_table(run: RunResult) -> Table:
     from visionbench.report import analysis as an
-    from visionbench.report.markdown import _bytes, _flop, _ms
+    from visionbench.report import fmt
 
     ranks = an.speed_ranks(run)
-    t = Table(title=f"visionbench {run.run_id} on {run.environment.device} ({run.config.dtype})", header_style="bold")
-    for col in ("model", "rank", "weights", "load", "median", "mean ± std", "p90", "FPS", "end to end", "peak mem",
-                "params", "FLOPs", "samples"):  # fmt: skip
+    title = f"visionbench {run.run_id} on {run.environment.device} ({run.config.dtype})"
+    t = Table(title=escape(title), header_style="bold")
+    for col in ("model", "rank", "weights", "load", "median", "mean ± std", "p90", "FPS", "end to end", "peak MiB",
+                "params", "GFLOP", "samples"):  # fmt: skip
         t.add_column(col, justify="left" if col in {"model", "weights"} else "right")
     for m in run.models:
         s, e = an.model_latency(m), an.e2e_latency(m)
         weights = "-" if m.weights is None else ("[yellow]random[/]" if m.weights.mode == "random" else m.weights.mode)
-        if m.status != "ok" or s is None:
-            t.add_row(m.name, "-", weights, "-", f"[red]{m.status}[/]", *["-"] * 8)
+        load = f"{m.load_time_s:.2f} s" if m.load_time_s is not None else "-"
+        params = f"{m.params / 1e6:.2f} M" if m.params else "-"
+        if m.status != "ok" or s is None:  # what a stopped model measured before it stopped still shows
+            t.add_row(escape(m.name), "-", weights, load, f"[red]{m.status}[/]", *["-"] * 5, params,
+                      fmt.gflop(m.flops), "-")  # fmt: skip
             continue
         t.add_row(
-            m.name, str(ranks.get(m.name) or "-"), weights, f"{m.load_time_s:.2f} s", _ms(s.median_ms),
-            f"{_ms(s.mean_ms)} ± {_ms(s.std_ms)}", _ms(s.p90_ms), f"{s.fps:.2f}", _ms(e.median_ms) if e else "-",
-            _bytes(an.peak_bytes(m)), f"{(m.params or 0) / 1e6:.2f} M", _flop(m.flops), str(s.count),
+            escape(m.name), str(ranks.get(m.name) or "-"), weights, load, fmt.ms(s.median_ms),
+            fmt.mean_std(s.mean_ms, s.std_ms), fmt.ms(s.p90_ms), f"{s.fps:.2f}", fmt.ms(e.median_ms) if e else "-",
+            fmt.mib(an.peak_bytes(m)), params, fmt.gflop(m.flops), str(s.count),
         )  # fmt: skip
     return t
 
@@ -254,9 +311,10 @@ class RichObserver(SuiteObserver):
         self.run_dir = run_dir
         done = len(run.config.models) - len(todo)
         self.task = self.bar.add_task("starting", total=len(run.config.models), completed=done, eta=_eta(eta_s))
+        where = escape(str(run_dir))
         if done:
-            self.bar.console.print(f"resuming {run_dir}: {done} model(s) already finished, {len(todo)} to run")
-        self.bar.console.print(f"{len(todo)} model(s) to run into {run_dir}; first estimate {_eta(eta_s)} "
+            self.bar.console.print(f"resuming {where}: {done} model(s) already finished, {len(todo)} to run")
+        self.bar.console.print(f"{len(todo)} model(s) to run into {where}; first estimate {_eta(eta_s)} "
                                "(refined as models finish)", highlight=False)  # fmt: skip
 
     def model_started(self, name: str, index: int, total: int, eta_s: float) -> None:
@@ -269,13 +327,13 @@ class RichObserver(SuiteObserver):
         if self.task is not None:
             self.bar.advance(self.task)
         colour = "green" if result.status == "ok" else "red"
-        self.bar.console.print(f"[{colour}]{result.name}: {result.status}[/]"
-                                    + (f" ({result.error})" if result.error else ""), highlight=False)  # fmt: skip
+        why = f" ({escape(result.error)})" if result.error else ""
+        self.bar.console.print(f"[{colour}]{escape(result.name)}: {result.status}[/]{why}", highlight=False)
         self._update("", eta_s)
 
     def _update(self, text: str, eta_s: float) -> None:
         if self.task is not None:
-            self.bar.update(self.task, description=text, eta=_eta(eta_s))
+            self.bar.update(self.task, description=escape(text), eta=_eta(eta_s))
 
 
 def _eta(seconds: float) -> str:

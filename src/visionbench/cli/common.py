@@ -2,6 +2,9 @@
 
 Commands register with `@command(app)`: an expected failure (`VisionbenchError`, a bad option)
 prints `error: ...` and exits 2; out of memory exits 3; Ctrl-C exits 130. `--debug` shows tracebacks.
+Usage errors that Click finds before a command runs (an unknown option, a value of the wrong type)
+take the same path through `OneLineErrors`, the app's group class. Every user string printed through
+rich is escaped (`escape`), so a name like `x[/]` is shown, never read as markup.
 """
 
 from __future__ import annotations
@@ -16,14 +19,25 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
+from typer.core import TyperGroup
 
+from visionbench.config import DTYPE_NAMES, MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from visionbench.errors import VisionbenchError
 from visionbench.switches import switched_on
 
 # Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+try:  # Typer 0.29+ carries its own copy of Click; older ones use Click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    import click.exceptions as click_errors  # type: ignore[no-redef]
+
 F = TypeVar("F", bound=Callable[..., Any])
+# Commands that run a model in this process get the bench workers' allocator policy; the others
+# (models, trace, report, compare) and library calls leave the process as they found it.
+IN_PROCESS_MODEL_COMMANDS = {"dissect", "depth", "eval", "profile", "video"}
 
 
 def debug_enabled() -> bool:
@@ -31,6 +45,12 @@ def debug_enabled() -> bool:
 
 
 def setup_logging() -> None:
+    # A library that logs to the stderr it saw at import (ultralytics) keeps writing there; when commands
+    # run one after another in one process with stderr redirected (tests, notebooks), that stream may be
+    # closed: point such handlers at this command's stderr.
+    for handler in logging.getLogger("ultralytics").handlers:
+        if type(handler) is logging.StreamHandler and getattr(handler.stream, "closed", False):
+            handler.stream = sys.stderr  # not setStream: it would flush the closed stream first
     root = logging.getLogger("visionbench")
     if not any(isinstance(h, RichHandler) for h in root.handlers):
         handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
@@ -41,8 +61,32 @@ def setup_logging() -> None:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one error line to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+class OneLineErrors(TyperGroup):
+    """Click's usage errors (Typer would draw a box of several lines) as one `error:` line, exit 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            code = 2
+        except click_errors.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "visionbench"
+            fail(f"{exc.format_message()} (see `{where} --help`)", 2)
+            code = 2
+        except typer.Abort:
+            fail("interrupted; results written so far are kept", 130)
+            code = 130
+        except click_errors.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+            code = exc.exit_code
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
@@ -52,6 +96,10 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
         @functools.wraps(func)
         def run(*args: Any, **kw: Any) -> Any:
             setup_logging()
+            if name in IN_PROCESS_MODEL_COMMANDS:
+                from visionbench.measure.allocator import tune_malloc
+
+                tune_malloc()  # same policy as the bench workers: freed activations stay mapped
             try:
                 return func(*args, **kw)
             except (typer.Exit, typer.Abort):
@@ -62,6 +110,10 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
                 raise fail(str(exc), exc.exit_code) from None
             except KeyboardInterrupt:
                 raise fail("interrupted; results written so far are kept", 130) from None
+            except OSError as exc:  # the environment failed (a file gone, a disk full): one line; --debug for more
+                if debug_enabled():
+                    raise
+                raise fail(str(exc) or type(exc).__name__, 2) from None
             except MemoryError:
                 if debug_enabled():
                     raise
@@ -69,7 +121,7 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
             except Exception as exc:
                 if debug_enabled() or "OutOfMemoryError" not in type(exc).__name__:
                     raise
-                raise fail(f"out of memory: {str(exc).splitlines()[0]}", 3) from None
+                raise fail(f"out of memory: {(str(exc).splitlines() or [''])[0]}", 3) from None
 
         app.command(name, **kwargs)(run)
         return func
@@ -97,9 +149,25 @@ WeightsOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N, mps or auto (first accelerator found).")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16 or bfloat16 (weights and inputs).")]
+
+
+def _dtype(value: str) -> str:
+    if value not in DTYPE_NAMES:
+        raise typer.BadParameter(f"{value!r}: use float32, float16 or bfloat16")
+    return DTYPE_NAMES[value]
+
+
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", callback=_dtype, help="float32, float16 or bfloat16 (weights and inputs).")
+]
 InputSizeOpt = Annotated[
-    int | None, typer.Option("--input-size", help="Square input size in pixels (default: the model's native size).")
+    int | None,
+    typer.Option(
+        "--input-size",
+        min=MIN_INPUT_SIZE,
+        max=MAX_INPUT_SIZE,
+        help="Square input size in pixels (default: the model's native size).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")]
 TrustOpt = Annotated[

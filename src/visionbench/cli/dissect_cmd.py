@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,6 +26,7 @@ from visionbench.cli.common import (
     print_json,
 )  # fmt: skip
 from visionbench.errors import BadInputError, UnsupportedOptionError
+from visionbench.files import check_output_dir
 
 
 def _blocks(text: str | None) -> list[int] | None:
@@ -95,10 +97,13 @@ def dissect(
     import visionbench as vb
     from visionbench.dissect import DissectOptions, dissect_model
     from visionbench.images import default_image_path, load_image
+    from visionbench.models.registry import resolve_device
 
     if drift is not None and drift not in {"bfloat16", "float16", "bf16", "fp16"}:
         raise UnsupportedOptionError(f"--drift {drift!r}: use bfloat16 or float16")
     drift_name = {"bf16": "bfloat16", "fp16": "float16"}.get(drift or "", drift)
+    check_output_dir(out)
+    resolve_device(device)  # an absent accelerator: one line, before the writers start or a model is built
     image_path = image if image is not None else default_image_path()
     picture = load_image(image_path)  # bad image: one line, before any model is built
     options = DissectOptions(
@@ -110,13 +115,13 @@ def dissect(
         model, weights=weights, device=device, input_size=input_size, seed=seed, trust_remote_code=trust_remote_code
     )
     if built.weights.warning:
-        err_console.print(f"[yellow]warning:[/] {built.weights.warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(built.weights.warning)}", highlight=False)
     with Progress(
         SpinnerColumn(), TextColumn("[bold]dissect[/] {task.description}"), BarColumn(),
         TextColumn("{task.completed} calls"), TimeElapsedColumn(), console=err_console, transient=True, disable=as_json,
     ) as progress:  # fmt: skip
-        task = progress.add_task(built.name, total=None)
-        options.progress = lambda n, name: progress.update(task, completed=n, description=name)
+        task = progress.add_task(escape(built.name), total=None)
+        options.progress = lambda n, name: progress.update(task, completed=n, description=escape(name))
         result = dissect_model(built, picture, out, options)
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -130,7 +135,8 @@ def _print(result: object, rows: int) -> None:
     doc = load_layers(result.path)  # type: ignore[attr-defined]
     records = doc.records
     shown = records if rows < 0 else records[:rows]
-    table = Table(title=f"{doc.model.get('name', '?')}: {len(records)} outputs of {doc.summary.get('calls')} calls "
+    name = escape(str(doc.model.get("name", "?")))
+    table = Table(title=f"{name}: {len(records)} outputs of {doc.summary.get('calls')} calls "
                   f"({len(shown)} shown; --rows -1 for all)", header_style="bold")  # fmt: skip
     for col in ("#", "name", "type", "shape", "min", "max", "mean", "std", "zeros", "NaN/Inf"):
         table.add_column(col, justify="left" if col in {"name", "type", "shape"} else "right")
@@ -138,7 +144,7 @@ def _print(result: object, rows: int) -> None:
     for r in shown:
         bad = (r.nan_count or 0) + (r.inf_count or 0)
         table.add_row(
-            str(r.index), r.name + (f"[{r.output}]" if r.output else ""), r.type,
+            str(r.index), escape(r.name + (f"[{r.output}]" if r.output else "")), escape(r.type),
             str(r.shape) if r.shape is not None else r.kind, f(r.min), f(r.max), f(r.mean),
             f(r.std), "-" if r.sparsity is None else f"{r.sparsity:.1%}", f"[red]{bad}[/]" if bad else "0",
         )  # fmt: skip
@@ -149,7 +155,7 @@ def _print(result: object, rows: int) -> None:
     for label, c in doc.components.items():
         z = "-" if c["zeros_fraction"] is None else f"{c['zeros_fraction']:.1%}"
         comp.add_row(
-            label,
+            escape(label),
             f"{c['params']:,}",
             str(c["records"]),
             f"{c['output_elements']:,}",
@@ -163,10 +169,14 @@ def _print(result: object, rows: int) -> None:
         console.print(
             f"drift float32 vs {drift['dtype']}: median layer error {drift['median_relative_error']:.3g}, "
             f"max {drift['max_relative_error']:.3g}, final output {drift['final_relative_error']}; "
-            + (f"first jump at [bold]{jump['name']}[/] ({jump['reason']})" if jump else "no jump, no overflow")
+            + (
+                f"first jump at [bold]{escape(jump['name'])}[/] ({escape(jump['reason'])})"
+                if jump
+                else "no jump, no overflow"
+            )
         )
     s = result.summary  # type: ignore[attr-defined]
     console.print(
         f"pass {result.seconds:.2f} s (total {result.total_seconds:.2f} s), {s['pictures']} PNG, {s['npy_files']} NPY, "  # type: ignore[attr-defined]
-        f"layers with NaN/Inf: {s['layers_with_nan_or_inf']} -> {result.folder}"  # type: ignore[attr-defined]
+        f"layers with NaN/Inf: {s['layers_with_nan_or_inf']} -> {escape(str(result.folder))}"  # type: ignore[attr-defined]
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from visionbench.cli import app
 from visionbench.cli.common import InputSizeOpt, JsonOpt, ModelArg, command, console, print_json
-from visionbench.errors import UnsupportedOptionError
 from visionbench.models.availability import local_weights
 from visionbench.models.registry import get_card, list_models
 
@@ -35,7 +35,8 @@ def models(
     for r in rows:
         params = f"{r['params']:,}" if r["params"] else "-"
         local = "[green]yes[/]" if r["local_weights"] else "[yellow]no (random fallback)[/]"
-        table.add_row(r["name"], r["task"], r["library"], params, f"{r['input_size']} px", r["license"], local)
+        cells = [escape(str(r[k])) for k in ("name", "task", "library")]
+        table.add_row(*cells, params, f"{r['input_size']} px", escape(str(r["license"])), local)
     console.print(table)
 
 
@@ -43,22 +44,20 @@ def models(
 def trace_cmd(
     model: ModelArg,
     input_size: InputSizeOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of the traced input.")] = 1,
-    show_layers: Annotated[
-        int, typer.Option("--layers", help="How many leaf layers to print in the table (0: none, -1: all).")
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size of the traced input.")] = 1,
+    rows: Annotated[
+        int, typer.Option("--rows", min=-1, help="Leaf layers shown in the table (0: none, -1: all).")
     ] = 40,
     as_json: JsonOpt = False,
 ) -> None:
     """Trace MODEL on the meta device: parameters, FLOPs and every leaf layer's output shape, no weights, no compute."""
     from visionbench.measure.trace import trace
 
-    if batch_size < 1:
-        raise UnsupportedOptionError("--batch-size must be at least 1")
     result = trace(model, input_size=input_size, batch_size=batch_size)
     if as_json:
         print_json(result.model_dump())
         return
-    summary = Table(title=f"trace {result.model} (meta device, {result.seconds:.1f} s)", show_header=False)
+    summary = Table(title=f"trace {escape(result.model)} (meta device, {result.seconds:.1f} s)", show_header=False)
     summary.add_row("input", ", ".join(f"{k} {v}" for k, v in result.input_shapes.items()))
     summary.add_row("parameters", f"{result.params:,}")
     summary.add_row("FLOPs", f"{result.flops / 1e12:.3f} TFLOP ({result.flops:,})")
@@ -70,16 +69,16 @@ def trace_cmd(
         comp.add_column(col, justify="left" if col == "component" else "right")
     for label, flops in result.component_flops.items():
         share = flops / result.flops if result.flops else 0.0
-        comp.add_row(label, f"{result.component_params[label]:,}", f"{flops / 1e9:,.1f} G", f"{share:.1%}")
+        comp.add_row(escape(label), f"{result.component_params[label]:,}", f"{flops / 1e9:,.1f} G", f"{share:.1%}")
     console.print(comp)
-    if show_layers:
-        layers = result.layers if show_layers < 0 else result.layers[:show_layers]
+    if rows:
+        layers = result.layers if rows < 0 else result.layers[:rows]
         table = Table(
-            title=f"leaf layers ({len(layers)} of {len(result.layers)}; --layers -1 for all)", header_style="bold"
+            title=f"leaf layers ({len(layers)} of {len(result.layers)}; --rows -1 for all)", header_style="bold"
         )
         for col in ("#", "name", "type", "output shape(s)", "params"):
             table.add_column(col)
         for layer in layers:
             shapes = " ".join(str(s) for s in layer.output_shapes)
-            table.add_row(str(layer.index), layer.name, layer.type, shapes, f"{layer.params:,}")
+            table.add_row(str(layer.index), escape(layer.name), escape(layer.type), shapes, f"{layer.params:,}")
         console.print(table)

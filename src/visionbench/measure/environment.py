@@ -16,8 +16,9 @@ from pathlib import Path
 import psutil
 import torch
 
-from visionbench.measure.allocator import tune_malloc
+from visionbench.measure import allocator
 from visionbench.results import Environment, GpuInfo
+from visionbench.switches import switched_off
 
 LIBRARIES = ("torch", "torchvision", "transformers", "ultralytics", "visionbench", "numpy", "pillow", "pydantic")
 
@@ -96,8 +97,16 @@ def capture_environment(device: str = "cpu", seed: int = 0, weights_modes: dict[
         seed=seed,
         weights_modes=dict(weights_modes or {}),
         load_average=load,
-        malloc=tune_malloc() or "system default",  # what every worker applies (same code, same switch)
+        malloc=worker_malloc(),
     )
+
+
+def worker_malloc() -> str:
+    """What each bench worker's allocator runs with, read without tuning this process (the suite's own)."""
+    if allocator.malloc_setting() != "system default":  # this process already runs models: it applied it
+        return allocator.malloc_setting()
+    applies = not switched_off(allocator.ENV_SWITCH) and platform.system() == "Linux"
+    return allocator.DESCRIPTION if applies and platform.libc_ver()[0] == "glibc" else "system default"
 
 
 def _run(cmd: list[str]) -> str | None:

@@ -2,10 +2,11 @@
 
 Why not `torch.utils.benchmark.Timer`: its `blocked_autorange` reports per-block means (several calls
 averaged), stops on a fixed `min_run_time`, and cannot give "at least N samples, more until a budget
-is spent" with every single call kept. A 117 s DepthPro forward and a 2 ms YOLO forward need the same
-policy here. So each call is timed on its own: `time.perf_counter()` around the call with an explicit
-device synchronisation inside the timed region on CPU/MPS, and CUDA events on CUDA (the GPU's own
-clock, no host jitter). benchmarks/harness_overhead.py measures the overhead against a bare loop.
+is spent" with every single call kept. A DepthPro forward of minutes on a CPU and a YOLO forward of
+milliseconds need the same policy here. So each call is timed on its own: `time.perf_counter()`
+around the call with an explicit device synchronisation inside the timed region on CPU/MPS, and
+CUDA events on CUDA (the GPU's own clock, no host jitter). benchmarks/harness_overhead.py measures
+the overhead against a bare loop.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from visionbench.results import LatencyStats
 
-SampleCallback = Callable[[int, float], None]  # (samples so far, seconds spent in the loop)
+SampleCallback = Callable[[int, float, float], None]  # (samples so far, seconds spent in the loop, this sample's ms)
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class RepeatPolicy:
     """At least `min_runs` samples; then more until `budget_s` seconds are spent or `max_runs` reached.
 
     `cap_s` (optional) bounds very slow calls: once `floor_runs` samples exist, a sample that would end
-    past `cap_s` (predicted from the slowest sample so far) is not started. A 117 s DepthPro forward
-    then gets 2 samples in a suite instead of 5; the stop reason says so.
+    past `cap_s` (predicted from the slowest sample so far) is not started, so a forward of minutes
+    gets 2 samples in a suite instead of 5; the stop reason says so.
     """
 
     min_runs: int = 5
@@ -99,7 +100,7 @@ def time_calls(
             samples.append((time.perf_counter() - t0) * 1e3)
         spent = time.perf_counter() - loop_start
         if on_sample is not None:
-            on_sample(len(samples), spent)
+            on_sample(len(samples), spent, samples[-1])
         why = policy.stop(samples, spent)
         if why is not None:
             return samples, why
