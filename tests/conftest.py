@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is never contacted in tests
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -50,3 +52,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@contextlib.contextmanager
+def _nobody() -> Iterator[None]:
+    """This process's effective user and groups set to nobody's, then back: permissions apply (root ignores them).
+
+    In-process because the interpreter may live where nobody cannot run it (a pyenv under /root).
+    """
+    groups = os.getgroups()
+    os.setgroups([])
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+@pytest.fixture
+def as_nobody():
+    """`with as_nobody(): ...` runs a block as the unprivileged user nobody (tests that need permissions to bite)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user")
+    return _nobody

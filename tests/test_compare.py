@@ -13,7 +13,7 @@ from visionbench.config import BenchConfig
 from visionbench.measure.environment import capture_environment
 from visionbench.measure.timing import latency_stats
 from visionbench.report.compare import compare_runs, latency_verdict, memory_verdict, scaled_mad
-from visionbench.results import BatchResult, MemoryStats, ModelResult, RunResult, now_iso, save_run
+from visionbench.results import BatchResult, MemoryStats, ModelResult, RunResult, WeightsRecord, now_iso, save_run
 
 MIB = 2**20
 ENV = capture_environment("cpu", 0)
@@ -88,3 +88,27 @@ def test_cli_compare_writes_md_and_json(tmp_path):
     assert "| m | ok / ok |" in md and "Mann-Whitney" in md
     bad = CliRunner().invoke(app, ["compare", str(a), str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "missing: no such run folder" in bad.output
+
+
+def _weighted(name: str, **weights) -> ModelResult:
+    m = _model(name, _samples(10, 0.2), 100 * MIB)
+    m.weights = WeightsRecord(**{"mode": "pretrained", "source": "hub"} | weights)
+    return m
+
+
+def test_compare_says_when_two_runs_used_different_weights(tmp_path):
+    same = {"files": {"/a/model.safetensors": "ab" * 32}}
+    moved = {"files": {"/elsewhere/model.safetensors": "ab" * 32}, "source": "a copy"}  # same bytes, other path
+    a = _run("a", [_weighted("same", **same), _weighted("file", **same), _weighted("rev", revision="r1"),
+                   _weighted("mode")])  # fmt: skip
+    b = _run("b", [_weighted("same", **moved), _weighted("file", files={"/a/model.safetensors": "cd" * 32}),
+                   _weighted("rev", revision="r2"), _weighted("mode", mode="random")])  # fmt: skip
+    by = {d.name: d.weights_differ for d in compare_runs(a, b).models}
+    assert by == {"same": None, "file": "different weight files (SHA-256)", "rev": "revision r1 -> r2",
+                  "mode": "pretrained -> random"}  # fmt: skip
+    save_run(a, tmp_path / "a")
+    save_run(b, tmp_path / "b")
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "different weights: rev: revision r1 -> r2" in res.output
+    assert "Different weights" in (tmp_path / "compare.md").read_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -171,24 +170,7 @@ def test_out_replaced_by_a_file_midway_stops_and_says_where_the_summary_went(tmp
     assert record["done"] + record["failed"] + record["not_attempted"] == 301
 
 
-@contextlib.contextmanager
-def _as_nobody():
-    """This process's effective user and groups set to nobody's, then back: permissions apply (root ignores them).
-    In-process because the interpreter may live where nobody cannot run it (a pyenv under /root)."""
-    groups = os.getgroups()
-    os.setgroups([])
-    os.setegid(65534)
-    os.seteuid(65534)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
-        os.setgroups(groups)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
-def test_permissions_are_named_for_files_folders_and_out() -> None:
+def test_permissions_are_named_for_files_folders_and_out(as_nobody) -> None:
     """As an unprivileged user: an unreadable photo, an unlistable subfolder, a read-only --out.
     Each is said as such and counted, never called corrupt nor skipped in silence."""
     import matplotlib.pyplot  # noqa: F401 - imported (and its cache made) while root: nobody has no home
@@ -206,7 +188,7 @@ def test_permissions_are_named_for_files_folders_and_out() -> None:
         out.mkdir()
         os.chown(out, 65534, 65534)
         runner = CliRunner()
-        with _as_nobody():
+        with as_nobody():
             res = runner.invoke(app, ["depth", str(src), "--out", str(out), "--json", *ARGS])
             ro = runner.invoke(app, ["depth", str(src / "zidane.jpg"), "--out", str(base / "ro" / "o"), *NO_MODEL])
         assert res.exit_code == 1, res.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -210,35 +209,19 @@ def test_dataset_paths_that_cannot_be_read_are_named(tmp_path) -> None:
         load_dataset(tmp_path / "loop")
 
 
-@contextlib.contextmanager
-def _as_nobody():
-    """Effective user and groups set to nobody's, then back: permissions apply (root ignores them)."""
-    groups = os.getgroups()
-    os.setgroups([])
-    os.setegid(65534)
-    os.seteuid(65534)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
-        os.setgroups(groups)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
-def test_dataset_permissions_are_named_not_called_corrupt(tiny_relative) -> None:
+def test_dataset_permissions_are_named_not_called_corrupt(tiny_relative, as_nobody) -> None:
     base = Path(tempfile.mkdtemp(prefix="vb-perm-"))  # tmp_path's parents are private to root
     try:
         os.chmod(base, 0o755)
         _user_dataset(base / "ds")
         os.chmod(base / "ds" / "images" / "a.png", 0o600)
-        with _as_nobody():
+        with as_nobody():
             result = evaluate_model(tiny_relative, load_dataset(base / "ds"), EvalOptions())
         rows = {r.name: r for r in result.rows}
         assert "permission denied" in rows["a"].error and "corrupt" not in rows["a"].error
         assert rows["b"].error is None
         os.chmod(base / "ds" / "depth", 0o700)
-        with _as_nobody(), pytest.raises(BadInputError, match=r"depth: cannot list this folder \(permission denied\)"):
+        with as_nobody(), pytest.raises(BadInputError, match=r"depth: cannot list this folder \(permission denied\)"):
             load_dataset(base / "ds")
     finally:
         shutil.rmtree(base)

@@ -28,7 +28,7 @@ from visionbench.files import safe_name
 from visionbench.images import load_image
 from visionbench.measure.memory import MemoryTracker
 from visionbench.measure.timing import PhaseClock, RepeatPolicy, latency_stats, synchronize, time_calls
-from visionbench.results import MODEL_FILE, BatchResult, ModelResult, WeightsRecord, now_iso, save_model_result
+from visionbench.results import MODEL_FILE, BatchResult, ModelResult, now_iso, save_model_result
 
 log = logging.getLogger("visionbench")
 # Imported before the memory baseline, so "above baseline" is the model, not library code loaded lazily.
@@ -114,7 +114,7 @@ def _measure(
     result.load_time_s = time.perf_counter() - t0
     memory.loaded()
     result.card = model.card.model_dump()
-    result.weights = WeightsRecord(mode=model.weights.mode, source=model.weights.source, warning=model.weights.warning)
+    result.weights = model.weights.record()  # source, hub revision and SHA-256 of each file read
     result.device, result.dtype = str(device), str(model.dtype).removeprefix("torch.")
     result.input_size, result.params = model.input_size, model.num_params()
     result.compile, result.channels_last = config.compile, config.channels_last

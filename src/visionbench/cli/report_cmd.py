@@ -127,6 +127,9 @@ def compare_cmd(
         return
     colour = {"faster": "green", "slower": "red", "more memory": "red", "less memory": "green"}
     console.print(rich_table(comparison_table(comparison), title=f"compare {run_a} -> {run_b}", styles=colour))
+    for d in comparison.models:
+        if d.weights_differ:
+            console.print(Text.assemble(("different weights: ", "yellow"), f"{d.name}: {d.weights_differ}"))
     for diff in comparison.environment_differences:
         console.print(Text.assemble(("differs: ", "yellow"), diff))
     console.print(Text(f"rule: {comparison.rule}\nwritten: {md}, {js}", style="dim"))

@@ -79,25 +79,26 @@ def video_cmd(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Depth for each frame (npy, 16-bit mm PNG, sidecar), depth.mp4 at the source's timestamps, video.json with
+    """Depth for every frame of a video or frame folder, a depth video and temporal metrics (drift, flicker, TAE).
+
+    Writes per-frame npy, 16-bit mm PNG and sidecars, depth.mp4 at the source's timestamps and video.json with
     per-frame statistics, scale drift and flicker (OPW); with ground truth also TAE and video-level AbsRel/delta1.
     See docs/video.md.
     """
+    from visionbench.depth.options import checked_options
     from visionbench.errors import BadInputError
     from visionbench.video.run_video import VideoOptions, check_options, run_video
 
-    if focal_px is not None and focal_px <= 0:
-        raise BadInputError("--focal-px must be a positive number of pixels")
     if fps <= 0:
         raise BadInputError("--fps must be positive")
     if end is not None and end <= start:
         raise BadInputError(f"--end {end} must be after --start {start}")
     if sample == (input_path is not None):
         raise BadInputError("give a video or folder of frames, or --sample (not both)")
-    opts = VideoOptions(model=model, weights=weights, device=device, dtype=dtype, input_size=input_size,
-                        batch_size=batch_size, out=out, cmap=cmap, side_by_side=side_by_side, focal_px=focal_px,
-                        resume=resume, every=every, start_s=start, end_s=end, fps=fps, ground_truth=ground_truth,
-                        flow=flow, flicker=flicker, seed=seed)  # fmt: skip
+    opts = checked_options(VideoOptions, model=model, weights=weights, device=device, dtype=dtype,
+                           input_size=input_size, batch_size=batch_size, out=out, cmap=cmap, side_by_side=side_by_side,
+                           focal_px=focal_px, resume=resume, every=every, start_s=start, end_s=end, fps=fps,
+                           ground_truth=ground_truth, flow=flow, flicker=flicker, seed=seed)  # fmt: skip
     check_options(opts)  # before the sample is rendered
     if sample:
         from visionbench.files import check_output_dir

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from visionbench.errors import BadInputError
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+class ModelRunOptions(BaseModel):
+    """What every command that runs a depth model on many images takes (`depth`, `video`), one meaning each."""
+
+    model: str = Field("depthpro", description="Depth model name (metric: depthpro; relative: depth-anything-v2-*).")
+    weights: str = Field("auto", description="auto, random, or a weights file/folder.")
+    device: str = Field("auto", description="cpu, cuda, cuda:N, mps or auto.")
+    dtype: str = Field("float32", description="float32, float16 or bfloat16.")
+    input_size: int | None = Field(None, description="Model input size in pixels (default: the model's own).")
+    batch_size: int = Field(1, ge=1, description="Images (frames) per forward pass.")
+    focal_px: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Known focal length in pixels (beats EXIF and the FOV head)."
+    )
+    seed: int = Field(0, description="Seed for random weights.")
 
 
 def checked_options(cls: type[OptionsT], **values: Any) -> OptionsT:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from visionbench.depth import intrinsics
 from visionbench.depth.io import colour_table, write_bytes, write_json
 from visionbench.depth.loader import LoadedImage, group_batches, prefetch, stream_images
+from visionbench.depth.options import ModelRunOptions
 from visionbench.depth.outputs import (
     OutputPlan,
     OutputWriteError,
@@ -48,28 +49,18 @@ FAILURES_FILE = "failures-{run_id}.txt"  # one file per run: a later run never o
 SUMMARY_FILE = "depth_run.json"
 
 
-class DepthOptions(BaseModel):
+class DepthOptions(ModelRunOptions):
     """How `visionbench depth` runs; field descriptions are the CLI's help."""
 
-    model: str = Field("depthpro", description="Depth model name (metric: depthpro; relative: depth-anything-v2-*).")
-    weights: str = Field("auto", description="auto, random, or a weights file/folder.")
-    device: str = Field("auto", description="cpu, cuda, cuda:N, mps or auto.")
-    dtype: str = Field("float32", description="float32, float16 or bfloat16.")
-    input_size: int | None = Field(None, description="Model input size in pixels (default: the model's own).")
-    batch_size: int = Field(1, ge=1, description="Images per forward pass.")
     out: Path = Field(Path("depth_out"), description="Output folder; the inputs' relative paths are kept.")
     cmap: str = Field("inferno", description="Matplotlib colour map of the depth picture (near = top of the map).")
     side_by_side: bool = Field(False, description="Also write photo | depth side by side.")
     raw: bool = Field(True, description="Write raw .npy (and 16-bit mm PNG for metric models).")
     ply: bool = Field(False, description="Write a coloured point cloud (.ply) for metric models.")
     ply_stride: int = Field(1, ge=1, description="Keep every n-th pixel in rows and columns of the point cloud.")
-    focal_px: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="Known focal length in pixels (beats EXIF and FOV head)."
-    )
     ignore_exif: bool = Field(False, description="Do not use the EXIF 35 mm focal length.")
     resume: bool = Field(False, description="Skip images whose outputs all exist already.")
     workers: int | None = Field(None, ge=1, description="Decoding threads (default: min(4, CPUs - 1)).")
-    seed: int = Field(0, description="Seed for random weights.")
 
 
 class Failure(BaseModel):

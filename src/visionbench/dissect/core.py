@@ -81,7 +81,7 @@ def dissect_model(
     summary = _summary(records, recorder.calls, pass_seconds, drift)
     doc = LayersDocument(
         model=model.describe(), input=_input_info(batch, image, options),
-        weights={"mode": model.weights.mode, "source": model.weights.source, "warning": model.weights.warning},
+        weights=model.weights.record().model_dump(),
         device=str(model.device),
         selection={"layers": parse_layers(options.layers), "match": options.match, "modules": len(selected)},
         options=options.model_dump(mode="json"), stats_method=engine.method,

@@ -63,7 +63,7 @@ def select_layers(
         chosen = [(n, m) for n, m in chosen if pattern.search(n)]
         if not chosen:
             raise BadInputError(
-                f"--match {match!r} matches none of the {what} (see `visionbench trace MODEL --layers -1`)"
+                f"--match {match!r} matches none of the {what} (see `visionbench trace MODEL --rows -1`)"
             )
     if not chosen:
         raise BadInputError(f"this model has no {what} to dissect (try --layers all)")

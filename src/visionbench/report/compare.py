@@ -57,6 +57,9 @@ class ModelDelta(BaseModel):
     peak_b_bytes: int | None = None
     memory_change: float | None = Field(default=None, description="peak_b / peak_a - 1.")
     memory_flag: Flag = "n/a"
+    weights_differ: str | None = Field(
+        default=None, description="How the two runs' weights differ (mode, source, revision or file digests)."
+    )
 
 
 class Comparison(BaseModel):
@@ -118,8 +121,27 @@ def _load(path: str | Path) -> RunResult:
     return load_run(path)
 
 
+def weights_difference(a: ModelResult, b: ModelResult) -> str | None:
+    """Why two results' weights are not the same weights: mode, revision, then the files' SHA-256.
+
+    Sources are compared only when neither side has digests: the same file can sit at two paths.
+    """
+    wa, wb = a.weights, b.weights
+    if wa is None or wb is None:
+        return None
+    if wa.mode != wb.mode:
+        return f"{wa.mode} -> {wb.mode}"
+    if wa.revision and wb.revision and wa.revision != wb.revision:
+        return f"revision {wa.revision} -> {wb.revision}"
+    if wa.files and wb.files:
+        return None if sorted(wa.files.values()) == sorted(wb.files.values()) else "different weight files (SHA-256)"
+    return None if wa.source == wb.source else f"{wa.source} -> {wb.source}"
+
+
 def model_delta(name: str, a: ModelResult | None, b: ModelResult | None) -> ModelDelta:
     d = ModelDelta(name=name, status_a=a.status if a else "absent", status_b=b.status if b else "absent")
+    if a is not None and b is not None:
+        d.weights_differ = weights_difference(a, b)
     pa, pb = (a.primary if a else None), (b.primary if b else None)
     if pa is None or pb is None:
         return d
@@ -173,6 +195,10 @@ def comparison_table(c: Comparison) -> Table:
 
 def comparison_blocks(c: Comparison) -> list[Block]:
     blocks: list[Block] = [Heading(1, "visionbench compare"), Text(f"A: {c.run_a}  B: {c.run_b}"), comparison_table(c)]
+    weights = [f"{d.name}: {d.weights_differ}" for d in c.models if d.weights_differ]
+    if weights:
+        blocks.append(Note("warning", "Different weights, so outputs and statistics are not comparable: "
+                           + "; ".join(weights)))  # fmt: skip
     if c.environment_differences:
         blocks.append(Note("warning", "The runs differ in: " + "; ".join(c.environment_differences)))
     else:

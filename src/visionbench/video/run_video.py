@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from visionbench.depth import intrinsics, io
+from visionbench.depth.options import ModelRunOptions
 from visionbench.depth.outputs import OutputPlan, depth_stats
 from visionbench.depth.predict import forward_depth, has_fov_head, is_depth_pro
 from visionbench.errors import BadInputError, UnsupportedOptionError
@@ -37,21 +38,12 @@ SIDE_VIDEO = "side_by_side.mp4"
 FRAMES_DIR = "depth"
 
 
-class VideoOptions(BaseModel):
+class VideoOptions(ModelRunOptions):
     """How `visionbench video` runs; the CLI's help says the same."""
 
-    model: str = Field("depthpro", description="Depth model (metric: depthpro; relative: depth-anything-v2-*).")
-    weights: str = Field("auto", description="auto, random, or a weights file/folder.")
-    device: str = Field("auto", description="cpu, cuda, cuda:N, mps or auto.")
-    dtype: str = Field("float32", description="float32, float16 or bfloat16.")
-    input_size: int | None = Field(None, description="Model input size in pixels (default: the model's own).")
-    batch_size: int = Field(1, ge=1, description="Frames per forward pass.")
     out: Path = Field(Path("video_out"), description="Output folder.")
     cmap: str = Field("inferno", description="Matplotlib colour map of the depth video (near = top of the map).")
     side_by_side: bool = Field(False, description="Also write photo | depth as side_by_side.mp4.")
-    focal_px: float | None = Field(
-        None, gt=0, description="Known focal length in pixels (DepthPro makes depth with it)."
-    )
     resume: bool = Field(False, description="Reuse frames whose files are complete; the model runs on the rest.")
     every: int = Field(1, ge=1, description="Keep every N-th frame.")
     start_s: float = Field(0.0, ge=0, description="First timestamp to process (seconds).")
@@ -60,7 +52,6 @@ class VideoOptions(BaseModel):
     ground_truth: Path | None = Field(None, description="Folder with depth/, poses.npy, intrinsics.json.")
     flow: str = Field("dis", description="Optical flow for the flicker metric: dis or farneback (OpenCV).")
     flicker: bool = Field(True, description="Compute the flicker (OPW); off saves the optical flow's time.")
-    seed: int = Field(0, description="Seed for random weights.")
 
 
 class VideoSummary(BaseModel):
