@@ -168,3 +168,10 @@ def test_oom_classification() -> None:
     assert is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory"))
     assert not is_oom(RuntimeError("shape mismatch")) and not is_oom(ValueError("out of memory"))
+
+
+def test_a_missing_weights_file_is_one_line_before_any_run_folder(tmp_path):
+    res = runner.invoke(app, ["bench", "depth-anything-v2-tiny", "--weights", str(tmp_path / "nope.safetensors"),
+                              "--out", str(tmp_path / "runs")])  # fmt: skip
+    assert res.exit_code == 2 and "no such file or folder" in res.output
+    assert not list((tmp_path / "runs").glob("*"))

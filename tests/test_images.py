@@ -128,3 +128,20 @@ def test_find_images_from_folders_and_lists(tmp_path):
     assert [p.name for p in find_images([listing])] == ["3.webp", "1.jpg"]
     with pytest.raises(BadInputError, match="no such file or folder"):
         find_images([tmp_path / "missing"])
+
+
+def test_a_bad_pixel_limit_variable_is_one_line_before_any_work(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from visionbench.cli import app
+
+    monkeypatch.setenv("VISIONBENCH_MAX_PIXELS", "abc")
+    res = CliRunner().invoke(app, ["depth", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    assert "VISIONBENCH_MAX_PIXELS='abc'" in res.output and not (tmp_path / "out").exists()
+
+
+def test_a_lowered_pixel_limit_names_the_limit_the_user_set(tmp_path, monkeypatch, photo_paths):
+    monkeypatch.setenv("VISIONBENCH_MAX_PIXELS", "10")  # far below: Pillow itself refuses while opening
+    with pytest.raises(BadInputError, match=r"above the limit of 10 pixels"):
+        load_image(photo_paths[0])

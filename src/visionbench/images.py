@@ -88,7 +88,10 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     except BadInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadInputError(f"{path}: refused as a decompression bomb ({exc})") from exc
+        # Pillow's own text names its internal threshold (twice ours), not the limit the user set
+        raise BadInputError(
+            f"{path}: above the limit of {limit:,} pixels (set VISIONBENCH_MAX_PIXELS to raise it)"
+        ) from exc
     except (UnidentifiedImageError, ImportError) as exc:  # ImportError: ultralytics' HEIF fallback, absent
         raise BadInputError(f"{path}: not an image Pillow can read") from exc
     except (OSError, SyntaxError, ValueError) as exc:

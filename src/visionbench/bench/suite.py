@@ -101,8 +101,10 @@ def run_suite(
     """
     from visionbench.measure.environment import capture_environment
     from visionbench.models.registry import resolve_device
+    from visionbench.models.weights import parse_weights
 
     check_output_dir(out_root)
+    parse_weights(config.weights)  # a --weights path that does not exist fails every model: say so once, first
     _check_some_model_exists(config.models)
     images, skipped = prepare_images(config.images)
     device = resolve_device(config.device)

@@ -101,6 +101,9 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
 
                 tune_malloc()  # same policy as the bench workers: freed activations stay mapped
             try:
+                from visionbench.images import max_pixels
+
+                max_pixels()  # a bad VISIONBENCH_MAX_PIXELS is one line before any work, not one per image
                 return func(*args, **kw)
             except (typer.Exit, typer.Abort):
                 raise
