@@ -121,6 +121,16 @@ def test_channels_last_runs_and_is_recorded(photo_paths: list[Path], device: str
     assert r.channels_last and not r.compile and r.primary is not None and r.primary.model_latency is not None
 
 
+def test_yolo_runs_fused_by_default_and_unfused_on_request(photo_paths: list[Path], device: str) -> None:
+    """The predictor's form (Conv+BN folded) is what a user runs; --no-fuse measures the trained module as built."""
+    config = BenchConfig(models=["yolo11n"], device=device, input_size=64, runs=2, budget=0.0, e2e=False)
+    fused = bench_model("yolo11n", config, photo_paths[:1])
+    unfused = bench_model("yolo11n", config.model_copy(update={"fuse": False}), photo_paths[:1])
+    assert (fused.status, unfused.status) == ("ok", "ok")
+    assert (fused.variant, unfused.variant) == ("fused", "unfused")
+    assert fused.params < unfused.params == fused.card["params"]  # BN folded away; the card keeps the published count
+
+
 @pytest.mark.slow  # torch.compile builds C++ kernels: tens of seconds on a 2-core CPU
 def test_compile_runs_and_is_recorded(photo_paths: list[Path], device: str) -> None:
     config = BenchConfig(models=["yolo11n"], device=device, input_size=64, runs=2, budget=0.0, e2e=False,

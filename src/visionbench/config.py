@@ -61,6 +61,10 @@ class BenchConfig(BaseModel):
     dtype: str = Field(default="float32", description="float32, float16 or bfloat16 (weights and inputs).")
     compile: bool = Field(default=False, description="Wrap the module in torch.compile before warmup.")
     channels_last: bool = Field(default=False, description="Convert module and 4-D inputs to channels_last.")
+    fuse: bool = Field(
+        default=True,
+        description="YOLO: Conv+BN folded, as ultralytics' predictor runs it; --no-fuse measures the module as built.",
+    )
     input_size: int | None = Field(
         default=None,
         ge=MIN_INPUT_SIZE,

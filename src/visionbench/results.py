@@ -218,6 +218,12 @@ class ModelResult(BaseModel):
     input_size: int | None = Field(default=None, description="Square input size in pixels of the prepared tensors.")
     compile: bool = False
     channels_last: bool = False
+    variant: str | None = Field(
+        default=None,
+        description="The form the module ran in where a family has several: 'fused' (YOLO's Conv+BN folded, as "
+        "ultralytics' predictor runs it) or 'unfused'; `params` counts that form, the card the published one. "
+        "Added in 1.2.",
+    )
     threads: int | None = Field(default=None, description="torch.get_num_threads() in the worker.")
     plan: dict[str, Any] = Field(
         default_factory=dict, description="Effective repeat policy: runs, warmup, budget_s, reason."

@@ -106,7 +106,7 @@ def _measure(
     t0 = time.perf_counter()
     model = vb.create_model(
         name, weights=config.weights, device=device, dtype=config.dtype, input_size=plan.input_size,
-        seed=config.seed, trust_remote_code=config.trust_remote_code,
+        seed=config.seed, trust_remote_code=config.trust_remote_code, fuse=config.fuse,
     )  # fmt: skip
     if config.channels_last:
         model.module = model.module.to(memory_format=torch.channels_last)
@@ -118,6 +118,7 @@ def _measure(
     result.device, result.dtype = str(device), str(model.dtype).removeprefix("torch.")
     result.input_size, result.params = model.input_size, model.num_params()
     result.compile, result.channels_last = config.compile, config.channels_last
+    result.variant = model.variant
     events.emit("loaded", load_time_s=result.load_time_s, import_time_s=result.import_time_s, params=result.params,
                 weights=model.weights.mode, source=model.weights.source, device=result.device, dtype=result.dtype,
                 input_size=result.input_size)  # fmt: skip

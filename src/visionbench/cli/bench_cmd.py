@@ -52,6 +52,7 @@ BENCH_OPTIONS: list[tuple[str, Any, Any]] = [
     ("batch_sizes", str, _field_option("batch_sizes", prefix="Comma-separated, e.g. 1,2,4. ")),
     ("compile", bool, _field_option("compile")),
     ("channels_last", bool, _field_option("channels_last")),
+    ("fuse", bool, _field_option("fuse", "--fuse/--no-fuse")),
     ("threads", int | None, _field_option("threads")),
     ("runs", int, _field_option("runs")),
     ("warmup", int, _field_option("warmup")),
