@@ -101,15 +101,13 @@ def summary_blocks(view: RunView) -> list[Block]:
     for m in view.models:
         r, b = m.result, an.measured_batch(m.result)
         lat = b.model_latency if b else None
-        params = fmt.count(r.params) + (f" ({r.variant})" if r.variant else "")
         rows.append([
-            r.name, params, fmt.gflop(b.flops if b else r.flops),
+            r.name, fmt.count(r.params), fmt.gflop(b.flops if b else r.flops),
             fmt.gflop(b.achieved_flops_per_s if b else None), str(lat.count) if lat else fmt.MISSING,
             layers_dissected(m), resolution(r),
         ])  # fmt: skip
     size = Table(["model", "params", "GFLOP", "achieved GFLOP/s", "samples", "layers dissected", "input → output"],
-                 rows, caption="FLOPs of one forward (2 per multiply-add) and what they ran at; params count the "
-                 "module as it ran (fused: YOLO's Conv+BN folded, as ultralytics' predictor runs it).")  # fmt: skip
+                 rows, caption="FLOPs of one forward (2 per multiply-add) and what they ran at.")  # fmt: skip
     return [Heading(2, "Executive summary"), results_table(view.run), size, Bullets(findings(view))]
 
 
