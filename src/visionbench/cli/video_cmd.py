@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from visionbench.cli import app
@@ -117,7 +118,7 @@ def video_cmd(
 
 def _print(s: VideoSummary) -> None:
     m = s.metrics
-    table = Table(title=f"video {s.model} ({s.weights_mode} weights, {s.depth_kind})", header_style="bold")
+    table = Table(title=f"video {escape(s.model)} ({s.weights_mode} weights, {s.depth_kind})", header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     drift, flick = m.get("scale_drift", {}), m.get("flicker_opw") or {}
@@ -138,9 +139,9 @@ def _print(s: VideoSummary) -> None:
         table.add_row(k, v)
     console.print(table)
     for kind, path in s.files.items():
-        console.print(f"{kind}: {path}")
+        console.print(f"{kind}: {path}", markup=False, highlight=False)  # a user-chosen --out may hold [
     if s.weights_warning:
-        err_console.print(f"[yellow]warning:[/] {s.weights_warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(s.weights_warning)}")
 
 
 def _f(v: float | None, f: str) -> str:
