@@ -23,9 +23,10 @@ from typer.testing import CliRunner
 from visionbench.bench.suite import run_suite
 from visionbench.cli import app
 from visionbench.config import BenchConfig
+from visionbench.layers_json import layers_path
 from visionbench.report import analysis as an
 from visionbench.report import build_report
-from visionbench.results import layers_path, load_run
+from visionbench.results import load_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report-screenshot.png"

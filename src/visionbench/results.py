@@ -26,7 +26,7 @@ from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError
 from visionbench.files import write_text
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 RUN_FILE = "run.json"
 MODEL_FILE = "result.json"
 
@@ -96,6 +96,11 @@ class MemoryStats(BaseModel):
     peak_bytes: int | None = Field(
         default=None, description="Headline: peak while running (CPU: RSS above baseline; CUDA: peak allocated)."
     )
+    after_cleanup_bytes: int | None = Field(
+        default=None,
+        description="Held once this batch size's inputs and outputs are freed and garbage collected (CPU: RSS above "
+        "baseline; CUDA: allocated). Added in 1.3.",
+    )
 
 
 class BatchResult(BaseModel):
@@ -109,6 +114,34 @@ class BatchResult(BaseModel):
     memory: MemoryStats | None = Field(default=None, description="Memory while warming up and timing this batch size.")
     flops: int | None = Field(default=None, description="FLOPs of one forward at this batch size (2 per multiply-add).")
     achieved_flops_per_s: float | None = Field(default=None, description="flops / median model latency.")
+    utilisation: float | None = Field(
+        default=None, description="achieved_flops_per_s / the worker's measured matmul peak (ModelResult.peak)."
+    )
+    utilisation_datasheet: float | None = Field(
+        default=None, description="achieved_flops_per_s / the datasheet peak, when the device is known."
+    )
+
+
+class DevicePeak(BaseModel):
+    """What the device can do in the run's dtype: a matmul measured in the worker, and the datasheet's figure.
+
+    Utilisation is a model's achieved FLOP/s against these; a model far below the measured peak is
+    either memory-bound (few FLOPs per byte moved) or spends its time outside large matmuls.
+    """
+
+    device: str = Field(description="Device name: the GPU's name, or the CPU model.")
+    dtype: str = Field(description="dtype of the probe (the run's dtype).")
+    threads: int | None = Field(default=None, description="torch CPU threads during the probe.")
+    matmul_flops_per_s: float = Field(description="Median FLOP/s of a square matmul (2 FLOP per multiply-add).")
+    matmul_size: int = Field(description="Side of the square matrices multiplied.")
+    matmul_samples: int = Field(description="Timed matmuls behind the median.")
+    copy_bytes_per_s: float | None = Field(
+        default=None, description="Median bytes/s of a device-to-device tensor copy (read + write)."
+    )
+    datasheet_flops_per_s: float | None = Field(
+        default=None, description="The vendor's dense peak for this dtype, when the device is in the table."
+    )
+    datasheet_name: str | None = Field(default=None, description="The datasheet entry matched (e.g. H100 SXM).")
 
 
 class WeightsRecord(BaseModel):
@@ -225,6 +258,10 @@ class ModelResult(BaseModel):
         "Added in 1.2.",
     )
     threads: int | None = Field(default=None, description="torch.get_num_threads() in the worker.")
+    peak: DevicePeak | None = Field(
+        default=None,
+        description="The device's peak in this dtype, measured in this worker before the model. Added in 1.3.",
+    )
     plan: dict[str, Any] = Field(
         default_factory=dict, description="Effective repeat policy: runs, warmup, budget_s, reason."
     )
@@ -235,6 +272,14 @@ class ModelResult(BaseModel):
         default=None, description="Cold build + weights + move to device, as a user sees it."
     )
     params: int | None = Field(default=None, description="Parameters of the built module, counted.")
+    weights_bytes: int | None = Field(
+        default=None, description="Bytes of the module's parameters and buffers as run (dtype included). Added in 1.3."
+    )
+    output_pictures: list[str] = Field(
+        default_factory=list,
+        description="Pictures of the first image's prediction (depth colourised, detections drawn), relative to the "
+        "run folder. Added in 1.3.",
+    )
     flops: int | None = Field(default=None, description="FLOPs of one forward at batch size 1.")
     batches: list[BatchResult] = Field(default_factory=list)
     max_batch_size: int | None = Field(default=None, description="Largest batch size that ran.")
@@ -388,109 +433,3 @@ def _read(record: type[T], path: Path) -> T:
 def run_json_schema() -> dict[str, Any]:
     """The JSON Schema of run.json (docs/results-schema.md is generated from it)."""
     return RunResult.model_json_schema()
-
-
-# layers.json
-# The dissection's file, written by `visionbench.dissect` and read by the report through these types only,
-# so writer and reader agree on one shape and neither imports the other.
-
-LAYERS_FILE = "layers.json"
-LAYERS_FORMAT = 2
-NEAR_ZERO = 1e-6  # |x| below this counts as near zero
-
-
-class LayerRecord(BaseModel):
-    """One tensor (or non-tensor) returned by one call of one selected module."""
-
-    index: int = Field(description="Call index in execution order (tensors of one call share it).")
-    name: str = Field(description="Qualified module name.")
-    type: str = Field(description="Module class name.")
-    call: int = Field(description="How many times this module had been called before (0: first call).")
-    output: str = Field(description="Where the tensor sits in the call's output: '' (the output itself), '0', 'key'.")
-    component: str = Field(description="Architecture component (VisionModel.components()) or 'other'.")
-    params: int = Field(description="The module's own parameters (not its children's).")
-    kind: str = Field(description="'tensor', or the Python type name of a non-tensor output.")
-    shape: list[int] | None = None
-    dtype: str | None = None
-    numel: int | None = None
-    min: float | None = Field(default=None, description="Minimum over finite values.")
-    max: float | None = Field(default=None, description="Maximum over finite values.")
-    mean: float | None = Field(default=None, description="Mean over finite values.")
-    std: float | None = Field(default=None, description="Population std (ddof 0) over finite values.")
-    sparsity: float | None = Field(default=None, description="Fraction of exact zeros.")
-    near_zero: float | None = Field(default=None, description=f"Fraction with |x| < {NEAR_ZERO:g} (zeros included).")
-    nan_count: int | None = None
-    inf_count: int | None = None
-    layout: Literal["maps", "tokens"] | None = Field(
-        default=None, description="'maps' [B,C,H,W] or 'tokens' ([B,T,D] reshaped to a grid)."
-    )
-    picture: str | None = Field(default=None, description="PNG channel grid, relative to the model folder.")
-    caption: str | None = Field(default=None, description="What the PNG grid shows (layer, shape, channels).")
-    npy: str | None = Field(default=None, description="NPY of the first channels [B, k, H, W], relative path.")
-    patches: str | None = Field(default=None, description="PNG of per-patch feature norms labelled by scale.")
-
-    @property
-    def is_tensor_with_stats(self) -> bool:
-        return self.kind == "tensor" and self.std is not None
-
-
-class BlockRecord(BaseModel):
-    """One captured transformer block (`--blocks`): where it is, its statistics, the figure it is drawn in."""
-
-    encoder: str
-    block: int
-    name: str
-    shape: list[int]
-    shown: str | None = Field(default=None, description="Which image or patch the figure shows.")
-    figure: str | None = Field(default=None, description="blocks_<encoder>.png, relative to the model folder.")
-    min: float | None = None
-    max: float | None = None
-    mean: float | None = None
-    std: float | None = None
-
-
-class LayersDocument(BaseModel):
-    """layers.json: the records of one dissection pass and what they were recorded from."""
-
-    format_version: int = LAYERS_FORMAT
-    model: dict[str, Any] = Field(description="VisionModel.describe() of the dissected model.")
-    input: dict[str, Any] = Field(description="Source, image size and input tensors' shapes and dtypes.")
-    weights: dict[str, Any] = Field(description="Weight mode, source and loading warning.")
-    device: str
-    selection: dict[str, Any] = Field(description="--layers, --match and the number of hooked modules.")
-    options: dict[str, Any] = Field(description="DissectOptions as given.")
-    stats_method: str = Field(description="Which code computed the statistics.")
-    writer: str | None = Field(default=None, description="What wrote the pictures (None: statistics only).")
-    normalisation: str = Field(default="", description="How channel values map to grey levels.")
-    pass_seconds: float = Field(description="Wall time of the hooked forward and the picture writers' drain.")
-    peak_bytes: int | None = Field(default=None, description="CUDA allocator peak, or the process's peak RSS.")
-    outputs: list[dict[str, Any]] = Field(default_factory=list, description="The model's output tensors' shapes.")
-    summary: dict[str, Any] = Field(default_factory=dict)
-    components: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Totals per component.")
-    records: list[LayerRecord] = Field(default_factory=list)
-    blocks: list[BlockRecord] = Field(default_factory=list)
-    drift: dict[str, Any] | None = Field(default=None, description="Precision drift per layer (--drift).")
-
-
-def layers_path(folder_or_file: str | Path) -> Path:
-    """layers.json itself, in the folder, or in the folder's one model subfolder (`<out>/<model>/`)."""
-    path = Path(folder_or_file)
-    if path.is_dir():
-        nested = [path / LAYERS_FILE] if (path / LAYERS_FILE).is_file() else sorted(path.glob(f"*/{LAYERS_FILE}"))
-        if len(nested) != 1:
-            what = "none" if not nested else f"{len(nested)} model folders with one"
-            raise BadInputError(f"{path}: expected one {LAYERS_FILE}, found {what}")
-        path = nested[0]
-    return path
-
-
-def load_layers(folder_or_file: str | Path) -> LayersDocument:
-    """Read layers.json into its typed document; a missing or foreign file is one BadInputError."""
-    path = layers_path(folder_or_file)
-    try:
-        return LayersDocument.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read {LAYERS_FILE} ({exc.strerror or exc})") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise BadInputError(f"{path}: not a {LAYERS_FILE} of this visionbench: {first['loc']} {first['msg']}") from exc

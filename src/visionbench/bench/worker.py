@@ -27,8 +27,9 @@ from visionbench.errors import VisionbenchError
 from visionbench.files import safe_name
 from visionbench.images import load_image
 from visionbench.measure.memory import MemoryTracker
+from visionbench.measure.peak import measure_peak, utilisation
 from visionbench.measure.timing import PhaseClock, RepeatPolicy, latency_stats, synchronize, time_calls
-from visionbench.results import MODEL_FILE, BatchResult, ModelResult, now_iso, save_model_result
+from visionbench.results import MODEL_FILE, BatchResult, DevicePeak, ModelResult, now_iso, save_model_result
 
 log = logging.getLogger("visionbench")
 # Imported before the memory baseline, so "above baseline" is the model, not library code loaded lazily.
@@ -99,6 +100,8 @@ def _measure(
     except Exception:  # noqa: BLE001 - open doors and odd libraries: import happens in the build instead
         pass
     result.import_time_s = time.perf_counter() - t0
+    events.emit("phase", phase="peak")
+    result.peak = _device_peak(device, config.dtype)
     torch.manual_seed(config.seed)
     memory = MemoryTracker(device)
 
@@ -117,6 +120,8 @@ def _measure(
     result.weights = model.weights.record()  # source, hub revision and SHA-256 of each file read
     result.device, result.dtype = str(device), str(model.dtype).removeprefix("torch.")
     result.input_size, result.params = model.input_size, model.num_params()
+    tensors = (*model.module.parameters(), *model.module.buffers())
+    result.weights_bytes = sum(t.numel() * t.element_size() for t in tensors)
     result.compile, result.channels_last = config.compile, config.channels_last
     result.variant = model.variant
     events.emit("loaded", load_time_s=result.load_time_s, import_time_s=result.import_time_s, params=result.params,
@@ -222,6 +227,9 @@ def _measure_batch(
         out.model_latency.warmup_ms = warm_ms
         if out.flops:
             out.achieved_flops_per_s = out.flops / (out.model_latency.median_ms / 1e3)
+            if result.peak is not None:
+                out.utilisation = utilisation(out.achieved_flops_per_s, result.peak.matmul_flops_per_s)
+                out.utilisation_datasheet = utilisation(out.achieved_flops_per_s, result.peak.datasheet_flops_per_s)
         if config.e2e:
             events.emit("phase", phase="end-to-end", batch_size=bs)
             out.e2e_latency, preds = _end_to_end(model, images, bs, outputs, policy, events)
@@ -238,7 +246,18 @@ def _measure_batch(
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    if out.memory is not None:
+        memory.after_cleanup(out.memory)
     return out
+
+
+def _device_peak(device: torch.device, dtype: str) -> DevicePeak | None:
+    """The matmul and copy peak in this worker's settings, before the model exists; a failure only loses it."""
+    try:
+        return measure_peak(device, dtype)
+    except Exception as exc:  # noqa: BLE001 - a reference figure, never a reason to fail the model
+        log.warning("peak probe on %s (%s) failed: %s", device, dtype, one_line(exc))
+        return None
 
 
 def _end_to_end(

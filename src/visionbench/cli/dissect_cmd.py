@@ -130,7 +130,7 @@ def dissect(
 
 
 def _print(result: object, rows: int) -> None:
-    from visionbench.results import load_layers
+    from visionbench.layers_json import load_layers
 
     doc = load_layers(result.path)  # type: ignore[attr-defined]
     records = doc.records

@@ -7,6 +7,6 @@ precision drift, at about the cost of one plain forward.
 
 from visionbench.dissect.core import dissect_model
 from visionbench.dissect.records import DissectionResult, DissectOptions
-from visionbench.results import LAYERS_FILE, LayerRecord, load_layers
+from visionbench.layers_json import LAYERS_FILE, LayerRecord, load_layers
 
 __all__ = ["LAYERS_FILE", "DissectOptions", "DissectionResult", "LayerRecord", "dissect_model", "load_layers"]

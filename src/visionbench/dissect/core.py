@@ -22,8 +22,8 @@ from visionbench.dissect.tokens import TokenLayout
 from visionbench.dissect.writer import BackgroundWriter
 from visionbench.errors import UnsupportedOptionError
 from visionbench.files import safe_name, write_text
+from visionbench.layers_json import LAYERS_FILE, LayerRecord, LayersDocument
 from visionbench.models.base import Batch, VisionModel
-from visionbench.results import LAYERS_FILE, LayerRecord, LayersDocument
 
 
 def dissect_model(

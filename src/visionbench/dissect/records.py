@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from visionbench.results import LayerRecord
+from visionbench.layers_json import LayerRecord
 
 __all__ = ["DissectOptions", "DissectionResult", "LayerRecord"]
 

@@ -20,7 +20,7 @@ import math
 import torch
 
 from visionbench.dissect.fused_stats import fused_stats, load_kernel
-from visionbench.results import NEAR_ZERO
+from visionbench.layers_json import NEAR_ZERO
 
 # order of the values of one output; counts are exact integers held in float64
 FIELDS = ("numel", "min", "max", "mean", "std", "zeros", "near_zero", "nan", "inf")

@@ -144,3 +144,11 @@ class MemoryTracker:
                 stats.after_load_bytes = max(0, self.after_load_rss - self.baseline_rss)
             stats.peak_bytes = max(0, run_peak - self.baseline_rss)
         return stats
+
+    def after_cleanup(self, stats: MemoryStats) -> None:
+        """Fill what is still held once a batch size's tensors are freed (call after gc and empty_cache)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            stats.after_cleanup_bytes = int(torch.cuda.memory_allocated(self.device))
+        else:
+            stats.after_cleanup_bytes = max(0, current_rss_bytes() - self.baseline_rss)

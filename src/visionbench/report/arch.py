@@ -10,10 +10,11 @@ from typing import Any
 
 from visionbench.errors import BadInputError
 from visionbench.files import inside
+from visionbench.layers_json import LAYERS_FILE, LayerRecord
 from visionbench.report import fmt, plots
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.runview import Dissection, ModelView, RunView
-from visionbench.results import LAYERS_FILE, OTHER, LayerRecord, ProfileResult
+from visionbench.results import OTHER, ProfileResult
 
 MAX_GRIDS = 3  # feature-map grids shown per model
 RANDOM_NOTE = (

@@ -12,18 +12,8 @@ from pathlib import Path
 
 from visionbench.errors import BadInputError
 from visionbench.files import inside, safe_name
-from visionbench.results import (
-    LAYERS_FILE,
-    BatchResult,
-    LayerRecord,
-    ModelResult,
-    ProfileFailure,
-    ProfileResult,
-    RunResult,
-    layers_path,
-    load_layers,
-    load_run,
-)
+from visionbench.layers_json import LAYERS_FILE, LayerRecord, layers_path, load_layers
+from visionbench.results import BatchResult, ModelResult, ProfileFailure, ProfileResult, RunResult, load_run
 
 PROFILE_FILE = "profile.json"
 
