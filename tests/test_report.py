@@ -1,8 +1,8 @@
 """The analysis report, built from a real small run folder made here: tiny models, input 128, a few runs.
 
-The run (visionbench's own run_suite) holds depth-anything-v2-tiny and yolo11n, benchmarked, dissected and
-profiled, and depthpro-tiny,
-which fails for real (128 px is below what its smallest scale needs), so the report must name it.
+The run (visionbench's own run_suite) holds depth-anything-v2-tiny, yolo11n and depthpro-tiny (at 256 px, the
+least its smallest scale needs), benchmarked, dissected and profiled, and a model name that does not exist,
+which fails for real, so the report must name it. One run serves every test of this file.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from visionbench.bench.suite import run_suite
 from visionbench.cli import app
-from visionbench.config import BenchConfig
+from visionbench.config import BenchConfig, ModelPlan
 from visionbench.layers_json import layers_path
 from visionbench.report import analysis as an
 from visionbench.report import build_report
@@ -30,14 +30,15 @@ from visionbench.results import load_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report-screenshot.png"
-OK_MODELS = ["depth-anything-v2-tiny", "yolo11n"]
-FAILING = "depthpro-tiny"
+OK_MODELS = ["depth-anything-v2-tiny", "yolo11n", "depthpro-tiny"]
+FAILING = "no-such-model"
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, device) -> Path:
     config = BenchConfig(models=[*OK_MODELS, FAILING], device=device, weights="random", input_size=128, runs=3,
-                         budget_s=0.2, warmup=1, dissect=True, profile=True)  # fmt: skip
+                         budget_s=0.2, warmup=1, dissect=True, profile=True,
+                         plans={"depthpro-tiny": ModelPlan(input_size=256)})  # fmt: skip
     _, folder = run_suite(config, out_root=tmp_path_factory.mktemp("runs"))
     (folder / "in-progress.md").write_text((folder / "report.md").read_text())  # the suite's last report
     build_report(folder)
@@ -126,7 +127,7 @@ def test_summary_numbers_equal_run_json(run_dir):
         assert int(row["speed rank"]) == speed[name]
         layers = [r for r in _layers(run_dir, name) if r.get("kind") == "tensor"]
         assert int(row["layers dissected"]) == len(layers) > 0
-        assert row["input → output"].startswith("128 px")
+        assert row["input → output"].startswith(f"{m.input_size} px")
     assert rows[FAILING]["status"] == "FAILED" and rows[FAILING]["mean ± std (ms)"] == "-"
 
 
@@ -167,7 +168,7 @@ def test_failed_model_is_named_with_its_reason_and_the_rest_is_reported(run_dir)
     text = (run_dir / "report.md").read_text()
     failures = table_with(text, "reason")
     row = next(r for r in failures if r[0] == FAILING)
-    assert row[1] == "failed" and "needs at least 256 px" in row[2]
+    assert row[1] == "failed" and "unknown model" in row[2]
     for name in OK_MODELS:
         assert f"### {name}" in text  # architecture section per measured model
     assert text.index("RANDOM weights") < text.index("## Executive summary")  # weights mode at the top
@@ -385,3 +386,146 @@ def test_a_run_of_another_major_version_is_one_line(tmp_path):
     assert res.exit_code == 2 and "schema version 9.0 is not readable" in res.output
     assert len([ln for ln in res.output.splitlines() if ln.strip()]) == 1
     assert not (run / "report.md").exists()
+
+
+# Issue 15: every section of the hand-written report, measured, from the same shared run.
+
+SECTIONS = ["Executive summary", "Failures", "Charts", "Architecture analysis", "Transformer features",
+            "Output analysis", "Memory profile", "Speed statistics", "Head-to-head", "Findings from the numbers",
+            "Suitability and recommendations", "Reproduce this run", "Method and environment"]  # fmt: skip
+
+
+def test_every_section_is_there_in_reading_order(run_dir):
+    text = (run_dir / "report.md").read_text()
+    heads = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    found = [next(i for i, h in enumerate(heads) if h.startswith(s)) for s in SECTIONS]
+    assert found == sorted(found), heads
+
+
+def stage_tables(text: str) -> dict[str, list[list[str]]]:
+    """Each stage table of report.md keyed by its caption's stage ('fusion: fusion_stage.intermediate.0')."""
+    out = {}
+    blocks = text.split("\n\n")
+    for i, block in enumerate(blocks[:-1]):
+        if block.startswith("| index | layer | type | output shape |"):
+            caption = blocks[i + 1].strip("*")
+            out[caption.split(" (")[0]] = md_tables(block)[0]
+    return out
+
+
+def test_depthpro_stage_by_stage_tables_hold_each_layer_of_layers_json(run_dir):
+    tables = stage_tables((run_dir / "report.md").read_text())
+    records = {r["index"]: r for r in _layers(run_dir, "depthpro-tiny") if r.get("kind") == "tensor"}
+    stages = [f"fusion: fusion_stage.intermediate.{i}" for i in range(4)] + ["fusion: fusion_stage.final"]
+    stages += ["neck: depth_pro.neck.feature_upsample", "neck: depth_pro.neck.feature_projection",
+               "head: head.layers", "fov: fov_model.head"]  # fmt: skip
+    for stage in stages:
+        table = tables[stage]
+        assert table[0] == ["index", "layer", "type", "output shape", "min", "max", "mean", "std", "sparsity"]
+        for row in table[1:]:
+            rec = records[int(row[0])]
+            assert rec["name"].endswith(row[1]) and row[2] == rec["type"]
+            assert row[3] == str(rec["shape"])
+            for col, key in ((4, "min"), (5, "max"), (6, "mean"), (7, "std")):
+                assert num(row[col]) == pytest.approx(rec[key], rel=1e-3, abs=1e-12)
+            assert num(row[8]) == pytest.approx(100 * rec["sparsity"], abs=0.051)
+    fusion = [r for r in records.values() if r["component"] == "fusion"]
+    assert sum(len(tables[s]) - 1 for s in stages[:5]) == len(fusion)  # every fusion layer in one stage table
+
+
+def test_yolo_is_laid_out_by_its_own_components(run_dir):
+    tables = stage_tables((run_dir / "report.md").read_text())
+    records = [r for r in _layers(run_dir, "yolo11n") if r.get("kind") == "tensor"]
+    shown = [int(row[0]) for caption, t in tables.items() for row in t[1:]
+             if caption.split(":")[0] in {"backbone", "neck", "head"}]  # fmt: skip
+    assert sorted(set(shown)) == sorted(r["index"] for r in records)  # YOLO's and the other models' indices
+
+
+def test_transformer_blocks_are_captured_in_the_run_dissection(run_dir):
+    text = (run_dir / "report.md").read_text()
+    table = table_with(text, "token shape")
+    run = load_run(run_dir)
+    for name in ("depthpro-tiny", "depth-anything-v2-tiny"):
+        path = layers_path(run_dir / run.result(name).dissection.path)
+        import json
+
+        doc = json.loads(path.read_text())
+        assert doc["blocks"], name  # captured in the run's own dissection pass
+        rows = [r for r in table[1:] if r[0] == name]
+        assert [(r[1], int(r[2]), r[3]) for r in rows] == [(b["encoder"], b["block"], str(b["shape"]))
+                                                           for b in doc["blocks"]]  # fmt: skip
+        for r, b in zip(rows, doc["blocks"], strict=True):
+            assert num(r[7]) == pytest.approx(b["std"], rel=1e-3)
+    patch = [r for r in table[1:] if r[0] == "depthpro-tiny" and r[1].endswith("patch_encoder")]
+    assert [r[2] for r in patch] == ["0", "1"] and patch[0][3] == "[35, 17, 32]"  # 35 patches of 16+1 tokens
+    assert "yolo11n" not in {r[0] for r in table[1:]}  # a CNN has no transformer blocks
+    assert re.search(r"report_files/blocks-depthpro-tiny-[\w-]*patch_encoder\.png", text)
+
+
+def test_memory_profile_equals_run_json(run_dir):
+    run = load_run(run_dir)
+    table = table_with((run_dir / "report.md").read_text(), "peak beyond weights (MiB)")
+    rows = {r[0]: dict(zip(table[0], r, strict=True)) for r in table[1:]}
+    for name in OK_MODELS:
+        m = run.result(name)
+        mem, row = m.primary.memory, rows[name]
+        assert num(row["before load (MiB)"]) == pytest.approx(mem.baseline_rss_bytes / 2**20, abs=0.051)
+        assert num(row["after load (MiB)"]) == pytest.approx(mem.after_load_bytes / 2**20, abs=0.051)
+        assert num(row["peak while running (MiB)"]) == pytest.approx(mem.peak_bytes / 2**20, abs=0.051)
+        assert num(row["after cleanup (MiB)"]) == pytest.approx(mem.after_cleanup_bytes / 2**20, abs=0.051)
+        assert m.weights_bytes > 0 and num(row["weights (MiB)"]) == pytest.approx(m.weights_bytes / 2**20, abs=0.051)
+        beyond = (mem.peak_bytes - m.weights_bytes) / 2**20
+        assert num(row["peak beyond weights (MiB)"]) == pytest.approx(beyond, abs=0.051)
+
+
+def test_speed_statistics_equal_the_samples(run_dir):
+    run = load_run(run_dir)
+    table = table_with((run_dir / "report.md").read_text(), "stop reason")
+    rows = {(r[0], r[1]): dict(zip(table[0], r, strict=True)) for r in table[1:]}
+    for name in OK_MODELS:
+        s = run.result(name).primary.model_latency
+        row = rows[(name, "model")]
+        assert int(row["samples"]) == s.count == len(s.samples_ms)
+        assert num(row["CV"]) == pytest.approx(100 * s.std_ms / s.mean_ms, abs=0.051)
+        for col, v in (("min (ms)", s.min_ms), ("max (ms)", s.max_ms), ("p99 (ms)", s.p99_ms)):
+            assert num(row[col]) == pytest.approx(v, abs=0.051)
+        assert row["stop reason"] == s.stop_reason != ""
+        assert (name, "end to end") in rows
+
+
+def test_head_to_head_puts_depthpro_first_with_ratios(run_dir):
+    run = load_run(run_dir)
+    text = (run_dir / "report.md").read_text()
+    assert "## Head-to-head: depthpro-tiny against the other depth models" in text
+    table = table_with(text, "1000 images (device-hours)")
+    rows = {r[0]: dict(zip(table[0], r, strict=True)) for r in table[1:]}
+    assert table[1][0] == "depthpro-tiny" and set(rows) == {"depthpro-tiny", "depth-anything-v2-tiny"}
+    dp, da = run.result("depthpro-tiny"), run.result("depth-anything-v2-tiny")
+    ratio = dp.primary.model_latency.median_ms / da.primary.model_latency.median_ms
+    assert num(rows["depth-anything-v2-tiny"]["speed vs depthpro-tiny"]) == pytest.approx(ratio, abs=0.006)
+    assert rows["depthpro-tiny"]["speed vs depthpro-tiny"] == "1.00x"
+    assert rows["depthpro-tiny"]["depth type"] == "metric" and rows["depthpro-tiny"]["FOV (deg)"] != "-"
+    assert rows["depth-anything-v2-tiny"]["FOV (deg)"] == "-"
+    hours = 1000 / an.best_throughput(dp)[0] / 3600
+    assert num(rows["depthpro-tiny"]["1000 images (device-hours)"]) == pytest.approx(hours, abs=0.00006)
+
+
+def test_findings_and_reproduce_commands(run_dir):
+    text = (run_dir / "report.md").read_text()
+    findings = text[text.index("## Findings from the numbers") : text.index("## Suitability")]
+    assert "mean nothing about the trained model" in findings  # random weights said
+    assert "Std of each fusion stage's last output: fusion_stage.intermediate.0 " in findings
+    assert "FOV network: 5 layers" in findings and "Output: metric depth" in findings
+    reproduce = text[text.index("## Reproduce this run") : text.index("## Method and environment")]
+    assert "visionbench bench depthpro-tiny --weights random --device cpu --input-size 256" in reproduce
+    assert "visionbench dissect yolo11n --weights random --device cpu --input-size 128" in reproduce
+
+
+def test_a_run_of_schema_1_2_without_the_new_fields_still_renders(tmp_path):
+    """No weights size, no after-cleanup figure, no dissection: the sections say so instead of failing."""
+    folder = small_run(tmp_path, timed("old"))
+    text = build_report(folder).markdown.read_text()
+    row = next(r for r in table_with(text, "peak beyond weights (MiB)")[1:] if r[0] == "old")
+    assert row[3] == "300.0" and row[4] == row[5] == row[6] == "-"
+    assert "Not measured: no model was dissected" in text
+    assert "## Speed statistics" in text

@@ -15,12 +15,28 @@ log = logging.getLogger("visionbench")
 
 
 def run_dissection(model: Any, image: Path, run_dir: Path, folder: str) -> DissectionRef | None:
-    """Dissect `model` on `image` into `run_dir/<folder>/` (layers.json next to result.json)."""
+    """Dissect `model` on `image` into `run_dir/<folder>/` (layers.json next to result.json).
+
+    The same single hooked forward also captures each transformer encoder's first, middle and last block
+    (token shapes, statistics, PCA-RGB token maps) for the report's transformer section; a model without
+    one (a CNN) is dissected without them. `--blocks` is planned before the forward runs, so the retry
+    costs no forward.
+    """
     from visionbench.dissect import dissect_model
+    from visionbench.dissect.records import DissectOptions
+    from visionbench.errors import VisionbenchError
     from visionbench.images import load_image
 
     try:
-        result = dissect_model(model, load_image(image), run_dir)
+        picture = load_image(image)
+        blocks = transformer_blocks(model.module)
+        try:
+            result = dissect_model(model, picture, run_dir, DissectOptions(blocks=blocks) if blocks else None)
+        except VisionbenchError as exc:  # no encoder to capture blocks from: raised before anything ran
+            if not blocks:
+                raise
+            log.info("dissection of %s without transformer blocks (%s)", model.name, exc)
+            result = dissect_model(model, picture, run_dir)
     except Exception as exc:  # noqa: BLE001 - recorded, never fatal
         log.warning("dissection of %s failed: %s", model.name, exc)
         text = str(exc).strip().splitlines()
@@ -28,6 +44,25 @@ def run_dissection(model: Any, image: Path, run_dir: Path, folder: str) -> Disse
     written = Path(getattr(result, "folder", run_dir / folder))
     rel = written.relative_to(run_dir).as_posix() if written.is_relative_to(run_dir) else str(written)
     return DissectionRef(path=rel, summary=_summary(result))
+
+
+def transformer_blocks(module: Any) -> list[int]:
+    """First, middle and last index of the longest stack of transformer blocks (0/12/23 for a ViT-L); [] for none.
+
+    A stack is a ModuleList whose entries' class names end in Layer or Block, as `dissect --blocks` finds them,
+    and hold an attention module (a decoder's list of fusion layers is not a transformer's stack).
+    """
+    import re
+
+    from torch import nn
+
+    sizes = [len(m) for m in module.modules() if isinstance(m, nn.ModuleList) and len(m) > 1
+             and re.search(r"(Layer|Block)$", type(m[0]).__name__)
+             and any("Attention" in type(x).__name__ for x in m[0].modules())]  # fmt: skip
+    if not sizes:
+        return []
+    n = max(sizes)
+    return sorted({0, n // 2, n - 1})
 
 
 def run_profile(model: Any, batch: Any, runs: int) -> dict[str, Any] | None:

@@ -6,13 +6,14 @@ Every sentence here is computed from the profile and layers.json figures of the 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from visionbench.errors import BadInputError
 from visionbench.files import inside
 from visionbench.layers_json import LAYERS_FILE, LayerRecord
 from visionbench.report import fmt, plots
-from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
+from visionbench.report.document import Align, Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.runview import Dissection, ModelView, RunView
 from visionbench.results import OTHER, ProfileResult
 
@@ -110,14 +111,169 @@ def dissection_blocks(m: ModelView) -> list[Block]:
         stage_rows(records),
         caption=f"{len(records)} recorded outputs from {d.folder.name}/{LAYERS_FILE}, grouped by component "
                 "(stage) in execution order.")]  # fmt: skip
-    blocks.append(Bullets(dissection_findings(records)))
     blocks.append(Figure(f"activations-{_file(m.name)}.png", plots.activation_chart(
         f"{m.name}: activation range and std by layer", [r.min for r in records], [r.max for r in records],
         [r.std for r in records], [r.component for r in records]),
         f"{m.name}: value range and std of each recorded layer output, execution order"))  # fmt: skip
+    blocks += stage_tables(m.name, records)
+    fusion = fusion_records(records)
+    if len(fusion) > 1:
+        label_of = {
+            id(r): label.rsplit(".", 2)[-1] if label[-1:].isalpha() else ".".join(label.split(".")[-2:])
+            for label, group in substages(fusion).items()
+            for r in group
+        }
+        labels = [label_of[id(r)] for r in fusion]
+        blocks.append(Figure(f"fusion-{_file(m.name)}.png", plots.activation_chart(
+            f"{m.name}: fusion stages, value range and std", [r.min for r in fusion], [r.max for r in fusion],
+            [r.std for r in fusion], labels),
+            f"{m.name}: value range and std through the fusion stages, layer by layer"))  # fmt: skip
     grids = feature_grids(d, records, m.name)
     if grids:
-        blocks.append(Gallery(grids))
+        blocks += [Heading(4, f"{m.name}: feature maps"), Gallery(grids)]
+    return blocks
+
+
+# A component with more leaf rows than this is summarised one row per block of its block stack.
+MAX_LAYER_ROWS = 40
+SPLIT_ROWS = 24  # a sub-stage longer than this is split once more by its own module names
+MAX_SUBSTAGES = 8  # more sub-stages than this: one table for the component
+_BLOCK = re.compile(r"^(.*?\.(?:layer|layers|block|blocks|blk|h))\.(\d+)\.")
+
+
+def stage_tables(model: str, records: list[LayerRecord]) -> list[Block]:
+    """The architecture stage by stage: one table of layers per sub-stage of each component.
+
+    Sub-stages come from the module names under each component (the first name part below the component's
+    common prefix, with its list index: `intermediate.0`, `final`), so this works for any model. A component
+    whose layers sit in a long stack of transformer blocks (more than MAX_LAYER_ROWS rows) gets one row per
+    block instead: 24 blocks' leaf rows would drown the reader.
+    """
+    out: list[Block] = [Heading(4, f"{model}: the architecture stage by stage")]
+    for component, recs in _by_stage(records).items():
+        blocked = _per_block(recs) if len(recs) > MAX_LAYER_ROWS else None
+        if blocked:
+            out.append(Table(["block", "layers", "last output shape", "min", "max", "mean of means", "last std",
+                              "mean sparsity"], blocked,
+                             caption=f"{component}: {len(recs)} recorded layers summarised one row per block "
+                                     "(range over the block's layers, std of its last output).",
+                             align=["left", "right", "left", "right", "right", "right", "right", "right"]))  # fmt: skip
+            continue
+        groups = substages(recs)
+        if len(groups) > MAX_SUBSTAGES:  # many one-block sub-stages (a CNN's numbered modules): one table
+            groups = {".".join(_common_prefix([r.name for r in recs])) or component: recs}
+        if len(groups) > 1 and all(len(g) == 1 for g in groups.values()):  # siblings of one layer each
+            groups = {".".join(_common_prefix([r.name for r in recs])) or component: recs}
+        for label, group in groups.items():
+            title = component if label == component else f"{component}: {label}"
+            out.append(Table(
+                ["index", "layer", "type", "output shape", "min", "max", "mean", "std", "sparsity"],
+                [[str(r.index), _relative(r.name, label), r.type, _dims(r.shape), fmt.sci(r.min), fmt.sci(r.max),
+                  fmt.sci(r.mean), fmt.sci(r.std), fmt.pct(r.sparsity)] for r in group],
+                caption=f"{title} ({len(group)} layer{'s' if len(group) > 1 else ''} in execution order; "
+                        "sparsity = exact zeros).",
+                align=["right", "left", "left", "left", "right", "right", "right", "right", "right"]))  # fmt: skip
+    return out
+
+
+def substages(recs: list[LayerRecord]) -> dict[str, list[LayerRecord]]:
+    """Records of one component keyed by their sub-stage's module path, in execution order."""
+    prefix = _common_prefix([r.name for r in recs])
+    groups: dict[str, list[LayerRecord]] = {}
+    for r in recs:
+        groups.setdefault(_substage(prefix, r.name) or (recs[0].component or "other"), []).append(r)
+    out: dict[str, list[LayerRecord]] = {}
+    for label, group in groups.items():
+        if len(group) > SPLIT_ROWS and len(group) < len(recs):
+            out.update(substages(group))
+        else:
+            out[label] = group
+    return out
+
+
+def fusion_records(records: list[LayerRecord]) -> list[LayerRecord]:
+    """The layers of the fusion stages: a component called fusion, else module names with a fusion part."""
+    named = [r for r in records if "fusion" in (r.component or "").lower()]
+    return named or [r for r in records if "fusion" in r.name.lower()]
+
+
+def _common_prefix(names: list[str]) -> list[str]:
+    parts = [n.split(".") for n in names]
+    prefix: list[str] = []
+    for column in zip(*parts, strict=False):
+        if len(set(column)) != 1:
+            break
+        prefix.append(column[0])
+    if len(names) == 1:
+        prefix = prefix[:-1]
+    while prefix and prefix[-1].isdigit():  # a list's entries are sub-stages, not the prefix
+        prefix.pop()
+    return prefix
+
+
+def _substage(prefix: list[str], name: str) -> str:
+    parts = name.split(".")
+    rest = parts[len(prefix) : -1]  # never the leaf itself
+    if not rest:  # a layer right under the prefix: its own stage, unless it is an entry of a list
+        return ".".join(prefix if parts[-1].isdigit() else prefix + parts[-1:])
+    label = [rest[0]]
+    if not rest[0].isdigit() and len(rest) > 1 and rest[1].isdigit():
+        label.append(rest[1])
+    return ".".join(prefix + label)
+
+
+def _relative(name: str, label: str) -> str:
+    return name[len(label) + 1 :] if name.startswith(label + ".") else name
+
+
+def _per_block(recs: list[LayerRecord]) -> list[list[str]] | None:
+    keyed: dict[str, list[LayerRecord]] = {}
+    for r in recs:
+        match = _BLOCK.match(r.name)
+        keyed.setdefault(f"{match.group(1)}.{match.group(2)}" if match else r.name, []).append(r)
+    if len(keyed) >= len(recs):
+        return None
+    return [[key, str(len(g)), _dims(g[-1].shape), fmt.sci(_min(r.min for r in g)), fmt.sci(_max(r.max for r in g)),
+             fmt.sci(_mean(r.mean for r in g)), fmt.sci(g[-1].std), fmt.pct(_mean(r.sparsity for r in g))]
+            for key, g in keyed.items()]  # fmt: skip
+
+
+def _dims(shape: list[int] | None) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]" if shape else fmt.MISSING
+
+
+def transformer_blocks(view: RunView) -> list[Block]:
+    """Section: the encoders' captured blocks (first, middle, last) with token shapes, statistics, PCA-RGB maps."""
+    models = [m for m in view.ok_models if m.dissection and not m.dissection.error]
+    rows, figures = [], []
+    for m in models:
+        d = m.dissection
+        assert d is not None
+        for b in d.blocks:
+            rows.append([m.name, b.encoder, str(b.block), _dims(b.shape), fmt.sci(b.min), fmt.sci(b.max),
+                         fmt.sci(b.mean), fmt.sci(b.std), b.shown or fmt.MISSING])  # fmt: skip
+        for path in dict.fromkeys(b.figure for b in d.blocks if b.figure):
+            try:
+                png = inside(d.folder, path).read_bytes()
+            except (BadInputError, OSError):
+                continue
+            encoder = next(b.encoder for b in d.blocks if b.figure == path)
+            figures.append(Figure(f"blocks-{_file(m.name)}-{_file(encoder)}.png", png,
+                                  f"{m.name}, {encoder}: per block, the tokens' first three principal components as "
+                                  "RGB, then the first channels"))  # fmt: skip
+    blocks: list[Block] = [Heading(2, "Transformer features")]
+    if not rows:
+        dissected = [m.name for m in models]
+        what = "no model with a transformer encoder was dissected" if dissected else "no model was dissected"
+        return blocks + [Text(f"Not measured: {what} in this run (the run's dissection captures the first, "
+                              "middle and last block of each transformer encoder).")]  # fmt: skip
+    blocks.append(Text("Each transformer encoder's first, middle and last block, captured in the run's one "
+                       "dissection pass (no extra forward). Token shape is [images or patches, tokens, channels]; "
+                       "statistics over every token of every patch."))  # fmt: skip
+    headers = ["model", "encoder", "block", "token shape", "min", "max", "mean", "std", "map shows"]
+    align: list[Align] = ["left", "left", "right", "left", "right", "right", "right", "right", "left"]
+    blocks.append(Table(headers, rows, align=align))
+    blocks += figures
     return blocks
 
 
@@ -135,27 +291,94 @@ def stage_rows(records: list[LayerRecord]) -> list[list[str]]:
 
 
 def dissection_findings(records: list[LayerRecord]) -> list[str]:
-    """Facts worth reading: the extreme layer, sparsity, NaN/Inf, and how std evolves through the last stage."""
+    """Facts worth reading: the extreme layer overall and per stage, sparsity, NaN/Inf, std through the fusion."""
     out = []
-    big = max(records, key=lambda r: max(abs(r.min or 0), abs(r.max or 0)))
+    big = _extreme(records)
     out.append(f"Largest magnitude: {big.name} (range {fmt.sci(big.min)} to {fmt.sci(big.max)}).")
-    sparse = max(records, key=lambda r: r.sparsity or 0)
-    if (sparse.sparsity or 0) >= 0.001:
-        out.append(f"Sparsest output: {sparse.name} ({fmt.pct(sparse.sparsity)} exact zeros).")
+    stages = _by_stage(records)
+    if len(stages) > 1:
+        out.append("Most extreme layer per stage: " + "; ".join(
+            f"{stage}: {(e := _extreme(recs)).name} ({fmt.sci(e.min)} to {fmt.sci(e.max)})"
+            for stage, recs in stages.items()) + ".")  # fmt: skip
+    sparse = sorted((r for r in records if (r.sparsity or 0) >= 0.01), key=lambda r: -(r.sparsity or 0))
+    if sparse:
+        where = sorted({r.component for r in sparse})
+        out.append(f"Sparsity (at least 1 % exact zeros) in {len(sparse)} of {len(records)} layers, in "
+                   f"{', '.join(where)}; highest: " + ", ".join(f"{r.name} {fmt.pct(r.sparsity)}" for r in sparse[:3])
+                   + ".")  # fmt: skip
+    else:
+        top = max(records, key=lambda r: r.sparsity or 0)
+        out.append(f"No layer has 1 % exact zeros or more (highest: {top.name}, {fmt.pct(top.sparsity)}).")
     bad = [r for r in records if (r.nan_count or 0) or (r.inf_count or 0)]
     out.append(f"NaN/Inf in {len(bad)} outputs, first at {bad[0].name}." if bad else "No NaN or Inf in any output.")
-    last_stage, recs = list(_by_stage(records).items())[-1]
-    stds = [r.std for r in recs if r.std]
-    if len(stds) >= 2 and stds[0] > 0:
-        change = stds[-1] / stds[0]
-        out.append(f"Through the {last_stage} the std goes from {fmt.sci(stds[0])} to {fmt.sci(stds[-1])} "
-                   f"({change:.3g}x over {len(stds)} layers).")  # fmt: skip
+    fusion = fusion_records(records)
+    if fusion:
+        ends = [(label, g[-1].std) for label, g in substages(fusion).items() if g[-1].std is not None]
+        if len(ends) > 1 and ends[0][1]:
+            out.append("Std of each fusion stage's last output: " + " → ".join(f"{lab} {fmt.sci(v)}" for lab, v in ends)
+                       + f" ({ends[-1][1] / ends[0][1]:.3g}x from first to last).")  # fmt: skip
+    else:
+        last_stage, recs = list(stages.items())[-1]
+        stds = [r.std for r in recs if r.std]
+        if len(stds) >= 2 and stds[0] > 0:
+            out.append(f"Through the {last_stage} the std goes from {fmt.sci(stds[0])} to {fmt.sci(stds[-1])} "
+                       f"({stds[-1] / stds[0]:.3g}x over {len(stds)} layers).")  # fmt: skip
+    fov = next((recs for stage, recs in stages.items() if stage.lower() in {"fov", "fov network", "fov_model"}), None)
+    if fov:
+        stds = [r.std for r in fov if r.std is not None]
+        out.append(f"FOV network: {len(fov)} layers, values {fmt.sci(_min(r.min for r in fov))} to "
+                   f"{fmt.sci(_max(r.max for r in fov))}, std {fmt.sci(min(stds))} to {fmt.sci(max(stds))}; its last "
+                   f"output {fov[-1].name} {_dims(fov[-1].shape)} ranges {fmt.sci(fov[-1].min)} to "
+                   f"{fmt.sci(fov[-1].max)}.")  # fmt: skip
     return out
+
+
+def output_finding(m: ModelView) -> str | None:
+    """The output's range and resolution against the input's (the first image)."""
+    r = m.result
+    s = r.output_summary[0] if r.output_summary else {}
+    d = m.dissection
+    size = d.input.get("image_size") if d and d.input else None
+    photo = f"{size[1]}x{size[0]} photo" if isinstance(size, list) and len(size) == 2 else "photo"
+    if s.get("depth_min") is not None and "width" in s:
+        return (
+            f"Output: {s.get('depth_kind')} depth {fmt.sci(s.get('depth_min'))} to {fmt.sci(s.get('depth_max'))} "
+            f"(median {fmt.sci(s.get('depth_median'))}) at {s['width']}x{s['height']}, from a {photo} run at "
+            f"{r.input_size} px" + (f"; FOV {fmt.num(s.get('fov_deg'), 1)} deg." if s.get("fov_deg") else ".")
+        )
+    if "detections" in s:
+        return f"Output: {s['detections']} detections in image coordinates of the {photo}, run at {r.input_size} px."
+    return None
+
+
+def findings_blocks(view: RunView) -> list[Block]:
+    """Section: findings from the numbers, per model, each with its measured figure."""
+    items: list[Block] = []
+    for m in view.ok_models:
+        d = m.dissection
+        facts = dissection_findings(d.tensors) if d and not d.error and d.tensors else []
+        if (line := output_finding(m)) is not None:
+            facts.append(line)
+        if facts:
+            items += [Heading(3, f"Findings: {m.name}"), Bullets(facts)]
+    if not items:
+        return []
+    random = [m.name for m in view.ok_models if m.result.weights and m.result.weights.mode == "random"]
+    head: list[Block] = [
+        Heading(2, "Findings from the numbers"),
+        Text("Only what this run measured, each with its figure (dissection of the run's photo)."),
+    ]
+    if random:
+        head.append(Note("warning", f"Random weights for {', '.join(random)}: the activation and output "
+                                    "figures below describe random weights, and mean nothing about the trained "
+                                    "model."))  # fmt: skip
+    return head + items
 
 
 def feature_grids(d: Dissection, records: list[LayerRecord], model: str) -> list[Figure]:
     """A few channel grids spread over the network: first, middle and last pictured layer, with their captions."""
     pictured = [r for r in records if r.picture]
+    pictured = [r for r in pictured if min((r.shape or [0])[-2:]) >= 4] or pictured  # a 1x1 map shows nothing
     if not pictured:
         return []
     out = []
@@ -168,6 +391,10 @@ def feature_grids(d: Dissection, records: list[LayerRecord], model: str) -> list
         caption = r.caption or f"{r.name} [{'x'.join(str(s) for s in r.shape or [])}]"
         out.append(Figure(f"grid-{_file(model)}-{r.index}.png", png, caption))
     return out
+
+
+def _extreme(records: list[LayerRecord]) -> LayerRecord:
+    return max(records, key=lambda r: max(abs(r.min or 0), abs(r.max or 0)))
 
 
 def _by_stage(records: list[LayerRecord]) -> dict[str, list[LayerRecord]]:

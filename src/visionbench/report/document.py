@@ -164,7 +164,8 @@ td.r, th.r { text-align:right; } td.l, th.l { text-align:left; }
 td.r, td:first-child { white-space:nowrap; }
 .caption { color:var(--muted); font-size:12.5px; margin-top:4px; }
 figure { margin: 16px 0; } figure img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; }
-.gallery { display:flex; flex-wrap:wrap; gap:12px; } .gallery figure { flex: 1 1 300px; max-width: 380px; margin:0; }
+.gallery { display:flex; flex-wrap:wrap; gap:12px; } .gallery figure { flex: 1 1 340px; max-width: 560px; margin:0; }
+.gallery:not(.wide) figure img { width:100%; image-rendering: pixelated; }
 .gallery.wide figure { flex: 1 1 520px; max-width: 580px; }
 .note { border-left: 4px solid; padding: 8px 14px; margin: 12px 0; border-radius: 0 6px 6px 0; }
 .note.warning { border-color:#bf8700; background:#fff8c5; } .note.error { border-color:#cf222e; background:#ffebe9; }

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 DPI = 110
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
@@ -158,8 +158,8 @@ def activation_chart(
     lt = _linthresh(lo + hi)
     ax1.set_yscale("symlog", linthresh=lt)
     top = max((abs(v) for v in lo + hi if math.isfinite(v)), default=1.0)
-    step = max(1, math.ceil(math.log10(max(top / lt, 10)) / 3))  # about three labelled decades a side
-    ax1.yaxis.set_major_locator(SymmetricalLogLocator(base=10.0**step, linthresh=lt))
+    ax1.yaxis.set_major_locator(FixedLocator(_symlog_ticks(lt, top)))
+    ax1.yaxis.set_minor_locator(NullLocator())
     ax1.set_ylabel("value range")
     ax2.plot(x, [_num(v) for v in stds], color=PALETTE[1], lw=1.2, marker="." if len(x) < 80 else None)
     ax2.set_yscale("log")
@@ -170,6 +170,21 @@ def activation_chart(
         _shade_components(ax2, components, label=False)
     ax1.set_title(title, pad=16 if components else 6)
     return _png(fig)
+
+
+def _symlog_ticks(linthresh: float, top: float) -> list[float]:
+    """0 and at most three decades a side, none inside or at the edge of the linear zone: labels never overlap.
+
+    On a symlog axis the decades next to the linear zone are drawn a few pixels apart; the first tick is one
+    decade above it.
+    """
+    first = math.floor(math.log10(linthresh)) + 1
+    last = math.floor(math.log10(top)) if top > 0 else first
+    if last < first:
+        return [0.0]
+    step = max(1, math.ceil((last - first + 1) / 3))
+    ticks = [10.0**k for k in range(last, first - 1, -step)]
+    return sorted([-t for t in ticks] + [0.0] + ticks)
 
 
 def _linthresh(values: Sequence[float]) -> float:

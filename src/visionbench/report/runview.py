@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from visionbench.errors import BadInputError
 from visionbench.files import inside, safe_name
-from visionbench.layers_json import LAYERS_FILE, LayerRecord, layers_path, load_layers
+from visionbench.layers_json import LAYERS_FILE, BlockRecord, LayerRecord, layers_path, load_layers
 from visionbench.results import BatchResult, ModelResult, ProfileFailure, ProfileResult, RunResult, load_run
 
 PROFILE_FILE = "profile.json"
@@ -25,6 +26,9 @@ class Dissection:
     folder: Path
     records: list[LayerRecord] = field(default_factory=list)
     error: str | None = None
+    blocks: list[BlockRecord] = field(default_factory=list)  # transformer blocks captured (first/middle/last)
+    input: dict[str, Any] = field(default_factory=dict)  # what the pass ran on (image size, tensor shapes)
+    pass_seconds: float | None = None
 
     @property
     def tensors(self) -> list[LayerRecord]:
@@ -134,4 +138,6 @@ def _dissection(run_dir: Path, result: ModelResult, notes: list[str]) -> Dissect
         document = load_layers(path)
     except BadInputError as exc:
         return Dissection(path.parent, error=f"{LAYERS_FILE} unreadable ({exc})")
-    return Dissection(path.parent, document.records)  # pictures are relative to the folder of layers.json
+    # pictures are relative to the folder of layers.json
+    return Dissection(path.parent, document.records, blocks=document.blocks, input=document.input,
+                      pass_seconds=document.pass_seconds)  # fmt: skip
