@@ -218,7 +218,10 @@ def chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
 PROBE = (
     "<script>addEventListener('load',()=>{const i=[...document.images];const b=document.body.dataset;"
     "b.images=i.length;b.broken=i.filter(x=>!(x.complete&&x.naturalWidth>0)).length;"
-    "b.tables=document.querySelectorAll('table').length;})</script>"
+    "b.tables=document.querySelectorAll('table').length;"
+    "b.small=[...document.querySelectorAll('.gallery:not(.wide) img')]"
+    ".filter(x=>x.getBoundingClientRect().width<0.9*x.parentElement.getBoundingClientRect().width).length;"
+    "b.pictures=document.querySelectorAll('.gallery:not(.wide) img').length;})</script>"
 )
 
 
@@ -242,6 +245,7 @@ def test_html_renders_in_headless_chromium(run_dir, tmp_path):
     assert int(body["images"]) == sum(t == "img" for t, _ in page.tags) >= 8
     assert body["broken"] == "0"
     assert int(body["tables"]) == len(page.tables) >= 8
+    assert int(body["pictures"]) >= 6 and body["small"] == "0"  # feature maps fill their box: big enough to read
     if os.environ.get("VISIONBENCH_UPDATE_SCREENSHOT"):  # regenerate docs/report-screenshot.png
         shutil.copyfile(shot, SCREENSHOT)
 

@@ -38,7 +38,8 @@ def architecture_blocks(view: RunView) -> list[Block]:
             "Where the forward's time goes (measured)",
             "share of one forward's time (%)",
         )
-        flop_shares = [{c.label: c.flop_share for c in m.profile.components if c.flops} for m in profiled]  # type: ignore[union-attr]
+        # every label in the time chart's order, so a component has the same colour in both charts
+        flop_shares = [{c.label: c.flop_share if c.flops else 0.0 for c in m.profile.components} for m in profiled]  # type: ignore[union-attr]
         flop_png = plots.breakdown_chart(names, flop_shares, "Where the FLOPs go", "share of one forward's FLOPs (%)")
         blocks.append(Figure("breakdown-time.png", time_png, "Measured time share per component (sync hooks)"))
         blocks.append(Figure("breakdown-flops.png", flop_png, "FLOP share per component (flop_counter)"))
