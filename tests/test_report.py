@@ -533,3 +533,17 @@ def test_a_run_of_schema_1_2_without_the_new_fields_still_renders(tmp_path):
     assert row[3] == "300.0" and row[4] == row[5] == row[6] == "-"
     assert "Not measured: no model was dissected" in text
     assert "## Speed statistics" in text
+
+
+def test_the_run_captures_first_middle_and_last_block_of_full_depthpro():
+    """0/12/23 of DepthPro's ViT-L encoders (built on the meta device: no weights, no forward)."""
+    import torch
+    from transformers import DepthProForDepthEstimation
+
+    from visionbench.bench.hooks import transformer_blocks
+    from visionbench.models.depth_pro import depth_pro_config
+
+    with torch.device("meta"):
+        full = DepthProForDepthEstimation(depth_pro_config())
+    assert transformer_blocks(full) == [0, 12, 23]  # not the decoder's list of five fusion layers
+    assert transformer_blocks(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))) == []
