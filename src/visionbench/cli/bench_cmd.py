@@ -143,7 +143,12 @@ def make_config(**fields: Any) -> BenchConfig:
 
 
 def quick_plan(
-    models: list[str], device: str, dtype: str = "float32", threads: int | None = None, peak: DevicePeak | None = None
+    models: list[str],
+    device: str,
+    dtype: str = "float32",
+    threads: int | None = None,
+    peak: DevicePeak | None = None,
+    input_size: int | None = None,
 ) -> tuple[list[str], dict[str, ModelPlan], list[str]]:
     """What --quick keeps, per-model plans and the cuts in words.
 
@@ -160,7 +165,7 @@ def quick_plan(
     dev = resolve_device(device)
     if "depthpro" in keep:
         peak = peak or probe_peak(str(dev), dtype, threads)
-        forward = predicted_forward_s("depthpro", peak, dev.type)
+        forward = predicted_forward_s("depthpro", peak, dev.type, input_size)
         probe = f"{peak.matmul_flops_per_s / 1e9:,.0f} GFLOP/s matmul probe" if peak else "no probe"
         if forward > QUICK_MAX_FORWARD_S:
             keep.remove("depthpro")
@@ -197,7 +202,8 @@ def _run(ctx: typer.Context, models: list[str] | None = None, quick: bool = Fals
     if quick and opts["resume"]:
         raise UnsupportedOptionError("--resume continues the run with its own options; --quick cannot change them")
     if quick:
-        names, plans, cuts = quick_plan(names, opts["device"], opts["dtype"], opts["threads"])
+        names, plans, cuts = quick_plan(names, opts["device"], opts["dtype"], opts["threads"],
+                                        input_size=opts["input_size"])  # fmt: skip
         opts.update(runs=min(opts["runs"], 3), budget=min(opts["budget"], 2.0), dissect=False, quick=True,
                     max_loop_time=min(opts["max_loop_time"] or QUICK_LOOP_CAP_S, QUICK_LOOP_CAP_S), plans=plans,
                     cuts=cuts)  # fmt: skip
