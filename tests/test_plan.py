@@ -92,7 +92,9 @@ def test_slow_model_without_a_counted_warmup_profiles_with_one_extra_forward(
     assert m is not None and m.counted_warmup == 0 and m.source == "end-to-end loop forward phase"
     assert r.plan["counted_warmup"] == 0 and "warmup not counted" in r.plan["plan_reason"]
     assert m.count == 2 and m.samples_ms == r.primary.e2e_latency.phases_ms["forward"]  # type: ignore[union-attr]
-    assert forwards[0] == 1 + 2 + 1  # warmup, two end-to-end calls, one hooked forward for the profile
+    # a first forward under count_warmup_s is checked by a warm one; then two end-to-end calls and one
+    # hooked forward for the profile
+    assert forwards[0] == 2 + 2 + 1 and m.warmup_calls == 2
     p = r.profile
     assert isinstance(p, ProfileResult) and p.runs == 1 and p.forward_ms_samples == m.samples_ms
 

@@ -109,7 +109,8 @@ class Eta:
             t = self.forward_s(name, bs)
             if threshold is not None and t > threshold:  # the one-loop plan (bench/plan.py)
                 counted = self.device_type == "cpu" and not cfg.compile and t >= cfg.count_warmup_s
-                forwards = 1 + max(0, policy.expected_runs(t) - int(counted))
+                warm = 1 if t >= cfg.count_warmup_s else 2  # a short first forward is checked by a warm one
+                forwards = warm + max(0, policy.expected_runs(t) - int(counted))
                 if cfg.profile and i == 0 and not (counted and bs == 1):
                     forwards += 1  # one hooked forward
             else:

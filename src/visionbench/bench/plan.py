@@ -9,7 +9,9 @@ the budget, or two would overrun the loop cap), the worker takes one loop only:
 - the end-to-end loop, whose forward phase is timed with a device sync on each side just like a model
   loop sample: it is the model latency (recorded as such in `LatencyStats.source`), so no forward is
   spent twice to get the same figure;
-- no further warmups: the first forward warmed the code paths, and on a CPU a forward of seconds has a
+- no further warmups: a first forward of seconds warmed the code paths (one under `count_warmup_s`
+  gets one more, warm, forward and the plan is decided on that: a cold call or a busy moment must not
+  put a fast model on the slow plan), and on a CPU a forward of seconds has a
   first-call overhead (allocator growth, lazy init: tens of milliseconds) that is a negligible share of
   it, so there it counts as the first sample (`LatencyStats.counted_warmup`). Never on CUDA (the first
   call pays kernel selection, cuBLAS handles, autotuning: often more than the forward) nor for fast

@@ -58,6 +58,8 @@ BENCH_OPTIONS: list[tuple[str, Any, Any]] = [
     ("warmup", int, _field_option("warmup")),
     ("budget", float, _field_option("budget")),
     ("max_loop_time", float | None, _field_option("max_loop_time")),
+    ("slow_forward_s", float | None, _field_option("slow_forward_s")),
+    ("count_warmup_s", float, _field_option("count_warmup_s")),
     ("timeout", float | None, _field_option("timeout")),
     ("e2e", bool, _field_option("e2e", "--e2e/--no-e2e")),
     ("dissect", bool, _field_option("dissect", "--dissect/--no-dissect")),
