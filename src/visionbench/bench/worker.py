@@ -278,7 +278,7 @@ def _measure_batch(
                         loop_plan = choose_plan(warm_ms[1] / 1e3, policy, config, device.type)
                     if loop_plan.one_loop:
                         break  # no more warmups: a forward of seconds warmed the code paths
-        prior = warm_ms[:1] if loop_plan.count_warmup else []
+        prior = warm_ms[-1:] if loop_plan.count_warmup else []  # the forward the plan was decided on
         if prior:  # a timeout from here on still has this figure (suite.fill_from_events)
             events.emit("sample", loop="model", n=1, spent_s=prior[0] / 1e3, ms=prior[0], batch_size=bs,
                         counted_warmup=True)  # fmt: skip
@@ -302,7 +302,10 @@ def _measure_batch(
                 out.utilisation_datasheet = utilisation(out.achieved_flops_per_s, result.peak.datasheet_flops_per_s)
         if bs == min(config.batch_sizes):
             plain = out.model_latency.samples_ms[len(prior) :]  # type: ignore[union-attr]
-            taken = _Taken(loop_plan, bs, warm_ms[0], hooks, plain)
+            # the hooked first forward serves the profile only where it is the counted one (not a cold call
+            # that was rechecked)
+            served = hooks if prior and len(warm_ms) == 1 else None
+            taken = _Taken(loop_plan, bs, warm_ms[0], served, plain)
         out.memory = memory.end_run()
     except Exception as exc:  # noqa: BLE001
         meter.stop()
