@@ -90,10 +90,10 @@ def test_interrupt_keeps_finished_models_and_resume_runs_only_the_rest(tmp_path:
 
 
 def test_cli_run_quick_says_what_it_cut(tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["run", "depthpro", "yolo11n", "--quick", "--device", "cpu",
+    res = CliRunner().invoke(app, ["run", "yolo11n", "--quick", "--device", "cpu",
                                    "--input-size", "128", "--out", str(tmp_path)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "depthpro skipped" in res.output and "min runs 3" in res.output
+    assert "min runs 3" in res.output and "no dissection" in res.output
     run = load_run(next(tmp_path.iterdir()))
     assert [m.name for m in run.models] == ["yolo11n"] and run.config.quick and run.config.cuts
     assert "Shortened run" in (next(tmp_path.iterdir()) / "report.md").read_text()

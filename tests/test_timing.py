@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
+from visionbench.measure.contention import ContentionMeter
 from visionbench.measure.timing import PhaseClock, RepeatPolicy, latency_stats, time_calls
 
 
@@ -67,6 +74,43 @@ def test_cap_stops_slow_loops_after_floor_runs() -> None:
     assert p.expected_runs(0.002) == 5000  # budget 10 s of 2 ms calls
     assert RepeatPolicy(min_runs=5, budget_s=10).expected_runs(117.0) == 5
     assert RepeatPolicy(min_runs=1, budget_s=0, max_runs=3).stop([1.0, 1.0, 1.0], 0.0) is not None
+
+
+def test_prior_samples_count_toward_the_policy() -> None:
+    calls: list[int] = []
+    p = RepeatPolicy(min_runs=2, budget_s=0.0)
+    samples, why = time_calls(lambda: calls.append(1), p, prior_ms=[500.0])  # a counted warmup: one more call
+    assert len(samples) == len(calls) == 1 and "2 runs" in why
+    samples, why = time_calls(lambda: calls.append(1), RepeatPolicy(min_runs=1, budget_s=0.0), prior_ms=[500.0])
+    assert samples == [] and len(calls) == 1  # already satisfied: no call at all
+    capped = RepeatPolicy(min_runs=5, budget_s=10, cap_s=240)  # DepthPro at 215 s a forward: 2 samples in all
+    assert capped.stop([215_000.0, 215_000.0], 430.0) is not None and capped.stop([215_000.0], 215.0) is None
+    assert capped.slow_threshold_s() == 2.0 and RepeatPolicy(min_runs=5, budget_s=0, cap_s=30).slow_threshold_s() == 15
+    assert RepeatPolicy(budget_s=0).slow_threshold_s() is None
+
+
+SPIN = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass"
+
+
+def test_contention_sees_another_process_and_not_our_own_children() -> None:
+    meter = ContentionMeter()
+    # started through a shell that exits at once: the spinner is no child of ours, as another job would be
+    launch = f"{shlex.quote(sys.executable)} -c {shlex.quote(SPIN.format(s=4))} >/dev/null 2>&1 & echo $!"
+    pid = int(subprocess.run(["sh", "-c", launch], capture_output=True, text=True, check=True).stdout)
+    try:
+        time.sleep(0.5)  # the spinner is running
+        with meter.measuring():
+            time.sleep(1.5)  # this process idles: the spinner's core is other work
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    c = meter.result()
+    assert c is not None and c.other_cores > 0.5 and c.own_cores < 0.3 and c.cores >= 1
+    own = ContentionMeter()
+    with own.measuring():  # our own child spinning is this worker's work, not contention
+        subprocess.run([sys.executable, "-c", SPIN.format(s=1.5)], check=True)
+    mine = own.result()
+    assert mine is not None and mine.own_cores > 0.5
 
 
 def test_phase_clock_splits_a_call() -> None:

@@ -94,6 +94,21 @@ class BenchConfig(BaseModel):
         description="Seconds per timed loop at most: after 2 samples, do not start one that would end later "
         "(unset: always at least --runs). `run` sets one so a forward of minutes still gets 2 samples.",
     )
+    slow_forward_s: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="A model whose first warmup forward takes longer than this many seconds gets the one-loop plan "
+        "(the end-to-end loop's forward phase is its model time; no more warmups). Unset: --budget / --runs, or "
+        "half of --max-loop-time if that is smaller. Added in 1.3.",
+    )
+    count_warmup_s: float = Field(
+        default=1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="In the one-loop plan on a CPU, a warmup forward of at least this many seconds counts as a "
+        "sample (first-call overhead is a negligible share of it). Added in 1.3.",
+    )
     e2e: bool = Field(default=True, description="Also time end to end: decode + preprocess + forward + postprocess.")
     timeout: float | None = Field(
         default=None,
@@ -109,7 +124,8 @@ class BenchConfig(BaseModel):
     dissect: bool = Field(default=False, description="Dissect each model after benchmarking (visionbench run).")
     profile: bool = Field(
         default=False,
-        description="Also time each component (visionbench.measure.profile): 2 x min(3, runs) more forwards.",
+        description="Also time each component (visionbench.measure.profile): for a slow model no extra forward "
+        "(hooks on its counted warmup, or one hooked forward), else 2 x min(3, runs) more forwards.",
     )
     quick: bool = Field(default=False, description="The run was shortened with --quick (see `cuts`).")
     cuts: list[str] = Field(default_factory=list, description="What --quick or the suite plan cut, in words.")

@@ -64,6 +64,16 @@ class LatencyStats(BaseModel):
         default=None,
         description="end_to_end only: per-sample time of each phase (decode, preprocess, forward, postprocess).",
     )
+    source: str = Field(
+        default="model loop",
+        description="Where the samples come from: 'model loop', 'end-to-end loop' or, in the one-loop plan of a "
+        "slow model, 'end-to-end loop forward phase' (+ 'counted warmup'). Added in 1.3.",
+    )
+    counted_warmup: int = Field(
+        default=0,
+        description="Warmup forwards counted as samples (first in samples_ms): only on a CPU for forwards of "
+        "seconds, where first-call overhead is a negligible share. Added in 1.3.",
+    )
 
 
 class MemoryStats(BaseModel):
@@ -142,6 +152,21 @@ class DevicePeak(BaseModel):
         default=None, description="The vendor's dense peak for this dtype, when the device is in the table."
     )
     datasheet_name: str | None = Field(default=None, description="The datasheet entry matched (e.g. H100 SXM).")
+
+
+class ContentionStats(BaseModel):
+    """CPU time other processes used while a model's timed loops ran (visionbench.measure.contention).
+
+    Figures taken while other work shared the cores are slower than the model is: the report flags them.
+    """
+
+    wall_s: float = Field(description="Seconds of timed loops measured.")
+    cores: int = Field(description="Logical cores of the machine.")
+    own_cores: float = Field(description="CPU seconds of the worker and its children per wall second.")
+    other_cores: float = Field(description="CPU seconds of every other process (and VM steal) per wall second.")
+    other_share: float = Field(description="other_cores / cores (0..1).")
+    contended: bool = Field(description="other_cores >= a quarter of the cores: the figures were taken shared.")
+    method: str = Field(default="", description="How it was measured.")
 
 
 class WeightsRecord(BaseModel):
@@ -263,7 +288,12 @@ class ModelResult(BaseModel):
         description="The device's peak in this dtype, measured in this worker before the model. Added in 1.3.",
     )
     plan: dict[str, Any] = Field(
-        default_factory=dict, description="Effective repeat policy: runs, warmup, budget_s, reason."
+        default_factory=dict,
+        description="Effective repeat policy: runs, warmup, budget_s, reason; since 1.3 also loops (1: the slow "
+        "one-loop plan), counted_warmup and plan_reason (why the worker chose that plan).",
+    )
+    contention: ContentionStats | None = Field(
+        default=None, description="Other processes' CPU use during the timed loops. Added in 1.3."
     )
     import_time_s: float | None = Field(
         default=None, description="Importing the model's library (before the memory baseline)."
@@ -370,6 +400,11 @@ class RunResult(BaseModel):
     command: str = Field(default="", description="The command line that produced the run.")
     config: BenchConfig = Field(description="What the run was asked for.")
     environment: Environment = Field(description="Where it ran.")
+    first_estimate_s: float | None = Field(
+        default=None,
+        description="The suite's first estimate of its models' time, seconds (from this machine's matmul probe "
+        "and the models' FLOPs; bench/eta.py), to compare with the wall time. Added in 1.3.",
+    )
     models: list[ModelResult] = Field(default_factory=list)
 
     def result(self, name: str) -> ModelResult | None:

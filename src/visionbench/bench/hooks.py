@@ -65,12 +65,33 @@ def transformer_blocks(module: Any) -> list[int]:
     return sorted({0, n // 2, n - 1})
 
 
-def run_profile(model: Any, batch: Any, runs: int) -> dict[str, Any] | None:
-    """Component timing (visionbench.measure.profile) on the already warm model."""
-    from visionbench.measure.profile import profile_model
+def run_profile(
+    model: Any,
+    batch: Any,
+    runs: int,
+    flops: tuple[int, dict[str, int]] | None = None,
+    plain_ms: list[float] | None = None,
+    hooked: tuple[float, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Component timing (visionbench.measure.profile) on the already warm model.
+
+    `hooked` is (total ms, ComponentHooks) of a forward the benchmark already took with the hooks on (a
+    slow model's counted warmup): the profile is built from it and no forward runs here. Otherwise `runs`
+    hooked forwards, plus a plain one each unless `plain_ms` (the benchmark's samples) serves. FLOPs come
+    from `flops` (a meta count) when given, else from a counting forward.
+    """
+    from visionbench.measure.profile import METHOD_TAKEN, build_profile, profile_model
 
     try:
-        return profile_model(model, batch, runs=runs, warmup=0).model_dump(mode="json")
+        if hooked is not None:
+            total_ms, hooks = hooked
+            return build_profile(
+                model, batch, plain=list(plain_ms or []), hooked=[total_ms], per_run=[hooks.ns], calls=hooks.calls,
+                flops=flops, runs=1, warmup=0, method=METHOD_TAKEN,
+            ).model_dump(mode="json")  # fmt: skip
+        return profile_model(
+            model, batch, runs=runs, warmup=0, flops=flops if flops is not None else True, plain_ms=plain_ms
+        ).model_dump(mode="json")
     except Exception as exc:  # noqa: BLE001 - recorded, never fatal
         log.warning("component profile of %s failed: %s", model.name, exc)
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from visionbench.bench.eta import Eta
+from visionbench.bench.eta import Eta, probe_peak
 from visionbench.bench.events import EventReader
 from visionbench.bench.worker import name_to_folder
 from visionbench.config import BenchConfig
@@ -164,11 +164,17 @@ def _run_models(
 
     config = run.config
     todo = [m for m in wanted if (r := run.result(m)) is None or r.status != "ok"]
-    eta = Eta(config, resolve_device(config.device).type)
+    device = resolve_device(config.device)
+    measured = any(r.peak is not None for r in run.models)  # a resumed run's workers already probed
+    peak = probe_peak(str(device), config.dtype, config.threads) if todo and not measured else None
+    eta = Eta(config, device.type, peak)
     for r in run.models:
         eta.observe(r)
+    first = sum(eta.model_s(m) for m in todo)
+    if run.first_estimate_s is None:  # a resumed run keeps its original estimate
+        run.first_estimate_s = first
     write_outputs(run, run_dir)
-    obs.started(run, run_dir, todo, sum(eta.model_s(m) for m in todo))
+    obs.started(run, run_dir, todo, first)
     try:
         for i, name in enumerate(todo):
             remaining = sum(eta.model_s(m) for m in todo[i + 1 :])

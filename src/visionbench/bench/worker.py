@@ -8,6 +8,7 @@ so even a process killed by the kernel leaves what it finished.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -15,21 +16,33 @@ import logging
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from visionbench.bench.events import EventSink
+from visionbench.bench.plan import LoopPlan, choose_plan
 from visionbench.bench.process import benchmark_process
 from visionbench.config import BenchConfig
 from visionbench.errors import VisionbenchError
 from visionbench.files import safe_name
 from visionbench.images import load_image
+from visionbench.measure.contention import ContentionMeter
 from visionbench.measure.memory import MemoryTracker
 from visionbench.measure.peak import measure_peak, utilisation
+from visionbench.measure.profile import ComponentHooks
 from visionbench.measure.timing import PhaseClock, RepeatPolicy, latency_stats, synchronize, time_calls
-from visionbench.results import MODEL_FILE, BatchResult, DevicePeak, ModelResult, now_iso, save_model_result
+from visionbench.results import (
+    MODEL_FILE,
+    BatchResult,
+    DevicePeak,
+    LatencyStats,
+    ModelResult,
+    now_iso,
+    save_model_result,
+)
 
 log = logging.getLogger("visionbench")
 # Imported before the memory baseline, so "above baseline" is the model, not library code loaded lazily.
@@ -132,11 +145,15 @@ def _measure(
     if config.compile:
         model.module = torch.compile(eager)
     policy = RepeatPolicy(min_runs=plan.runs or config.runs, budget_s=plan.budget_s or 0.0, cap_s=config.max_loop_time)
+    meter = ContentionMeter()
+    taken: _Taken | None = None
     for bs in config.batch_sizes:
-        batch_result = _measure_batch(
-            model, eager, bs, config, plan.warmup or 1, policy, images, memory, result, events
+        batch_result, extras = _measure_batch(
+            model, eager, bs, config, plan.warmup or 1, policy, images, memory, result, events, meter
         )
+        taken = taken or extras
         result.batches.append(batch_result)
+        result.contention = meter.result()
         if batch_result.status == "ok":
             result.max_batch_size = bs
             if bs == min(config.batch_sizes) and batch_result.flops is not None:
@@ -158,15 +175,45 @@ def _measure(
     result.status, result.error = "ok", None
     model.module = eager
     if config.profile:
-        from visionbench.bench.hooks import run_profile
-
         events.emit("phase", phase="profile")
-        result.profile = run_profile(model, model.preprocess([load_image(images[0])]), runs=min(3, policy.min_runs))
+        result.profile = _profile(model, name, images[0], policy, result, taken)
     if config.dissect and out_dir is not None:
         from visionbench.bench.hooks import run_dissection
 
         events.emit("phase", phase="dissect")
         result.dissection = run_dissection(model, images[0], out_dir.parent, out_dir.name)
+
+
+@dataclass
+class _Taken:
+    """What the first batch size's warmup left for the profile: its plan and, where hooked, its hooks."""
+
+    plan: LoopPlan
+    batch_size: int
+    warm_ms: float
+    hooks: ComponentHooks | None
+    plain_ms: list[float] = field(default_factory=list)  # the model latency samples taken without hooks
+
+
+def _profile(
+    model: Any, name: str, image: Path, policy: RepeatPolicy, result: ModelResult, taken: _Taken | None
+) -> dict[str, Any] | None:
+    """The component profile at its cheapest for the plan: no forward for a slow model whose counted warmup
+    was hooked, one hooked forward for another slow model, today's few forwards for a fast one; FLOPs
+    per component always on a meta copy (a real counting forward of DepthPro costs minutes)."""
+    from visionbench.bench.hooks import run_profile
+    from visionbench.measure.flops import meta_count
+
+    batch = model.preprocess([load_image(image)])
+    flops = meta_count(name, batch, model.input_size)
+    if taken is not None and taken.plan.one_loop:
+        if taken.plan.count_warmup and taken.hooks is not None and taken.batch_size == 1:
+            return run_profile(model, batch, 1, flops=flops, plain_ms=taken.plain_ms,
+                               hooked=(taken.warm_ms, taken.hooks))  # fmt: skip
+        primary = result.primary
+        plain = primary.model_latency.samples_ms if primary and primary.model_latency else None
+        return run_profile(model, batch, 1, flops=flops, plain_ms=plain)
+    return run_profile(model, batch, runs=min(3, policy.min_runs), flops=flops)
 
 
 def _measure_batch(
@@ -180,14 +227,19 @@ def _measure_batch(
     memory: MemoryTracker,
     result: ModelResult,
     events: EventSink,
-) -> BatchResult:
-    """FLOPs (meta), warmup, then the model loop, then the end-to-end loop, at one batch size."""
+    meter: ContentionMeter,
+) -> tuple[BatchResult, _Taken | None]:
+    """FLOPs (meta), warmup, then the loops the plan gives (bench/plan.py), at one batch size."""
     from visionbench.measure.flops import flop_counter, meta_flops
 
     paths = [images[i % len(images)] for i in range(bs)]
     device = model.device
     memory.start_run()
     out = BatchResult(batch_size=bs, status="ok")
+    taken: _Taken | None = None
+    # The first warmup forward carries the component hooks where it may become a counted sample (CPU, not
+    # compiled): reading a clock a few dozen times costs nothing next to a forward of seconds.
+    hook = config.profile and device.type == "cpu" and not config.compile and bs == min(config.batch_sizes)
     try:
         batch = model.preprocess([load_image(p) for p in paths])
         if config.channels_last:
@@ -198,6 +250,8 @@ def _measure_batch(
         # plain forward (a FLOP-counting call runs a slower path and warms nothing up).
         out.flops = meta_flops(result.name, batch, model.input_size)
         events.emit("flops", batch_size=bs, flops=out.flops)
+        hooks = ComponentHooks(model) if hook else None
+        meter.start()
         with torch.inference_mode():
             if out.flops is None:  # not buildable on meta (e.g. a pickled checkpoint): one extra untimed call
                 with flop_counter() as counter:
@@ -206,37 +260,55 @@ def _measure_batch(
                 model.module = current
                 out.flops = int(counter.get_total_flops()) or None
                 events.emit("flops", batch_size=bs, flops=out.flops)
-            for _ in range(max(1, warmup)):
-                t0 = time.perf_counter()
-                outputs = model.forward(batch)
-                synchronize(device)
-                warm_ms.append((time.perf_counter() - t0) * 1e3)
+            for i in range(max(1, warmup)):
+                with hooks if (i == 0 and hooks is not None) else contextlib.nullcontext():
+                    t0 = time.perf_counter()
+                    outputs = model.forward(batch)
+                    synchronize(device)
+                    warm_ms.append((time.perf_counter() - t0) * 1e3)
+                if i == 0:
+                    loop_plan = choose_plan(warm_ms[0] / 1e3, policy, config, device.type)
+                    if loop_plan.one_loop and warm_ms[0] / 1e3 < config.count_warmup_s:
+                        # under a second, a cold call or a busy moment can pass the threshold: decide on a
+                        # warm forward (cheap at that length) rather than misjudge a fast model
+                        t0 = time.perf_counter()
+                        outputs = model.forward(batch)
+                        synchronize(device)
+                        warm_ms.append((time.perf_counter() - t0) * 1e3)
+                        loop_plan = choose_plan(warm_ms[1] / 1e3, policy, config, device.type)
+                    if loop_plan.one_loop:
+                        break  # no more warmups: a forward of seconds warmed the code paths
+        prior = warm_ms[-1:] if loop_plan.count_warmup else []  # the forward the plan was decided on
+        if prior:  # a timeout from here on still has this figure (suite.fill_from_events)
+            events.emit("sample", loop="model", n=1, spent_s=prior[0] / 1e3, ms=prior[0], batch_size=bs,
+                        counted_warmup=True)  # fmt: skip
+        if bs == min(config.batch_sizes):  # the figures tables use
+            result.plan = {**result.plan, "loops": loop_plan.loops, "counted_warmup": len(prior),
+                           "plan_reason": loop_plan.reason}  # fmt: skip
         per_call_s = max(warm_ms[-1] / 1e3, 1e-6)
-        loops = 2 if config.e2e else 1
-        events.emit("estimate", remaining_s=loops * policy.expected_runs(per_call_s) * per_call_s, batch_size=bs)
-
-        events.emit("phase", phase="model", batch_size=bs)
-        with torch.inference_mode():
-            samples, why = time_calls(
-                lambda: model.forward(batch), policy, device,
-                on_sample=lambda n, s, ms: events.emit("sample", loop="model", n=n, spent_s=s, ms=ms, batch_size=bs),
-            )  # fmt: skip
-        out.model_latency = latency_stats(
-            samples, kind="model", batch_size=bs, warmup_calls=len(warm_ms), stop_reason=why
-        )
-        out.model_latency.warmup_ms = warm_ms
+        loops = 1 if loop_plan.one_loop or not config.e2e else 2
+        left = max(0, policy.expected_runs(per_call_s) - len(prior))
+        events.emit("estimate", remaining_s=loops * left * per_call_s, batch_size=bs)
+        if loop_plan.one_loop:
+            _one_loop(model, batch, bs, config, policy, images, outputs, prior, warm_ms, loop_plan, out, result, events)
+        else:
+            _two_loops(model, batch, bs, config, policy, images, outputs, warm_ms, out, result, events)
+        meter.stop()
+        out.model_latency.warmup_ms = warm_ms  # type: ignore[union-attr]
         if out.flops:
-            out.achieved_flops_per_s = out.flops / (out.model_latency.median_ms / 1e3)
+            out.achieved_flops_per_s = out.flops / (out.model_latency.median_ms / 1e3)  # type: ignore[union-attr]
             if result.peak is not None:
                 out.utilisation = utilisation(out.achieved_flops_per_s, result.peak.matmul_flops_per_s)
                 out.utilisation_datasheet = utilisation(out.achieved_flops_per_s, result.peak.datasheet_flops_per_s)
-        if config.e2e:
-            events.emit("phase", phase="end-to-end", batch_size=bs)
-            out.e2e_latency, preds = _end_to_end(model, images, bs, outputs, policy, events)
-            if not result.output_summary:
-                result.output_summary = [p.summary() for p in preds]
+        if bs == min(config.batch_sizes):
+            plain = out.model_latency.samples_ms[len(prior) :]  # type: ignore[union-attr]
+            # the hooked first forward serves the profile only where it is the counted one (not a cold call
+            # that was rechecked)
+            served = hooks if prior and len(warm_ms) == 1 else None
+            taken = _Taken(loop_plan, bs, warm_ms[0], served, plain)
         out.memory = memory.end_run()
     except Exception as exc:  # noqa: BLE001
+        meter.stop()
         if not is_oom(exc):
             raise
         out.status, out.error = "oom", f"out of memory at batch size {bs}: {one_line(exc)}"
@@ -248,7 +320,55 @@ def _measure_batch(
             torch.cuda.empty_cache()
     if out.memory is not None:
         memory.after_cleanup(out.memory)
-    return out
+    return out, taken
+
+
+def _two_loops(model: Any, batch: Any, bs: int, config: BenchConfig, policy: RepeatPolicy, images: list[Path],
+               outputs: Any, warm_ms: list[float], out: BatchResult, result: ModelResult,
+               events: EventSink) -> None:  # fmt: skip
+    """The model loop on prepared tensors, then (with --e2e) the end-to-end loop."""
+    events.emit("phase", phase="model", batch_size=bs)
+    with torch.inference_mode():
+        samples, why = time_calls(
+            lambda: model.forward(batch), policy, model.device,
+            on_sample=lambda n, s, ms: events.emit("sample", loop="model", n=n, spent_s=s, ms=ms, batch_size=bs),
+        )  # fmt: skip
+    out.model_latency = latency_stats(samples, kind="model", batch_size=bs, warmup_calls=len(warm_ms), stop_reason=why)
+    if config.e2e:
+        events.emit("phase", phase="end-to-end", batch_size=bs)
+        out.e2e_latency, preds, _ = _end_to_end(model, images, bs, outputs, policy, events)
+        if not result.output_summary:
+            result.output_summary = [p.summary() for p in preds]
+
+
+def _one_loop(model: Any, batch: Any, bs: int, config: BenchConfig, policy: RepeatPolicy, images: list[Path],
+              outputs: Any, prior: list[float], warm_ms: list[float], plan: LoopPlan, out: BatchResult,
+              result: ModelResult, events: EventSink) -> None:  # fmt: skip
+    """A slow model's single loop (bench/plan.py): its samples, the counted warmup first, are the model latency."""
+    if config.e2e:
+        events.emit("phase", phase="end-to-end", batch_size=bs)
+        out.e2e_latency, preds, forwards = _end_to_end(model, images, bs, outputs, policy, events, prior_ms=prior)
+        why = out.e2e_latency.stop_reason if out.e2e_latency else policy.stop(prior, sum(prior) / 1e3) or ""
+        source = "end-to-end loop forward phase"
+        if not result.output_summary:
+            result.output_summary = [p.summary() for p in preds]
+    else:
+        events.emit("phase", phase="model", batch_size=bs)
+        with torch.inference_mode():
+            forwards, why = time_calls(
+                lambda: model.forward(batch), policy, model.device, prior_ms=prior,
+                on_sample=lambda n, s, ms: events.emit("sample", loop="model", n=n + len(prior), spent_s=s, ms=ms,
+                                                       batch_size=bs),
+            )  # fmt: skip
+        source = "model loop"
+    if prior:
+        source = "counted warmup + " + source if forwards else "counted warmup"
+    samples = prior + forwards
+    rest = f"{len(forwards)} {'end-to-end forward phase(s)' if config.e2e else 'model loop sample(s)'}"
+    n = f"{len(samples)} sample(s): " + (f"{len(prior)} counted warmup + " if prior else "") + rest
+    out.model_latency = latency_stats(samples, kind="model", batch_size=bs, warmup_calls=len(warm_ms) - len(prior),
+                                      stop_reason=f"{plan.reason}; {n}; {why}", source=source,
+                                      counted_warmup=len(prior))  # fmt: skip
 
 
 def _device_peak(device: torch.device, dtype: str) -> DevicePeak | None:
@@ -261,20 +381,30 @@ def _device_peak(device: torch.device, dtype: str) -> DevicePeak | None:
 
 
 def _end_to_end(
-    model: Any, images: list[Path], bs: int, warm_outputs: Any, policy: RepeatPolicy, events: EventSink
-) -> tuple[Any, Any]:
+    model: Any,
+    images: list[Path],
+    bs: int,
+    warm_outputs: Any,
+    policy: RepeatPolicy,
+    events: EventSink,
+    prior_ms: list[float] | None = None,
+) -> tuple[LatencyStats | None, Any, list[float]]:
     """Decode + preprocess + forward + postprocess per call, each phase timed; pre/postprocessing warmed first.
 
     Call i takes images i*bs ... i*bs+bs-1 (cyclically), so several images are all seen; the predictions
-    of the first call (the first images) are returned for the output summary.
+    of the first call (the first images) are returned for the output summary, with each call's forward
+    phase in ms. `prior_ms` (a slow model's counted warmup) counts toward the policy: each forward phase
+    is then also reported as a model sample, and when the warmup alone satisfies the policy no call is
+    made (stats None; the predictions come from the warmup's outputs).
     """
     device = model.device
     with torch.inference_mode():  # warm the decode/pre/post code paths without paying another forward
         warm_batch = model.preprocess([load_image(images[i % len(images)]) for i in range(bs)])
-        model.postprocess(warm_outputs, warm_batch)
+        warm_preds = model.postprocess(warm_outputs, warm_batch)
     phases: dict[str, list[float]] = {"decode": [], "preprocess": [], "forward": [], "postprocess": []}
     first: list[Any] = []
     calls = [0]
+    slow = prior_ms is not None
 
     def call() -> None:
         clock = PhaseClock(device)
@@ -286,6 +416,9 @@ def _end_to_end(
         clock.lap("preprocess")
         outputs = model.forward(batch)
         clock.lap("forward")
+        if slow:  # a timeout during postprocessing still has this forward (suite.fill_from_events)
+            events.emit("sample", loop="model", n=len(prior_ms or []) + calls[0], ms=clock.phases["forward"],
+                        batch_size=bs, source="end-to-end forward phase")  # fmt: skip
         preds = model.postprocess(outputs, batch)
         clock.lap("postprocess")
         for k, v in clock.phases.items():
@@ -295,11 +428,13 @@ def _end_to_end(
 
     with torch.inference_mode():
         samples, why = time_calls(
-            call, policy, device,
+            call, policy, device, prior_ms=prior_ms,
             on_sample=lambda n, s, ms: events.emit("sample", loop="end-to-end", n=n, spent_s=s, ms=ms, batch_size=bs),
         )  # fmt: skip
+    if not samples:
+        return None, warm_preds, []
     stats = latency_stats(samples, kind="end_to_end", batch_size=bs, warmup_calls=1, stop_reason=why, phases_ms=phases)
-    return stats, first
+    return stats, first, phases["forward"]
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from visionbench.cli.common import command, console, err_console, print_json
 from visionbench.config import SUITE_MODELS, BenchConfig, ModelPlan
 from visionbench.errors import UnsupportedOptionError
 from visionbench.files import check_output_dir
-from visionbench.results import ModelResult, RunResult
+from visionbench.results import DevicePeak, ModelResult, RunResult
 
 _F = BenchConfig.model_fields
 
@@ -58,6 +58,8 @@ BENCH_OPTIONS: list[tuple[str, Any, Any]] = [
     ("warmup", int, _field_option("warmup")),
     ("budget", float, _field_option("budget")),
     ("max_loop_time", float | None, _field_option("max_loop_time")),
+    ("slow_forward_s", float | None, _field_option("slow_forward_s")),
+    ("count_warmup_s", float, _field_option("count_warmup_s")),
     ("timeout", float | None, _field_option("timeout")),
     ("e2e", bool, _field_option("e2e", "--e2e/--no-e2e")),
     ("dissect", bool, _field_option("dissect", "--dissect/--no-dissect")),
@@ -79,7 +81,13 @@ COMMAND_OPTIONS: list[tuple[str, Any, Any, Any]] = [
 ]
 # What `run` changes: the suite's models, a per-model timeout, a loop cap so a forward of minutes gets 2
 # samples, and a dissection after each benchmark.
-RUN_PRESET: dict[str, Any] = {"timeout": 1800.0, "max_loop_time": 240.0, "dissect": True}
+# `run` also profiles each model's components (measured "where the time goes"): for a slow model the hooks
+# ride on its counted warmup, so the profile costs it no forward (bench/plan.py).
+RUN_PRESET: dict[str, Any] = {"timeout": 1800.0, "max_loop_time": 240.0, "dissect": True, "profile": True}
+# --quick keeps DepthPro where one forward is predicted under this (4 minutes: a quick run of the suite
+# then stays within about 10 minutes), with a loop cap for every model.
+QUICK_MAX_FORWARD_S = 240.0
+QUICK_LOOP_CAP_S = 30.0
 QUICK_HELP = "A shorter run (fewer repeats, no dissection, the slowest models cut or shrunk); prints what it cuts."
 # Options a resumed run takes from this command line; every other one comes from the run folder.
 RESUME_OPTIONS = {"out", "resume", "as_json", "trust_remote_code", "models"}
@@ -136,22 +144,47 @@ def make_config(**fields: Any) -> BenchConfig:
         raise UnsupportedOptionError(f"{flag} {fields.get(field)!r}: {msg.lower()}") from None
 
 
-def quick_plan(models: list[str], device: str) -> tuple[list[str], dict[str, ModelPlan], list[str]]:
-    """What --quick keeps, per-model plans and the cuts in words."""
+def quick_plan(
+    models: list[str],
+    device: str,
+    dtype: str = "float32",
+    threads: int | None = None,
+    peak: DevicePeak | None = None,
+    input_size: int | None = None,
+) -> tuple[list[str], dict[str, ModelPlan], list[str]]:
+    """What --quick keeps, per-model plans and the cuts in words.
+
+    DepthPro stays where this machine can afford one forward: its forward predicted from the matmul probe
+    (`peak`, measured here in a subprocess when not given) and its FLOPs under `QUICK_MAX_FORWARD_S`. A
+    forward that long takes the one-forward plan: the counted warmup is its only sample (bench/plan.py).
+    """
+    from visionbench.bench.eta import predicted_forward_s, probe_peak
     from visionbench.models.registry import resolve_device
 
     cuts = ["min runs 3 and a 2 s budget per timed loop (instead of 5 and 10 s)", "no dissection"]
     plans: dict[str, ModelPlan] = {}
     keep = list(models)
-    if resolve_device(device).type == "cpu" and "depthpro" in keep:
-        keep.remove("depthpro")
-        cuts.append("depthpro skipped: one full-size forward takes minutes on a CPU "
-                    "(measure it with `visionbench run` or `visionbench bench depthpro`)")  # fmt: skip
+    dev = resolve_device(device)
+    if "depthpro" in keep:
+        peak = peak or probe_peak(str(dev), dtype, threads)
+        forward = predicted_forward_s("depthpro", peak, dev.type, input_size)
+        probe = f"{peak.matmul_flops_per_s / 1e9:,.0f} GFLOP/s matmul probe" if peak else "no probe"
+        if forward > QUICK_MAX_FORWARD_S:
+            keep.remove("depthpro")
+            cuts.append(f"depthpro skipped: one forward predicted at {forward:,.0f} s ({probe}) > "
+                        f"{QUICK_MAX_FORWARD_S:g} s (measure it with `visionbench run` or `visionbench bench "
+                        "depthpro`)")  # fmt: skip
+        elif forward > QUICK_LOOP_CAP_S / 2:
+            why = f"--quick: one forward (predicted {forward:,.0f} s, {probe}), its counted warmup the only sample"
+            plans["depthpro"] = ModelPlan(runs=1, budget_s=0.0, reason=why)
+            cuts.append(f"depthpro: one forward (predicted {forward:,.0f} s), no end-to-end loop of its own, "
+                        "no dissection")  # fmt: skip
     for name in ("depth-anything-v2-base", "depth-anything-v2-large"):
         if name in keep:
             plans[name] = ModelPlan(input_size=266, reason="--quick: 266 px instead of 518 px (about 4x less work)")
-    if plans:
-        cuts.append(f"{', '.join(plans)} at 266 px instead of 518 px")
+    shrunk = [n for n in plans if n != "depthpro"]
+    if shrunk:
+        cuts.append(f"{', '.join(shrunk)} at 266 px instead of 518 px")
     return keep, plans, cuts
 
 
@@ -171,9 +204,11 @@ def _run(ctx: typer.Context, models: list[str] | None = None, quick: bool = Fals
     if quick and opts["resume"]:
         raise UnsupportedOptionError("--resume continues the run with its own options; --quick cannot change them")
     if quick:
-        names, plans, cuts = quick_plan(names, opts["device"])
+        names, plans, cuts = quick_plan(names, opts["device"], opts["dtype"], opts["threads"],
+                                        input_size=opts["input_size"])  # fmt: skip
         opts.update(runs=min(opts["runs"], 3), budget=min(opts["budget"], 2.0), dissect=False, quick=True,
-                    max_loop_time=min(opts["max_loop_time"] or 30.0, 30.0), plans=plans, cuts=cuts)  # fmt: skip
+                    max_loop_time=min(opts["max_loop_time"] or QUICK_LOOP_CAP_S, QUICK_LOOP_CAP_S), plans=plans,
+                    cuts=cuts)  # fmt: skip
         for c in cuts:
             err_console.print(f"[yellow]--quick:[/] {escape(c)}", highlight=False)
     _execute(ctx, names if not opts["resume"] else list(models or []), opts)

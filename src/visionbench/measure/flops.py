@@ -76,6 +76,16 @@ def meta_flops(name: str, batch: Batch, input_size: int, **overrides: Any) -> in
     No compute and no weights, so measuring FLOPs never takes a forward away from warmup or costs one
     more full-size forward. None when the model cannot be built on meta (e.g. a pickled checkpoint).
     """
+    counted = meta_count(name, batch, input_size, **overrides)
+    return counted[0] if counted else None
+
+
+def meta_count(name: str, batch: Batch, input_size: int, **overrides: Any) -> tuple[int, dict[str, int]] | None:
+    """(total, per module path) FLOPs of one forward at `batch`'s shapes, on a `meta` copy; None if not buildable.
+
+    The meta copy is built by the same factory, so its module paths are the real model's: a component
+    profile takes its FLOPs from here instead of a real counting forward (minutes for DepthPro on a CPU).
+    """
     from visionbench.models.registry import create_model
 
     try:
@@ -85,4 +95,5 @@ def meta_flops(name: str, batch: Batch, input_size: int, **overrides: Any) -> in
             meta.forward(Batch(inputs, batch.sizes, batch.extras))
     except Exception:  # noqa: BLE001 - the caller falls back to counting on the real model
         return None
-    return int(counter.get_total_flops()) or None
+    total = int(counter.get_total_flops())
+    return (total, flops_by_module(counter)) if total else None

@@ -35,7 +35,7 @@ from visionbench.measure.flops import component_flops, count_flops
 from visionbench.models.base import Batch, VisionModel
 from visionbench.results import OTHER, ComponentProfile, ProfileResult
 
-__all__ = ["OTHER", "ComponentProfile", "ProfileResult", "profile", "profile_model"]
+__all__ = ["OTHER", "ComponentHooks", "ComponentProfile", "ProfileResult", "build_profile", "profile", "profile_model"]
 
 METHOD = (
     "forward pre/post hooks on each component's root modules; the device is synchronised at every hook "
@@ -43,6 +43,15 @@ METHOD = (
     "(exclusive, calls accumulate); time outside all components is 'other (glue)'; breakdown averaged over "
     "the middle half of the runs ranked by total, so rows add up to the total; "
     "FLOPs from torch.utils.flop_counter (2 per multiply-add)"
+)
+
+# A slow model's profile: the benchmark's own counted warmup forward, with the hooks on.
+METHOD_TAKEN = (
+    "one forward the benchmark took anyway (the counted warmup of the one-loop plan) with forward pre/post hooks "
+    "on each component's root modules; time between hooks goes to the innermost running component (exclusive), "
+    "time outside all components is 'other (glue)', so rows add up to that forward's total; forward_ms is the "
+    "median of the benchmark's samples without hooks; FLOPs on a meta copy (no compute) from "
+    "torch.utils.flop_counter (2 per multiply-add)"
 )
 
 
@@ -143,12 +152,16 @@ def profile_model(
     batch: Batch,
     runs: int = 5,
     warmup: int = 1,
-    flops: bool = True,
+    flops: bool | tuple[int, dict[str, int]] = True,
     progress: Callable[[int, int], None] | None = None,
+    plain_ms: list[float] | None = None,
 ) -> ProfileResult:
     """Time, FLOPs and parameters per component of `model.forward(batch)`; see the module docstring.
 
-    `progress(done, total)` is called after each warmup and timed run (for a progress bar).
+    `progress(done, total)` is called after each warmup and timed run (for a progress bar). `flops` may be
+    counts already taken ((total, per module path), e.g. on a meta copy): then no counting forward runs.
+    `plain_ms` (plain forwards already timed, e.g. a benchmark's samples) replaces the plain forward of each
+    run, so a run costs one hooked forward only.
     """
     if runs < 1:
         raise ValueError("runs must be at least 1")
@@ -160,13 +173,14 @@ def profile_model(
     def forward() -> None:
         model.forward(batch)
 
+    plain_ms_given = plain_ms
     plain, hooked = [], []
     per_run: list[dict[str, int]] = []
     calls: dict[str, int] = {}
     total = warmup + runs
     with torch.inference_mode():
         for i in range(total):
-            plain_ms = _timed(forward, sync)
+            one_plain = _timed(forward, sync) if plain_ms_given is None else 0.0
             handles = _install(roots, timer)
             timer.reset()
             try:
@@ -175,15 +189,78 @@ def profile_model(
                 for h in handles:
                     h.remove()
             if i >= warmup:
-                plain.append(plain_ms)
+                plain.append(one_plain)
                 hooked.append(hooked_ms)
                 per_run.append(dict(timer.ns))
                 calls = dict(timer.calls)
             if progress is not None:
                 progress(i + 1, total)
 
-    total_flops, per_module = count_flops(model, batch) if flops else (0, {})
-    comp_flops = component_flops(per_module, components) if flops else {label: 0 for label in components}
+    method = METHOD
+    if isinstance(flops, tuple):
+        counted: tuple[int, dict[str, int]] | None = flops
+        method = METHOD.replace("FLOPs from", "FLOPs on a meta copy (no compute) from")
+    else:
+        counted = count_flops(model, batch) if flops else None
+    if plain_ms_given is not None:
+        plain = list(plain_ms_given)
+        method += "; plain forward time: the benchmark's own samples (no plain forward of its own)"
+    return build_profile(model, batch, plain=plain, hooked=hooked, per_run=per_run, calls=calls, flops=counted,
+                         runs=runs, warmup=warmup, method=method)  # fmt: skip
+
+
+class ComponentHooks:
+    """The component-root hooks on `model`, for one forward the caller takes anyway (e.g. a counted warmup).
+
+        with ComponentHooks(model) as hooks:
+            model.forward(batch)
+        hooks.ns, hooks.calls  # exclusive ns per component, root calls per component
+
+    On a CPU the hooks only read a clock (no device to synchronise), so a forward of seconds is not slowed
+    measurably: a slow model's profile costs no forward of its own.
+    """
+
+    def __init__(self, model: VisionModel) -> None:
+        self.components = model.components()
+        self.roots = component_roots(model.module, self.components)
+        self.timer = _StackTimer(synchronizer(model.device))
+        self.ns: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> ComponentHooks:
+        self.timer.reset()
+        self._handles = _install(self.roots, self.timer)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self.ns, self.calls = dict(self.timer.ns), dict(self.timer.calls)
+
+
+def build_profile(
+    model: VisionModel,
+    batch: Batch,
+    *,
+    plain: list[float],
+    hooked: list[float],
+    per_run: list[dict[str, int]],
+    calls: dict[str, int],
+    flops: tuple[int, dict[str, int]] | None,
+    runs: int,
+    warmup: int,
+    method: str,
+) -> ProfileResult:
+    """The ProfileResult of hooked forwards already taken: rows add up to each hooked total (glue is the rest).
+
+    `plain` are forwards without hooks (the benchmark's own samples may serve); `flops` is (total, per
+    module path) from a counting forward or a meta copy (`visionbench.measure.flops.meta_count`).
+    """
+    components = model.components()
+    total_flops, per_module = flops if flops else (0, {})
+    comp_flops = component_flops(per_module, components)
     comp_params = _params(model.module, components)
     n_params = model.num_params()
     used = middle_half(hooked)
@@ -197,7 +274,7 @@ def profile_model(
     glue = [h - sum(run.values()) / 1e6 for h, run in zip(hooked, per_run, strict=True)]
     rows.append(_row(OTHER, [], 0, glue, used, hooked_mean, total_flops - sum(comp_flops.values()), total_flops,
                      n_params - sum(comp_params.values()), n_params))  # fmt: skip
-    plain_med = statistics.median(plain)
+    plain_med = statistics.median(plain) if plain else statistics.median(hooked)
     first = next(iter(batch.inputs.values()))
     return ProfileResult(
         model=model.name,
@@ -210,7 +287,7 @@ def profile_model(
         weights_mode=model.weights.mode,
         runs=runs,
         warmup=warmup,
-        method=METHOD,
+        method=method,
         forward_ms=plain_med,
         forward_ms_samples=plain,
         hooked_ms=hooked_mean,

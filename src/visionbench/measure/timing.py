@@ -48,6 +48,16 @@ class RepeatPolicy:
             n = min(n, max(self.floor_runs, math.floor(self.cap_s / t)))
         return n
 
+    def slow_threshold_s(self) -> float | None:
+        """A forward longer than this dwarfs the loops: its minimum samples alone overrun the budget, or two
+        would overrun the cap. None when nothing bounds the loops (no budget, no cap)."""
+        limits = []
+        if self.budget_s > 0:
+            limits.append(self.budget_s / max(1, self.min_runs))
+        if self.cap_s is not None:
+            limits.append(self.cap_s / 2)
+        return min(limits) if limits else None
+
     def stop(self, samples_ms: list[float], spent_s: float) -> str | None:
         """Why to stop after these samples, or None to take another."""
         n = len(samples_ms)
@@ -75,13 +85,20 @@ def time_calls(
     policy: RepeatPolicy,
     device: torch.device | str = "cpu",
     on_sample: SampleCallback | None = None,
+    prior_ms: list[float] | None = None,
 ) -> tuple[list[float], str]:
     """Time `fn()` repeatedly under `policy`: every sample in milliseconds, and why the loop stopped.
 
-    The caller does warmup and `torch.inference_mode()`; this loop only measures.
+    The caller does warmup and `torch.inference_mode()`; this loop only measures. `prior_ms` are samples
+    already taken (a counted warmup) that the policy counts, with their time, before this loop's own:
+    when they already satisfy it, `fn` is never called and the samples list is empty.
     """
     dev = torch.device(device)
     use_events = dev.type == "cuda"
+    prior = list(prior_ms or [])
+    prior_s = sum(prior) / 1e3
+    if prior and (why := policy.stop(prior, prior_s)) is not None:
+        return [], why
     samples: list[float] = []
     synchronize(dev)
     loop_start = time.perf_counter()
@@ -101,7 +118,7 @@ def time_calls(
         spent = time.perf_counter() - loop_start
         if on_sample is not None:
             on_sample(len(samples), spent, samples[-1])
-        why = policy.stop(samples, spent)
+        why = policy.stop(prior + samples, prior_s + spent)
         if why is not None:
             return samples, why
 
@@ -129,6 +146,8 @@ def latency_stats(
     warmup_calls: int = 0,
     stop_reason: str = "",
     phases_ms: dict[str, list[float]] | None = None,
+    source: str = "",
+    counted_warmup: int = 0,
 ) -> LatencyStats:
     """Mean, sample std, median, p90, p99, min, max, FPS and throughput of the samples."""
     if not samples_ms:
@@ -154,4 +173,6 @@ def latency_stats(
         warmup_calls=warmup_calls,
         stop_reason=stop_reason,
         phases_ms=phases_ms,
+        source=source or ("end-to-end loop" if kind == "end_to_end" else "model loop"),
+        counted_warmup=counted_warmup,
     )

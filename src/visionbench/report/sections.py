@@ -63,6 +63,10 @@ def header_blocks(view: RunView) -> list[Block]:
         blocks.append(Note("warning", f"The 1-minute load average was {env.load_average[0]:.2f} on "
                                       f"{env.cpu_cores_logical} cores when the run started: other work shared the "
                                       "machine, so latencies are likely inflated."))  # fmt: skip
+    if shared := [f"{m.name} ({c.other_cores:.1f} of {c.cores} cores)" for m in view.models
+                  if (c := m.result.contention) is not None and c.contended]:  # fmt: skip
+        why = f"{', '.join(shared)} busy elsewhere; their latencies are likely inflated"
+        blocks.append(Note("warning", f"Other work shared the machine while these models were timed: {why}."))
     if run.config.cuts:
         blocks.append(Note("info", "Shortened run: " + "; ".join(run.config.cuts) + "."))
     blocks += [Note("warning", f"{m.name}: {note}") for m in view.models for note in m.notes]
