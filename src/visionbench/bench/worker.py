@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from visionbench.bench.events import EventSink
+from visionbench.bench.output_pictures import write_output_pictures
 from visionbench.bench.process import benchmark_process
 from visionbench.config import BenchConfig
 from visionbench.errors import VisionbenchError
@@ -134,7 +135,7 @@ def _measure(
     policy = RepeatPolicy(min_runs=plan.runs or config.runs, budget_s=plan.budget_s or 0.0, cap_s=config.max_loop_time)
     for bs in config.batch_sizes:
         batch_result = _measure_batch(
-            model, eager, bs, config, plan.warmup or 1, policy, images, memory, result, events
+            model, eager, bs, config, plan.warmup or 1, policy, images, memory, result, events, out_dir
         )
         result.batches.append(batch_result)
         if batch_result.status == "ok":
@@ -180,6 +181,7 @@ def _measure_batch(
     memory: MemoryTracker,
     result: ModelResult,
     events: EventSink,
+    out_dir: Path | None = None,
 ) -> BatchResult:
     """FLOPs (meta), warmup, then the model loop, then the end-to-end loop, at one batch size."""
     from visionbench.measure.flops import flop_counter, meta_flops
@@ -248,6 +250,8 @@ def _measure_batch(
             torch.cuda.empty_cache()
     if out.memory is not None:
         memory.after_cleanup(out.memory)
+    if out.e2e_latency is not None and out_dir is not None and not result.output_pictures:  # after the memory figures
+        result.output_pictures = write_output_pictures(model, images[0], preds[0], out_dir)  # the first call's
     return out
 
 

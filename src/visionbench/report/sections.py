@@ -13,6 +13,7 @@ from visionbench.report import analysis as an
 from visionbench.report import fmt, plots
 from visionbench.report.arch import architecture_blocks
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
+from visionbench.report.outputs import output_picture_blocks
 from visionbench.report.runview import ModelView, RunView
 from visionbench.results import ModelResult, RunResult
 
@@ -26,6 +27,7 @@ def report_blocks(view: RunView) -> list[Block]:
         *chart_blocks(view),
         *architecture_blocks(view),
         *output_blocks(view),
+        *output_picture_blocks(view),
         *baseline_blocks(view),
         *variant_blocks(view),
         *suitability_blocks(view),
