@@ -145,7 +145,7 @@ def test_detections_and_keypoints_are_drawn_on_the_photo(tmp_path, photo_paths, 
     assert len(pred.boxes) > MAX_BOXES and pred.keypoints is not None
     folder = tmp_path / "yolo11n-pose"
     folder.mkdir()
-    assert write_output_pictures(model, photo_paths[1], pred, folder) == ["yolo11n-pose/output-pose.png"]
+    assert write_output_pictures(model, photo_paths[1], [pred], folder) == ["yolo11n-pose/output-pose.png"]
     drawn = rgb(folder / "output-pose.png").astype(int)
     plain = np.asarray(zidane.resize((drawn.shape[1], drawn.shape[0]), Image.Resampling.LANCZOS)).astype(int)
     assert drawn.shape[:2] == (432, LONG_SIDE)  # zidane.jpg is 1280x720
@@ -155,11 +155,12 @@ def test_detections_and_keypoints_are_drawn_on_the_photo(tmp_path, photo_paths, 
 
 
 def test_mobile_sam_mask_is_overlaid(tmp_path, photo_paths, bus):
+    torch.manual_seed(0)  # create_model's seed does not reach ultralytics' random init; the worker seeds like this
     model = vb.create_model("mobile-sam", weights="random")
     (pred,) = model.predict([bus])
     folder = tmp_path / "mobile-sam"
     folder.mkdir()
-    assert write_output_pictures(model, photo_paths[0], pred, folder) == ["mobile-sam/output-mask.png"]
+    assert write_output_pictures(model, photo_paths[0], [pred], folder) == ["mobile-sam/output-mask.png"]
     drawn = rgb(folder / "output-mask.png").astype(int)
     plain = np.asarray(bus.resize((drawn.shape[1], drawn.shape[0]), Image.Resampling.LANCZOS)).astype(int)
     mask = np.asarray(Image.fromarray(pred.masks[0]).resize((drawn.shape[1], drawn.shape[0]), Image.Resampling.NEAREST))
@@ -175,8 +176,10 @@ def test_a_picture_that_cannot_be_drawn_is_recorded_and_the_others_stay(tmp_path
                       scores=np.ones(2, np.float32), classes=np.zeros(1, int))  # fmt: skip
     folder = tmp_path / "odd"
     folder.mkdir()
-    written = write_output_pictures(model, photo_paths[0], pred, folder)
+    written = write_output_pictures(model, photo_paths[0], [pred], folder)
     assert written == ["odd/output-depth.png", "odd/output-depth-side.png"]
     (error,) = json.loads((folder / PICTURES_FILE).read_text())["errors"]
     assert error.startswith("detect: ")
-    assert write_output_pictures(model, tmp_path / "missing.jpg", pred, folder) == []  # no photo: nothing, no raise
+    assert write_output_pictures(model, tmp_path / "missing.jpg", [pred], folder) == []  # no photo: nothing, no raise
+    (error,) = json.loads((folder / PICTURES_FILE).read_text())["errors"]
+    assert error.startswith("photo: BadInputError") and "missing.jpg" in error

@@ -251,7 +251,7 @@ def _measure_batch(
     if out.memory is not None:
         memory.after_cleanup(out.memory)
     if out.e2e_latency is not None and out_dir is not None and not result.output_pictures:  # after the memory figures
-        result.output_pictures = write_output_pictures(model, images[0], preds[0], out_dir)  # the first call's
+        result.output_pictures = write_output_pictures(model, images[0], preds, out_dir)  # the first call's
     return out
 
 
