@@ -169,17 +169,24 @@ def test_mobile_sam_mask_is_overlaid(tmp_path, photo_paths, bus):
 
 
 def test_a_picture_that_cannot_be_drawn_is_recorded_and_the_others_stay(tmp_path, photo_paths, bus):
-    """Depth drawn, a detection that does not add up (two boxes, one class) recorded as an error: nothing raises."""
+    """Depth drawn (its NaN FOV recorded as unknown), a detection that does not add up (two boxes, one class)
+    recorded as an error: nothing raises."""
     model = _detecting("yolo11n", 0.0)
     depth = np.linspace(1.0, 10.0, bus.width * bus.height, dtype=np.float32).reshape(bus.height, bus.width)
-    pred = Prediction(task="detect", depth=depth, depth_kind="metric", boxes=np.zeros((2, 4), np.float32),
-                      scores=np.ones(2, np.float32), classes=np.zeros(1, int))  # fmt: skip
+    boxes, scores, classes = np.zeros((2, 4), np.float32), np.ones(2, np.float32), np.zeros(1, int)
+    pred = Prediction(task="detect", depth=depth, depth_kind="metric", fov_deg=float("nan"), boxes=boxes,
+                      scores=scores, classes=classes)  # fmt: skip
     folder = tmp_path / "odd"
     folder.mkdir()
     written = write_output_pictures(model, photo_paths[0], [pred], folder)
     assert written == ["odd/output-depth.png", "odd/output-depth-side.png"]
-    (error,) = json.loads((folder / PICTURES_FILE).read_text())["errors"]
+    record = json.loads((folder / PICTURES_FILE).read_text())
+    (error,) = record["errors"]
     assert error.startswith("detect: ")
+    facts = record["pictures"][0]
+    assert facts["fov_deg"] is None  # NaN is not JSON: unknown
+    # the colours span the 2nd to 98th percentile of 1/depth: of 1..10 m evenly, 1.18 m to 9.82 m
+    assert facts["near_m"] == pytest.approx(1.18, rel=0.01) and facts["far_m"] == pytest.approx(9.82, rel=0.01)
     assert write_output_pictures(model, tmp_path / "missing.jpg", [pred], folder) == []  # no photo: nothing, no raise
     (error,) = json.loads((folder / PICTURES_FILE).read_text())["errors"]
     assert error.startswith("photo: BadInputError") and "missing.jpg" in error

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -63,8 +64,9 @@ def write_output_pictures(model: Any, image: Path, preds: list[Prediction], mode
             try:
                 for p in draw(pred, photo, scale, model):
                     write_bytes(model_dir / p.name, png_bytes(p.image, photo=p.photo))
+                    facts = {k: _json_value(v) for k, v in p.facts.items()}
                     drawn.append({"file": f"{model_dir.name}/{p.name}", "shows": p.shows, "width": p.image.width,
-                                  "height": p.image.height, **p.facts})  # fmt: skip
+                                  "height": p.image.height, **facts})  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - a picture is never a reason to fail the model
                 errors.append(f"{shows}: {_one_line(exc)}")
     for error in errors:
@@ -217,6 +219,13 @@ def png_bytes(picture: Image.Image, photo: bool) -> bytes:
         picture = picture.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG)
     picture.save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
+
+
+def _json_value(value: Any) -> Any:
+    """Numbers as JSON can hold them: a NaN or infinite figure (a FOV head gone wrong) becomes null."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def _one_line(exc: BaseException) -> str:
