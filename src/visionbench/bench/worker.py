@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from visionbench.bench.events import EventSink
+from visionbench.bench.output_pictures import write_output_pictures
 from visionbench.bench.plan import LoopPlan, choose_plan
 from visionbench.bench.process import benchmark_process
 from visionbench.config import BenchConfig
@@ -149,7 +150,7 @@ def _measure(
     taken: _Taken | None = None
     for bs in config.batch_sizes:
         batch_result, extras = _measure_batch(
-            model, eager, bs, config, plan.warmup or 1, policy, images, memory, result, events, meter
+            model, eager, bs, config, plan.warmup or 1, policy, images, memory, result, events, meter, out_dir
         )
         taken = taken or extras
         result.batches.append(batch_result)
@@ -228,6 +229,7 @@ def _measure_batch(
     result: ModelResult,
     events: EventSink,
     meter: ContentionMeter,
+    out_dir: Path | None = None,
 ) -> tuple[BatchResult, _Taken | None]:
     """FLOPs (meta), warmup, then the loops the plan gives (bench/plan.py), at one batch size."""
     from visionbench.measure.flops import flop_counter, meta_flops
@@ -237,6 +239,7 @@ def _measure_batch(
     memory.start_run()
     out = BatchResult(batch_size=bs, status="ok")
     taken: _Taken | None = None
+    preds: list[Any] = []  # the first end-to-end call's predictions: the output pictures are drawn from them
     # The first warmup forward carries the component hooks where it may become a counted sample (CPU, not
     # compiled): reading a clock a few dozen times costs nothing next to a forward of seconds.
     hook = config.profile and device.type == "cpu" and not config.compile and bs == min(config.batch_sizes)
@@ -290,9 +293,10 @@ def _measure_batch(
         left = max(0, policy.expected_runs(per_call_s) - len(prior))
         events.emit("estimate", remaining_s=loops * left * per_call_s, batch_size=bs)
         if loop_plan.one_loop:
-            _one_loop(model, batch, bs, config, policy, images, outputs, prior, warm_ms, loop_plan, out, result, events)
+            preds = _one_loop(model, batch, bs, config, policy, images, outputs, prior, warm_ms, loop_plan, out, result,
+                              events)  # fmt: skip
         else:
-            _two_loops(model, batch, bs, config, policy, images, outputs, warm_ms, out, result, events)
+            preds = _two_loops(model, batch, bs, config, policy, images, outputs, warm_ms, out, result, events)
         meter.stop()
         out.model_latency.warmup_ms = warm_ms  # type: ignore[union-attr]
         if out.flops:
@@ -320,13 +324,15 @@ def _measure_batch(
             torch.cuda.empty_cache()
     if out.memory is not None:
         memory.after_cleanup(out.memory)
+    if preds and out_dir is not None and not result.output_pictures:  # after the memory figures, not in them
+        result.output_pictures = write_output_pictures(model, images[0], preds, out_dir)
     return out, taken
 
 
 def _two_loops(model: Any, batch: Any, bs: int, config: BenchConfig, policy: RepeatPolicy, images: list[Path],
                outputs: Any, warm_ms: list[float], out: BatchResult, result: ModelResult,
-               events: EventSink) -> None:  # fmt: skip
-    """The model loop on prepared tensors, then (with --e2e) the end-to-end loop."""
+               events: EventSink) -> list[Any]:  # fmt: skip
+    """The model loop on prepared tensors, then (with --e2e) the end-to-end loop; its first call's predictions."""
     events.emit("phase", phase="model", batch_size=bs)
     with torch.inference_mode():
         samples, why = time_calls(
@@ -339,12 +345,17 @@ def _two_loops(model: Any, batch: Any, bs: int, config: BenchConfig, policy: Rep
         out.e2e_latency, preds, _ = _end_to_end(model, images, bs, outputs, policy, events)
         if not result.output_summary:
             result.output_summary = [p.summary() for p in preds]
+        return preds
+    return []
 
 
 def _one_loop(model: Any, batch: Any, bs: int, config: BenchConfig, policy: RepeatPolicy, images: list[Path],
               outputs: Any, prior: list[float], warm_ms: list[float], plan: LoopPlan, out: BatchResult,
-              result: ModelResult, events: EventSink) -> None:  # fmt: skip
-    """A slow model's single loop (bench/plan.py): its samples, the counted warmup first, are the model latency."""
+              result: ModelResult, events: EventSink) -> list[Any]:  # fmt: skip
+    """A slow model's single loop (bench/plan.py): its samples, the counted warmup first, are the model latency.
+
+    Returns the first end-to-end call's predictions ([] without --e2e)."""
+    preds: list[Any] = []
     if config.e2e:
         events.emit("phase", phase="end-to-end", batch_size=bs)
         out.e2e_latency, preds, forwards = _end_to_end(model, images, bs, outputs, policy, events, prior_ms=prior)
@@ -369,6 +380,7 @@ def _one_loop(model: Any, batch: Any, bs: int, config: BenchConfig, policy: Repe
     out.model_latency = latency_stats(samples, kind="model", batch_size=bs, warmup_calls=len(warm_ms) - len(prior),
                                       stop_reason=f"{plan.reason}; {n}; {why}", source=source,
                                       counted_warmup=len(prior))  # fmt: skip
+    return preds
 
 
 def _device_peak(device: torch.device, dtype: str) -> DevicePeak | None:

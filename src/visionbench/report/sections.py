@@ -14,6 +14,7 @@ from visionbench.report import analysis as an
 from visionbench.report import fmt, plots
 from visionbench.report.arch import architecture_blocks, findings_blocks, transformer_blocks
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
+from visionbench.report.outputs import output_picture_blocks
 from visionbench.report.runview import ModelView, RunView
 from visionbench.results import ModelResult, RunResult
 
@@ -28,6 +29,7 @@ def report_blocks(view: RunView) -> list[Block]:
         *architecture_blocks(view),
         *transformer_blocks(view),
         *output_blocks(view),
+        *output_picture_blocks(view),
         *memory_blocks(view),
         *speed_blocks(view),
         *head_to_head_blocks(view),
