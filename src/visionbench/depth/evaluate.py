@@ -30,8 +30,8 @@ from visionbench.depth.metrics import (
     valid_mask,
 )
 from visionbench.depth.outputs import OutputWriteError, weights_record
-from visionbench.depth.predict import forward_depth
-from visionbench.errors import BadInputError, UnsupportedOptionError, VisionbenchError
+from visionbench.depth.predict import depth_kind, forward_depth
+from visionbench.errors import BadInputError, VisionbenchError
 from visionbench.models.base import VisionModel
 
 ALIGN_NONE = "none: metric depth scored as predicted"
@@ -136,9 +136,7 @@ def score_prediction(
 
 def evaluate_model(model: VisionModel, dataset: Dataset, opts: EvalOptions, progress: Any = None) -> EvalResult:
     """Score `model` on every sample of `dataset`; a sample that fails is a row with `error`, never the end."""
-    kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
-    if not model.card.task.startswith("depth"):
-        raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `eval` needs a depth model")
+    kind = depth_kind(model.name, model.card.task, command="eval")
     rows: list[EvalRow] = []
     interrupted = False
     try:
