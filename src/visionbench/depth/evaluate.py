@@ -31,6 +31,7 @@ from visionbench.depth.metrics import (
 )
 from visionbench.depth.outputs import OutputWriteError, weights_record
 from visionbench.depth.predict import depth_kind, forward_depth
+from visionbench.depth.summary import ModelFacts
 from visionbench.errors import BadInputError, VisionbenchError
 from visionbench.models.base import VisionModel
 
@@ -92,11 +93,9 @@ class EvalRow(BaseModel):
     runtime_ms: float | None = None
 
 
-class EvalResult(BaseModel):
-    model: str
-    weights_mode: str
-    weights_warning: str | None = None
-    weights: dict[str, Any] = Field(default_factory=dict, description="The weights record as the adapter gives it.")
+class EvalResult(ModelFacts):
+    """What `eval` scored: the model, the dataset, one row per image and the summary over them."""
+
     dataset: str
     depth_kind: str
     alignment: str

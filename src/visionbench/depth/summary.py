@@ -27,13 +27,18 @@ class Failure(BaseModel):
     error: str
 
 
-class DepthRunSummary(BaseModel):
-    """What a run did: counts, failures (also in its failures-<run id>.txt), throughput, how it ended."""
+class ModelFacts(BaseModel):
+    """Which model and weights made a run's depth (the first fields of `depth`'s and `eval`'s records)."""
 
     model: str
     weights_mode: str
     weights_warning: str | None = None
     weights: dict[str, Any] = Field(default_factory=dict, description="The weights record as the adapter gives it.")
+
+
+class DepthRunSummary(ModelFacts):
+    """What a run did: counts, failures (also in its failures-<run id>.txt), throughput, how it ended."""
+
     out: str
     run_id: str = Field(default_factory=lambda: new_run_id())
     started: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

@@ -110,10 +110,8 @@ class _Run:
         self.model_frames = 0
 
     # --- files of one frame -------------------------------------------------------------------------
-    def plan(self, frame: Frame) -> dict[str, Path]:
-        plan = OutputPlan(
-            Path(f"{self.source.info.path}#{frame.index}"), self.out / FRAMES_DIR / f"frame_{frame.index:06d}"
-        )
+    def plan(self, index: int) -> dict[str, Path]:
+        plan = OutputPlan(Path(f"{self.source.info.path}#{index}"), self.out / FRAMES_DIR / f"frame_{index:06d}")
         files = plan.files(kind=self.kind, side_by_side=False, ply=False, raw=True)
         files.pop("picture")  # the depth video shows the colours
         return files
@@ -121,7 +119,7 @@ class _Run:
     def resumed(self, frame: Frame) -> tuple[np.ndarray, dict[str, Any]] | None:
         if not self.opts.resume:
             return None
-        files = self.plan(frame)
+        files = self.plan(frame.index)
         if not all(p.exists() for p in files.values()):
             return None
         try:
@@ -218,7 +216,7 @@ class _Run:
         return record
 
     def _write_files(self, frame: Frame, depth: np.ndarray, record: dict[str, Any]) -> None:
-        files = self.plan(frame)
+        files = self.plan(frame.index)
         io.save_npy(files["npy"], depth)
         if "png16_mm" in files:
             io.save_png16_mm(files["png16_mm"], depth)
@@ -288,7 +286,7 @@ class _Run:
         pooled, terms, prev = vm.PooledScores(), [], None
         for r in self.records:
             gt = self.gt.depth(r["index"])
-            pred = np.load(self.out / FRAMES_DIR / f"frame_{r['index']:06d}{_npy_suffix(self.kind)}")
+            pred = np.load(self.plan(r["index"])["npy"])
             aligned = vm.aligned_depth(pred, self.kind, st[0], st[1], max_depth)
             pooled.add(aligned, gt)
             if prev is not None and self.gt.has_geometry:
@@ -301,10 +299,6 @@ class _Run:
         if not self.gt.has_geometry:
             res["tae_note"] = "no poses.npy or intrinsics.json: TAE needs both"
         return res
-
-
-def _npy_suffix(kind: str) -> str:
-    return ".depth.npy" if kind == "metric" else ".inverse_depth.npy"
 
 
 def _mean(vals: list[Any]) -> float | None:
