@@ -35,7 +35,9 @@ from PIL import Image  # noqa: E402
 
 import visionbench as vb  # noqa: E402
 from visionbench.depth.loader import group_batches, prefetch, stream_images  # noqa: E402
-from visionbench.depth.run_depth import DepthOptions, batch_key, run_depth  # noqa: E402
+from visionbench.depth.options import DepthOptions  # noqa: E402
+from visionbench.depth.predict import batch_key  # noqa: E402
+from visionbench.depth.run_depth import run_depth  # noqa: E402
 from visionbench.images import load_image, sample_images  # noqa: E402
 from visionbench.models.base import Batch, VisionModel  # noqa: E402
 

@@ -31,8 +31,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from PIL import Image  # noqa: E402
 
 import visionbench as vb  # noqa: E402
+from visionbench.depth.options import DepthOptions  # noqa: E402
 from visionbench.depth.ray_engine import run_depth_ray, start_ray  # noqa: E402
-from visionbench.depth.run_depth import DepthOptions, run_depth  # noqa: E402
+from visionbench.depth.run_depth import run_depth  # noqa: E402
 from visionbench.images import sample_images  # noqa: E402
 
 

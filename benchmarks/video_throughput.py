@@ -32,28 +32,20 @@ import numpy as np  # noqa: E402
 
 def make_clip(path: Path, frames: int, size: tuple[int, int]) -> Path:
     """A 30 fps H.264 clip panning across bus.jpg and zidane.jpg side by side."""
-    import av
     from PIL import Image
 
     from visionbench.images import sample_images
+    from visionbench.video.encode import VideoWriter
 
     w, h = size
     strip = [Image.open(p).convert("RGB").resize((2 * w, h)) for p in sample_images()]
     canvas = np.concatenate([np.asarray(s) for s in strip], axis=1)
     span = canvas.shape[1] - w
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=30, options={"preset": "veryfast"})
-    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-    stream.codec_context.time_base = Fraction(1, 30)
+    writer = VideoWriter(path, w, h, Fraction(1, 30), 30)
     for i in range(frames):
         x = int(span * (0.5 - 0.5 * np.cos(2 * np.pi * i / 300)))  # back and forth every 300 frames
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(canvas[:, x : x + w]), format="rgb24")
-        frame.pts, frame.time_base = i, Fraction(1, 30)
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+        writer.write(Image.fromarray(np.ascontiguousarray(canvas[:, x : x + w])), i)
+    writer.close()
     return path
 
 
@@ -73,7 +65,8 @@ def model_alone(model, images) -> float:
 
 
 def video_run(model, clip: Path, out: Path, end_s: float | None = None) -> float:
-    from visionbench.video.run_video import VideoOptions, run_video
+    from visionbench.video.options import VideoOptions
+    from visionbench.video.run_video import run_video
 
     summary = run_video(clip, VideoOptions(out=out, end_s=end_s), show_progress=False, model=model)
     return summary.frames / summary.seconds

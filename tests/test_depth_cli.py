@@ -55,6 +55,13 @@ def test_depth_cli_one_line_errors(tmp_path) -> None:
     assert res.exit_code == 2 and "--ply needs metric depth" in " ".join(res.output.split())
     res = runner.invoke(app, ["depth", str(src), "--out", str(src), *ARGS])
     assert res.exit_code == 2 and "input folder" in res.output
+    yolo = ["--model", "yolo11n", "--weights", "random", "--device", "cpu"]
+    frames = tmp_path / "frames"  # video: a folder of frames
+    frames.mkdir()
+    shutil.copy(src / "zidane.jpg", frames)
+    for command in (["depth", str(src)], ["video", str(frames)]):
+        res = runner.invoke(app, [*command, "--out", str(tmp_path / "y"), *yolo])
+        assert res.exit_code == 2 and f"`{command[0]}` needs a depth model" in res.output, res.output
 
 
 def test_depth_help_explains_the_options() -> None:

@@ -18,9 +18,10 @@ from PIL import Image
 
 import visionbench as vb
 from visionbench.depth import intrinsics
+from visionbench.depth.options import DepthOptions
 from visionbench.depth.outputs import OutputWriteError, weights_record
 from visionbench.depth.pointcloud import read_ply
-from visionbench.depth.run_depth import DepthOptions, run_depth
+from visionbench.depth.run_depth import run_depth
 from visionbench.errors import BadInputError, UnsupportedOptionError
 from visionbench.images import sample_images
 

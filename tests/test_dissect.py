@@ -62,7 +62,7 @@ def test_stats_match_numpy_on_full_npy(yolo, bus, tmp_path):
 @pytest.mark.parametrize("chunk", [None, 1000])  # 1000: the chunked path that huge outputs (> 2**24) take
 def test_stats_engine_nan_inf_and_sparsity_against_numpy(chunk, fused, monkeypatch):
     if chunk:
-        monkeypatch.setattr("visionbench.dissect.stats._CHUNK", chunk)
+        monkeypatch.setattr("visionbench.dissect.stats.COUNT_CHUNK", chunk)
     rng = np.random.default_rng(0)
     a = rng.standard_normal(50_000).astype(np.float32)
     a[a < -0.5] = 0.0

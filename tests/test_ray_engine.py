@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 
 from visionbench.cli import app
 from visionbench.depth import intrinsics
+from visionbench.depth.options import DepthOptions
 from visionbench.depth.ray_engine import INSTALL_HINT, run_depth_ray
-from visionbench.depth.run_depth import DepthOptions, DepthRunSummary
+from visionbench.depth.summary import DepthRunSummary
 from visionbench.images import sample_images
 
 ray = pytest.importorskip("ray")

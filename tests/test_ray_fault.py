@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from visionbench.depth.options import DepthOptions
 from visionbench.depth.pointcloud import read_ply
 from visionbench.depth.ray_engine import run_depth_ray
-from visionbench.depth.run_depth import DepthOptions
 from visionbench.images import sample_images
 
 ray = pytest.importorskip("ray")

@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from visionbench.cli import app
+from visionbench.video.encode import VideoWriter
 
 DA = ["--model", "depth-anything-v2-tiny", "--weights", "random", "--device", "cpu"]
 TB = Fraction(1, 1000)
@@ -21,23 +22,15 @@ TB = Fraction(1, 1000)
 def make_clip(path: Path, pts_ms: list[int], size: tuple[int, int] = (64, 48), rotation: int | None = None) -> Path:
     """An H.264 mp4 whose frames show a bar that moves, at the given timestamps (ms): VFR when uneven."""
     w, h = size
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=30)
-    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-    stream.codec_context.time_base = TB
+    writer = VideoWriter(path, w, h, TB, 30)
     if rotation is not None:
-        stream.set_display_rotation(rotation)
+        writer.stream.set_display_rotation(rotation)
     for i, p in enumerate(pts_ms):
         rgb = np.zeros((h, w, 3), np.uint8)
         rgb[: h // 2] = 255  # top half white: tells where the top went after rotation
         rgb[:, (4 * i) % w : (4 * i) % w + 6, 1] = 200
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts, frame.time_base = p, TB
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+        writer.write(Image.fromarray(rgb), p)
+    writer.close()
     return path
 
 

@@ -107,8 +107,8 @@ def depth_cmd(
     Focal length: --focal-px, else EXIF (35 mm equivalent, diagonal convention), else the model's FOV head.
     Failed files are listed in OUT/failures-RUN.txt; the run summary is OUT/depth_run.json. See docs/depth.md.
     """
-    from visionbench.depth.options import checked_options
-    from visionbench.depth.run_depth import DepthOptions, run_depth
+    from visionbench.depth.options import DepthOptions, checked_options
+    from visionbench.depth.run_depth import run_depth
 
     if engine not in {"local", "ray"}:
         raise BadInputError(f"--engine {engine!r}: expected local or ray")

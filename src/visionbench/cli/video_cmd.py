@@ -25,7 +25,7 @@ from visionbench.cli.common import (
 from visionbench.cli.depth_cmd import DEPTH_MODEL_HELP
 
 if TYPE_CHECKING:
-    from visionbench.video.run_video import VideoSummary
+    from visionbench.video.options import VideoSummary
 
 
 @command(app, "video")
@@ -88,7 +88,8 @@ def video_cmd(
     """
     from visionbench.depth.options import checked_options
     from visionbench.errors import BadInputError
-    from visionbench.video.run_video import VideoOptions, check_options, run_video
+    from visionbench.video.options import VideoOptions, check_options
+    from visionbench.video.run_video import run_video
 
     if fps <= 0:
         raise BadInputError("--fps must be positive")

@@ -30,8 +30,9 @@ from visionbench.depth.metrics import (
     valid_mask,
 )
 from visionbench.depth.outputs import OutputWriteError, weights_record
-from visionbench.depth.predict import forward_depth
-from visionbench.errors import BadInputError, UnsupportedOptionError, VisionbenchError
+from visionbench.depth.predict import depth_kind, forward_depth
+from visionbench.depth.summary import ModelFacts
+from visionbench.errors import BadInputError, VisionbenchError
 from visionbench.models.base import VisionModel
 
 ALIGN_NONE = "none: metric depth scored as predicted"
@@ -92,11 +93,9 @@ class EvalRow(BaseModel):
     runtime_ms: float | None = None
 
 
-class EvalResult(BaseModel):
-    model: str
-    weights_mode: str
-    weights_warning: str | None = None
-    weights: dict[str, Any] = Field(default_factory=dict, description="The weights record as the adapter gives it.")
+class EvalResult(ModelFacts):
+    """What `eval` scored: the model, the dataset, one row per image and the summary over them."""
+
     dataset: str
     depth_kind: str
     alignment: str
@@ -136,9 +135,7 @@ def score_prediction(
 
 def evaluate_model(model: VisionModel, dataset: Dataset, opts: EvalOptions, progress: Any = None) -> EvalResult:
     """Score `model` on every sample of `dataset`; a sample that fails is a row with `error`, never the end."""
-    kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
-    if not model.card.task.startswith("depth"):
-        raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `eval` needs a depth model")
+    kind = depth_kind(model.name, model.card.task, command="eval")
     rows: list[EvalRow] = []
     interrupted = False
     try:

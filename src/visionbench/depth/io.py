@@ -23,9 +23,8 @@ PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk of every PNG: leng
 FAR_INDEX = 24  # colour-table entry of the farthest depth; 0..23 are skipped (see colourise)
 
 
-# zlib level of every PNG written. Measured on a smooth 640x480 depth map (one thread): colour picture
-# 24.3 ms at level 1 vs 75.3 ms at Pillow's default 6 (files 14 % bigger), 16-bit millimetre PNG 21.6 vs
-# 62.2 ms (2 % bigger); benchmarks/component_costs.py. Folders of thousands are limited by the writer.
+# zlib level of every PNG written: folders of thousands are limited by the writer, and level 1 costs a
+# fraction of Pillow's default 6 for files a few per cent bigger (benchmarks/component_costs.py measures it).
 PNG_LEVEL = 1
 
 
@@ -143,16 +142,21 @@ def colour_range(near: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def colourise(depth: np.ndarray, kind: str, cmap: str = "inferno", scale_bar: bool | None = None) -> Image.Image:
-    """Near bright, far dark (the colour map's top end is near); a metre scale below for metric depth."""
-    near = nearness(depth, kind)
-    lo, hi = colour_range(near)
+def colour_picture(near: np.ndarray, lo: float, hi: float, cmap: str) -> Image.Image:
+    """Nearness in [lo, hi] through the colour map; unknown depth is black."""
     t = np.clip((near - lo) / (hi - lo), 0.0, 1.0)
     # the map's darkest entries are left out so that the farthest depth never looks like unknown (black)
     idx = np.where(np.isfinite(t), np.rint(FAR_INDEX + t * (255 - FAR_INDEX)), 0).astype(np.uint8)
     rgb = colour_table(cmap)[idx]
-    rgb[~np.isfinite(near)] = 0  # unknown depth is black
-    picture = Image.fromarray(rgb, "RGB")
+    rgb[~np.isfinite(near)] = 0
+    return Image.fromarray(rgb, "RGB")
+
+
+def colourise(depth: np.ndarray, kind: str, cmap: str = "inferno", scale_bar: bool | None = None) -> Image.Image:
+    """Near bright, far dark (the colour map's top end is near); a metre scale below for metric depth."""
+    near = nearness(depth, kind)
+    lo, hi = colour_range(near)
+    picture = colour_picture(near, lo, hi, cmap)
     if scale_bar if scale_bar is not None else kind == "metric":
         picture = _with_scale_bar(picture, lo, hi, cmap)
     return picture

@@ -21,7 +21,6 @@ from visionbench.errors import BadInputError
 
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog_eigen", "silog_kitti",
                 "delta1", "delta2", "delta3")  # fmt: skip
-HIGHER_IS_BETTER = {"delta1", "delta2", "delta3", "boundary_f1"}
 ASPECT_TOLERANCE = 0.02  # relative; more than this is another picture, not another resolution
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
@@ -24,6 +25,20 @@ class ModelRunOptions(BaseModel):
         None, gt=0, allow_inf_nan=False, description="Known focal length in pixels (beats EXIF and the FOV head)."
     )
     seed: int = Field(0, description="Seed for random weights.")
+
+
+class DepthOptions(ModelRunOptions):
+    """How `visionbench depth` runs; field descriptions are the CLI's help."""
+
+    out: Path = Field(Path("depth_out"), description="Output folder; the inputs' relative paths are kept.")
+    cmap: str = Field("inferno", description="Matplotlib colour map of the depth picture (near = top of the map).")
+    side_by_side: bool = Field(False, description="Also write photo | depth side by side.")
+    raw: bool = Field(True, description="Write raw .npy (and 16-bit mm PNG for metric models).")
+    ply: bool = Field(False, description="Write a coloured point cloud (.ply) for metric models.")
+    ply_stride: int = Field(1, ge=1, description="Keep every n-th pixel in rows and columns of the point cloud.")
+    ignore_exif: bool = Field(False, description="Do not use the EXIF 35 mm focal length.")
+    resume: bool = Field(False, description="Skip images whose outputs all exist already.")
+    workers: int | None = Field(None, ge=1, description="Decoding threads (default: min(4, CPUs - 1)).")
 
 
 def checked_options(cls: type[OptionsT], **values: Any) -> OptionsT:

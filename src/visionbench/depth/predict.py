@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from visionbench.depth.intrinsics import focal_from_fov_deg, fov_deg_from_focal
+from visionbench.errors import UnsupportedOptionError
 from visionbench.models.base import Batch, Prediction, VisionModel
 
 
@@ -23,6 +24,21 @@ def is_depth_pro(model: VisionModel) -> bool:
     from visionbench.models.depth_pro import DepthProModel
 
     return isinstance(model, DepthProModel)
+
+
+def depth_kind(name: str, task: str, command: str = "depth", ply: bool = False) -> str:
+    """ "metric" or "relative-inverse"; a model that makes no depth, or --ply without metres, is refused."""
+    if not task.startswith("depth"):
+        raise UnsupportedOptionError(f"{name} is a {task} model; `{command}` needs a depth model")
+    kind = "metric" if task == "depth-metric" else "relative-inverse"
+    if ply and kind != "metric":
+        raise UnsupportedOptionError(f"--ply needs metric depth; {name} predicts relative inverse depth")
+    return kind
+
+
+def batch_key(model: VisionModel) -> Any:
+    """DepthPro resizes every image to one square: any images stack. Others keep aspect: group by size."""
+    return None if is_depth_pro(model) else (lambda im: im.size)
 
 
 def override_fov(

@@ -12,135 +12,38 @@ again when it ends however it ends (done, Ctrl-C, an error); each run's failures
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import secrets
-import sys
-import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from visionbench.depth import intrinsics
-from visionbench.depth.io import colour_table, write_bytes, write_json
+from visionbench.depth.io import colour_table
 from visionbench.depth.loader import LoadedImage, group_batches, prefetch, stream_images
-from visionbench.depth.options import ModelRunOptions
+from visionbench.depth.options import DepthOptions
 from visionbench.depth.outputs import (
     OutputPlan,
     OutputWriteError,
-    depth_stats,
     no_images_message,
     scan_inputs,
     weights_record,
     write_image_outputs,
 )
-from visionbench.depth.predict import forward_depth, has_fov_head, is_depth_pro
-from visionbench.errors import BadInputError, UnsupportedOptionError
+from visionbench.depth.predict import batch_key, depth_kind, forward_depth
+from visionbench.depth.progress import rate_bar
+from visionbench.depth.sidecar import image_sidecar, known_focal_px
+from visionbench.depth.summary import DepthRunSummary, Failure, previous_runs, write_run_summary
+from visionbench.errors import BadInputError
 from visionbench.files import check_output_dir
 from visionbench.models.base import Batch, Prediction, VisionModel
 
 log = logging.getLogger("visionbench")
-FAILURES_FILE = "failures-{run_id}.txt"  # one file per run: a later run never overwrites an earlier one's list
-SUMMARY_FILE = "depth_run.json"
-
-
-class DepthOptions(ModelRunOptions):
-    """How `visionbench depth` runs; field descriptions are the CLI's help."""
-
-    out: Path = Field(Path("depth_out"), description="Output folder; the inputs' relative paths are kept.")
-    cmap: str = Field("inferno", description="Matplotlib colour map of the depth picture (near = top of the map).")
-    side_by_side: bool = Field(False, description="Also write photo | depth side by side.")
-    raw: bool = Field(True, description="Write raw .npy (and 16-bit mm PNG for metric models).")
-    ply: bool = Field(False, description="Write a coloured point cloud (.ply) for metric models.")
-    ply_stride: int = Field(1, ge=1, description="Keep every n-th pixel in rows and columns of the point cloud.")
-    ignore_exif: bool = Field(False, description="Do not use the EXIF 35 mm focal length.")
-    resume: bool = Field(False, description="Skip images whose outputs all exist already.")
-    workers: int | None = Field(None, ge=1, description="Decoding threads (default: min(4, CPUs - 1)).")
-
-
-class Failure(BaseModel):
-    path: str
-    error: str
-
-
-class DepthRunSummary(BaseModel):
-    """What a run did: counts, failures (also in its failures-<run id>.txt), throughput, how it ended."""
-
-    model: str
-    weights_mode: str
-    weights_warning: str | None = None
-    weights: dict[str, Any] = Field(default_factory=dict, description="The weights record as the adapter gives it.")
-    out: str
-    run_id: str = Field(default_factory=lambda: new_run_id())
-    started: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    status: str = Field("running", description="running, completed, stopped (a write failed), interrupted, failed.")
-    error: str | None = Field(None, description="Why the run ended early (one line).")
-    total: int
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    not_attempted: int = Field(0, description="Images left when the run ended early.")
-    unreadable_paths: int = Field(0, description="Folders that could not be listed, symlink loops, dangling links.")
-    excluded_in_out: int = 0
-    failures: list[Failure] = Field(default_factory=list)
-    failures_file: str | None = None
-    seconds: float = 0.0
-    images_per_s: float = 0.0
-
-
-def new_run_id() -> str:
-    """Sortable and unique enough for one output folder: UTC time plus 4 random hex digits."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
 def writer_threads() -> int:
     """PNG encoding (zlib) releases the GIL: one writer per two cores, up to 4, leaves the rest to the model."""
     return max(1, min(4, (os.cpu_count() or 2) // 2))
-
-
-def batch_key(model: VisionModel) -> Any:
-    """DepthPro resizes every image to one square: any images stack. Others keep aspect: group by size."""
-    return None if is_depth_pro(model) else (lambda im: im.size)
-
-
-def known_focal_px(item: LoadedImage, opts: DepthOptions) -> float | None:
-    """The focal length (px) from --focal-px or EXIF, or None when only a model could guess it."""
-    w, h = item.image.size  # type: ignore[union-attr]
-    exif = None if opts.ignore_exif else item.exif_focal_35mm
-    focal, source = intrinsics.choose_focal(cli_px=opts.focal_px, exif_35mm=exif, model_px=None, width=w, height=h)
-    return focal if source in {"cli", "exif"} else None
-
-
-def focal_facts(
-    model: VisionModel, item: LoadedImage, opts: DepthOptions, predicted_px: float | None
-) -> dict[str, Any]:
-    """The sidecar's focal-length fields: which focal length was used, where it came from, what the model said."""
-    w, h = item.image.size  # type: ignore[union-attr]
-    exif = None if opts.ignore_exif else item.exif_focal_35mm
-    focal, source = intrinsics.choose_focal(
-        cli_px=opts.focal_px, exif_35mm=exif, model_px=predicted_px, width=w, height=h
-    )
-    facts: dict[str, Any] = {}
-    if is_depth_pro(model):
-        if focal is None and has_fov_head(model):  # the head gave 0, a negative or a nan field of view
-            facts["focal_warning"] = "the FOV head's field of view is degenerate: depth is not meaningful (--focal-px)"
-        elif focal is None:  # no FOV head: transformers makes depth with f = W
-            focal, source = float(w), "assumed"
-        facts["depth_uses_focal_px"] = focal  # DepthPro's metric depth is computed with this focal length
-    return {
-        "focal_px": focal,
-        "focal_source": source,
-        "fov_deg": intrinsics.fov_deg_from_focal(focal, w) if focal else None,
-        "focal_px_predicted": predicted_px,
-        "fov_deg_predicted": intrinsics.fov_deg_from_focal(predicted_px, w) if predicted_px else None,
-        "exif_focal_35mm": item.exif_focal_35mm,
-        **facts,
-    }
 
 
 def run_depth(
@@ -168,11 +71,7 @@ def run_depth(
             opts.model, weights=opts.weights, device=_device(opts.device), dtype=opts.dtype,
             input_size=opts.input_size, seed=opts.seed,
         )  # fmt: skip
-    kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
-    if not model.card.task.startswith("depth"):
-        raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `depth` needs a depth model")
-    if opts.ply and kind != "metric":
-        raise UnsupportedOptionError(f"--ply needs metric depth; {model.name} predicts relative inverse depth")
+    kind = depth_kind(model.name, model.card.task, ply=opts.ply)
     summary = DepthRunSummary(model=model.name, weights_mode=model.weights.mode, out=str(out),
                               weights_warning=model.weights.warning, weights=weights_record(model),
                               total=len(scan.plans), excluded_in_out=len(scan.excluded),
@@ -185,7 +84,7 @@ def run_depth(
     summary.skipped = len(scan.plans) - len(todo)
     t0 = time.perf_counter()
     try:
-        with _progress(show_progress, len(todo)) as advance:
+        with rate_bar(show_progress, len(todo), "depth") as advance:
             _pipeline(model, todo, opts, kind, summary, advance)
     except BaseException as exc:
         summary.status = {OutputWriteError: "stopped", KeyboardInterrupt: "interrupted"}.get(type(exc), "failed")
@@ -298,35 +197,6 @@ class ImageWriteError(Exception):
         self.item, self.fatal = item, fatal
 
 
-def image_sidecar(model: VisionModel, item: LoadedImage, depth: Any, predicted_focal_px: float | None,
-                  opts: DepthOptions, runtime_ms: float, source: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """One image's sidecar fields (every engine writes these): what made the depth, its units, the focal length."""
-    kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
-    photo = item.image
-    assert photo is not None
-    return {
-        "source": str(item.path) if source is None else source,
-        "model": model.name,
-        "weights_mode": model.weights.mode,
-        "weights_source": model.weights.source,
-        "weights_warning": model.weights.warning,
-        "weights": weights_record(model),
-        "depth_kind": kind,
-        "depth_unit": "metres" if kind == "metric" else "relative inverse depth (larger is nearer, no unit)",
-        "input_width": photo.width,
-        "input_height": photo.height,
-        "model_input_size": model.input_size,
-        "output_width": int(depth.shape[1]),
-        "output_height": int(depth.shape[0]),
-        "depth": depth_stats(depth),
-        **focal_facts(model, item, opts, predicted_focal_px),
-        "runtime_ms": runtime_ms,
-        "decode_ms": item.decode_ms,
-        "device": str(model.device),
-        "dtype": str(model.dtype).removeprefix("torch."),
-    }
-
-
 def write_prediction(model: VisionModel, item: LoadedImage, pred: Prediction, predicted_focal_px: float | None,
                      plan: OutputPlan, opts: DepthOptions, kind: str, runtime_ms: float) -> None:  # fmt: skip
     """Every output file of one image's prediction (the code each engine calls); ImageWriteError on failure."""
@@ -345,87 +215,3 @@ def write_prediction(model: VisionModel, item: LoadedImage, pred: Prediction, pr
         raise ImageWriteError(item, f"{item.path}: writing outputs failed ({type(exc).__name__}: {exc})") from exc
     finally:
         item.image = None  # free the decoded photo as soon as its files are written
-
-
-def previous_runs(out: Path) -> list[dict[str, Any]]:
-    """Earlier runs into `out`, newest last, read from its depth_run.json: each keeps a pointer to its failures."""
-    try:
-        record = json.loads((out / SUMMARY_FILE).read_text())
-        last = record["summary"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    keys = ("run_id", "started", "status", "model", "total", "done", "skipped", "failed", "failures_file")
-    earlier = [r for r in record.get("previous_runs", []) if isinstance(r, dict)]
-    if last.get("failures_file") is None and last.get("failed") and (out / "failures.txt").exists():
-        last["failures_file"] = str(out / "failures.txt")  # written by versions that used one name for every run
-    return [*earlier, {k: last.get(k) for k in keys}]
-
-
-def _one_line(text: str) -> str:
-    """A file name may hold a newline or a tab: escaped, so the failures file keeps one line per file."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-
-
-def write_run_summary(out: Path, summary: DepthRunSummary, opts: DepthOptions,
-                      previous: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
-    """This run's failures-<run id>.txt and OUT/depth_run.json; returns where the summary went.
-
-    When `out` refuses the write, the summary goes to the temporary folder instead, and as a last
-    resort to stderr: a run never ends without saying what it did.
-    """
-    if summary.failures:
-        text = "".join(f"{_one_line(f.path)}\t{_one_line(f.error)}\n" for f in summary.failures)
-        try:
-            summary.failures_file = str(write_bytes(out / FAILURES_FILE.format(run_id=summary.run_id), text.encode()))
-        except OSError:
-            summary.failures_file = None  # the list is in the summary too
-    record = {"summary": summary.model_dump(), "options": opts.model_dump(mode="json"),
-              "previous_runs": previous or []}  # fmt: skip
-    fallback = Path(tempfile.gettempdir()) / f"visionbench-{SUMMARY_FILE.removesuffix('.json')}-{summary.run_id}.json"
-    for target in (out / SUMMARY_FILE, fallback):
-        try:
-            return str(write_json(target, record))
-        except OSError:
-            continue
-    sys.stderr.write(json.dumps(record, default=str) + "\n")
-    return "stderr (no folder could be written)"
-
-
-class _progress:
-    """A rich progress bar on stderr with images/s and ETA; a no-op when hidden."""
-
-    def __init__(self, show: bool, total: int) -> None:
-        self.show, self.total = show, total
-
-    def __enter__(self) -> Any:
-        if not self.show:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,  # fmt: skip
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(TextColumn("depth"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), console=Console(stderr=True))  # fmt: skip
-        self.bar.__enter__()
-        self.task = self.bar.add_task("depth", total=self.total, rate="")
-        self.t0 = time.perf_counter()
-        self.count = 0
-
-        def advance(n: int) -> None:
-            self.count += n
-            dt = time.perf_counter() - self.t0
-            self.bar.update(self.task, advance=n, rate=f"{self.count / dt:.1f} img/s" if dt > 0 else "")
-
-        return advance
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.show:
-            self.bar.__exit__(*exc)

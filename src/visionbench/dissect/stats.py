@@ -24,7 +24,7 @@ from visionbench.layers_json import NEAR_ZERO
 
 # order of the values of one output; counts are exact integers held in float64
 FIELDS = ("numel", "min", "max", "mean", "std", "zeros", "near_zero", "nan", "inf")
-_CHUNK = 1 << 24  # float32 counts integers exactly up to here: bigger outputs are counted in chunks
+COUNT_CHUNK = 1 << 24  # float32 counts integers exactly up to here: bigger outputs are counted in chunks
 _F32 = torch.float32
 
 
@@ -81,7 +81,7 @@ class StatsEngine:
         return self._scratch[:n]
 
     def _counts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Non-zeros and |x| > 1e-6 of at most _CHUNK elements: signs into the scratch buffer, then dot."""
+        """Non-zeros and |x| > 1e-6 of at most COUNT_CHUNK elements: signs into the scratch buffer, then dot."""
         buf = self._buffer(x.numel())
         torch.sign(x, out=buf)
         nonzero = torch.dot(buf, buf)
@@ -100,8 +100,8 @@ class StatsEngine:
         lo, hi = torch.aminmax(x)
         mn, mx, s, ss = torch.stack([lo, hi, x.sum(), torch.dot(x, x)]).tolist()
         nz = fr = 0.0
-        for start in range(0, n, _CHUNK):  # counts chunk by chunk: the scratch buffer bounded, every count exact
-            a, b = torch.stack(self._counts(x[start : start + _CHUNK])).tolist()
+        for start in range(0, n, COUNT_CHUNK):  # counts chunk by chunk: the scratch buffer bounded, every count exact
+            a, b = torch.stack(self._counts(x[start : start + COUNT_CHUNK])).tolist()
             nz, fr = nz + a, fr + b
         return self._finish(x, n, mn, mx, 0.0, s, ss, nz, fr)
 
@@ -121,11 +121,11 @@ class StatsEngine:
         mean = shift + offset
         if var < 1e-3 * offset * offset:  # cancellation would eat the digits: centre first (rare when shifted)
             x = x.reshape(-1)
-            buf = self._buffer(min(n, _CHUNK))
+            buf = self._buffer(min(n, COUNT_CHUNK))
             correction = squares2 = 0.0  # corrected two-pass: also removes the rounding error of `mean` itself
-            for start in range(0, n, _CHUNK):
-                part = buf[: min(_CHUNK, n - start)]
-                torch.sub(x[start : start + _CHUNK], mean, out=part)
+            for start in range(0, n, COUNT_CHUNK):
+                part = buf[: min(COUNT_CHUNK, n - start)]
+                torch.sub(x[start : start + COUNT_CHUNK], mean, out=part)
                 correction += float(part.sum(dtype=torch.float64))
                 squares2 += float(torch.dot(part, part))
             correction /= n

@@ -78,14 +78,6 @@ def cached_hf_snapshot(repo_id: str, revision: str | None = None) -> Path | None
     return folder
 
 
-def fetch_hf_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
-    """Cached snapshot, else a download when the hub answers; None when neither works."""
-    folder, why = find_hf_snapshot(repo_id, revision)
-    if folder is None:
-        log.info("%s: %s", repo_id, why)
-    return folder
-
-
 def find_hf_snapshot(repo_id: str, revision: str | None = None, *, download: bool = True) -> tuple[Path | None, str]:
     """(snapshot folder, "") or (None, why not): cached first, then a download when allowed and reachable.
 

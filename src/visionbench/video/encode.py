@@ -20,19 +20,15 @@ class ColourScale:
     """Depth -> RGB with a colour range fixed by the first frame it sees (near is the map's top end)."""
 
     def __init__(self, kind: str, cmap: str) -> None:
-        self.kind, self.table = kind, io.colour_table(cmap)
+        io.colour_table(cmap)  # an unknown colour map fails here, not at the first frame
+        self.kind, self.cmap = kind, cmap
         self.range: tuple[float, float] | None = None
 
     def __call__(self, depth: np.ndarray) -> Image.Image:
         near = io.nearness(depth, self.kind)
         if self.range is None:
             self.range = io.colour_range(near)
-        lo, hi = self.range
-        t = np.clip((near - lo) / (hi - lo), 0.0, 1.0)
-        idx = np.where(np.isfinite(t), np.rint(io.FAR_INDEX + t * (255 - io.FAR_INDEX)), 0).astype(np.uint8)
-        rgb = self.table[idx]
-        rgb[~np.isfinite(near)] = 0  # unknown depth is black, as in `depth`'s pictures
-        return Image.fromarray(rgb, "RGB")
+        return io.colour_picture(near, *self.range, self.cmap)
 
 
 class VideoWriter:

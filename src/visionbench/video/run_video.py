@@ -17,86 +17,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from visionbench.depth import intrinsics, io
-from visionbench.depth.options import ModelRunOptions
 from visionbench.depth.outputs import OutputPlan, depth_stats
-from visionbench.depth.predict import forward_depth, has_fov_head, is_depth_pro
-from visionbench.errors import BadInputError, UnsupportedOptionError
+from visionbench.depth.predict import depth_kind, forward_depth, has_fov_head, is_depth_pro
+from visionbench.depth.progress import rate_bar
+from visionbench.errors import BadInputError
 from visionbench.files import check_output_dir, write_json
 from visionbench.models.base import VisionModel
 from visionbench.video import metrics as vm
 from visionbench.video.encode import ColourScale, VideoWriter
 from visionbench.video.groundtruth import GroundTruth, load_ground_truth
+from visionbench.video.options import (
+    DEPTH_VIDEO,
+    FRAMES_DIR,
+    SIDE_VIDEO,
+    SUMMARY_FILE,
+    VideoOptions,
+    VideoSummary,
+    check_options,
+    check_out_not_in_input,
+    check_resume,
+)
 from visionbench.video.source import Frame, FrameSource
 
 log = logging.getLogger("visionbench")
-SUMMARY_FILE = "video.json"
-DEPTH_VIDEO = "depth.mp4"
-SIDE_VIDEO = "side_by_side.mp4"
-FRAMES_DIR = "depth"
-
-
-class VideoOptions(ModelRunOptions):
-    """How `visionbench video` runs; the CLI's help says the same."""
-
-    out: Path = Field(Path("video_out"), description="Output folder.")
-    cmap: str = Field("inferno", description="Matplotlib colour map of the depth video (near = top of the map).")
-    side_by_side: bool = Field(False, description="Also write photo | depth as side_by_side.mp4.")
-    resume: bool = Field(False, description="Reuse frames whose files are complete; the model runs on the rest.")
-    every: int = Field(1, ge=1, description="Keep every N-th frame.")
-    start_s: float = Field(0.0, ge=0, description="First timestamp to process (seconds).")
-    end_s: float | None = Field(None, gt=0, description="Stop before this timestamp (seconds).")
-    fps: float = Field(30.0, gt=0, description="Frame rate of a folder of frames.")
-    ground_truth: Path | None = Field(None, description="Folder with depth/, poses.npy, intrinsics.json.")
-    flow: str = Field("dis", description="Optical flow for the flicker metric: dis or farneback (OpenCV).")
-    flicker: bool = Field(True, description="Compute the flicker (OPW); off saves the optical flow's time.")
-
-
-class VideoSummary(BaseModel):
-    model: str
-    weights_mode: str
-    weights_warning: str | None = None
-    depth_kind: str
-    out: str
-    source: dict[str, Any]
-    frames: int = 0
-    frames_resumed: int = 0
-    seconds: float = 0.0
-    frames_per_s: float = 0.0
-    model_frames_per_s: float | None = None
-    files: dict[str, str] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    complete: bool = False
-    error: str | None = None
-
-
-def check_options(opts: VideoOptions) -> None:
-    """Option values that cannot work, before anything is opened or built."""
-    if opts.end_s is not None and opts.end_s <= opts.start_s:
-        raise BadInputError(f"--end {opts.end_s} must be after --start {opts.start_s}")
-    if opts.flow not in {"dis", "farneback"}:
-        raise BadInputError(f"--flow {opts.flow!r}: choose dis or farneback")
-    io.colour_table(opts.cmap)
-
-
-def check_out_not_in_input(source: Path, out: Path) -> None:
-    """A folder of frames must not hold the outputs: a rerun would read depth PNGs as frames."""
-    src, dst = source.expanduser().resolve(), out.expanduser().resolve()
-    if src.is_dir() and (dst == src or src in dst.parents):
-        raise BadInputError(f"--out {out} is inside the input folder {source}; choose a folder outside it")
-
-
-def check_resume(out: Path, model_name: str) -> None:
-    """--resume into a folder another model made would mix two models' frames: refused before the mp4 is rewritten."""
-    for sidecar in sorted((out / FRAMES_DIR).glob("frame_*.json"))[:1]:
-        try:
-            made_by = json.loads(sidecar.read_text()).get("model")
-        except (OSError, ValueError):
-            continue
-        if made_by != model_name:
-            raise BadInputError(f"--resume: {out} holds frames made by {made_by}, not {model_name}; use another --out")
 
 
 def run_video(input_path: str | Path, opts: VideoOptions, *, show_progress: bool = True,
@@ -115,9 +60,7 @@ def run_video(input_path: str | Path, opts: VideoOptions, *, show_progress: bool
     if model is None:
         model = create_model(opts.model, weights=opts.weights, device=str(resolve_device(opts.device)),
                              dtype=opts.dtype, input_size=opts.input_size, seed=opts.seed)  # fmt: skip
-    if not model.card.task.startswith("depth"):
-        raise UnsupportedOptionError(f"{model.name} is a {model.card.task} model; `video` needs a depth model")
-    kind = "metric" if model.card.task == "depth-metric" else "relative-inverse"
+    kind = depth_kind(model.name, model.card.task, command="video")
     if opts.resume:
         check_resume(out, model.name)
     summary = VideoSummary(model=model.name, weights_mode=model.weights.mode, weights_warning=model.weights.warning,
@@ -125,7 +68,7 @@ def run_video(input_path: str | Path, opts: VideoOptions, *, show_progress: bool
     run = _Run(model, source, opts, out, kind, gt, summary)
     t0 = time.perf_counter()
     try:
-        with _Progress(show_progress, _expected_frames(source, opts)) as advance:
+        with rate_bar(show_progress, _expected_frames(source, opts), "video", unit="frames") as advance:
             run.go(advance)
         summary.complete = True
     except BaseException as exc:
@@ -167,10 +110,8 @@ class _Run:
         self.model_frames = 0
 
     # --- files of one frame -------------------------------------------------------------------------
-    def plan(self, frame: Frame) -> dict[str, Path]:
-        plan = OutputPlan(
-            Path(f"{self.source.info.path}#{frame.index}"), self.out / FRAMES_DIR / f"frame_{frame.index:06d}"
-        )
+    def plan(self, index: int) -> dict[str, Path]:
+        plan = OutputPlan(Path(f"{self.source.info.path}#{index}"), self.out / FRAMES_DIR / f"frame_{index:06d}")
         files = plan.files(kind=self.kind, side_by_side=False, ply=False, raw=True)
         files.pop("picture")  # the depth video shows the colours
         return files
@@ -178,7 +119,7 @@ class _Run:
     def resumed(self, frame: Frame) -> tuple[np.ndarray, dict[str, Any]] | None:
         if not self.opts.resume:
             return None
-        files = self.plan(frame)
+        files = self.plan(frame.index)
         if not all(p.exists() for p in files.values()):
             return None
         try:
@@ -275,7 +216,7 @@ class _Run:
         return record
 
     def _write_files(self, frame: Frame, depth: np.ndarray, record: dict[str, Any]) -> None:
-        files = self.plan(frame)
+        files = self.plan(frame.index)
         io.save_npy(files["npy"], depth)
         if "png16_mm" in files:
             io.save_png16_mm(files["png16_mm"], depth)
@@ -345,7 +286,7 @@ class _Run:
         pooled, terms, prev = vm.PooledScores(), [], None
         for r in self.records:
             gt = self.gt.depth(r["index"])
-            pred = np.load(self.out / FRAMES_DIR / f"frame_{r['index']:06d}{_npy_suffix(self.kind)}")
+            pred = np.load(self.plan(r["index"])["npy"])
             aligned = vm.aligned_depth(pred, self.kind, st[0], st[1], max_depth)
             pooled.add(aligned, gt)
             if prev is not None and self.gt.has_geometry:
@@ -358,10 +299,6 @@ class _Run:
         if not self.gt.has_geometry:
             res["tae_note"] = "no poses.npy or intrinsics.json: TAE needs both"
         return res
-
-
-def _npy_suffix(kind: str) -> str:
-    return ".depth.npy" if kind == "metric" else ".inverse_depth.npy"
 
 
 def _mean(vals: list[Any]) -> float | None:
@@ -396,33 +333,3 @@ def _drain(pending: list[Future[None]], limit: int) -> list[Future[None]]:
     while len(pending) > limit or (pending and pending[0].done()):
         pending.pop(0).result()
     return pending
-
-
-class _Progress:
-    """A rich bar on stderr with frames/s and ETA (a spinner-like count when the total is unknown)."""
-
-    def __init__(self, show: bool, total: int | None) -> None:
-        self.show, self.total = show, total
-
-    def __enter__(self) -> Any:
-        if not self.show:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("video"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                            TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))  # fmt: skip
-        self.bar.__enter__()
-        self.task = self.bar.add_task("video", total=self.total, rate="")
-        t0, count = time.perf_counter(), [0]
-
-        def advance(n: int) -> None:
-            count[0] += n
-            dt = time.perf_counter() - t0
-            self.bar.update(self.task, advance=n, rate=f"{count[0] / dt:.2f} frames/s" if dt > 0 else "")
-
-        return advance
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.show:
-            self.bar.__exit__(*exc)

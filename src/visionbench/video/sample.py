@@ -24,8 +24,6 @@ from visionbench.depth.datasets import middlebury_motorcycle
 from visionbench.files import write_bytes
 from visionbench.video.groundtruth import write_intrinsics
 
-SAMPLE_NAME = "middlebury-orbit"
-
 
 def camera_path(n: int, shift_m: float = 0.04, turn_deg: float = 1.5) -> np.ndarray:
     """[n, 4, 4] camera-to-world poses: frame 0 is the source camera, then a small loop sideways and forward."""

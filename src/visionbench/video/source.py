@@ -22,7 +22,6 @@ from PIL import Image
 from visionbench.errors import BadInputError
 from visionbench.images import IMAGE_SUFFIXES, load_image
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 EXIF_ORIENTATION = 0x0112
 
 
