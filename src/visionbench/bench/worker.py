@@ -157,6 +157,10 @@ def _measure(
         return
     result.status, result.error = "ok", None
     model.module = eager
+    if config.variants or config.preset:  # fastpath: variants and the fast preset, against the figure just taken
+        from visionbench.bench.variants import run_variants
+
+        result.variants = run_variants(model, config, images, result, policy, events.emit)
     if config.profile:
         from visionbench.bench.hooks import run_profile
 

@@ -53,6 +53,8 @@ BENCH_OPTIONS: list[tuple[str, Any, Any]] = [
     ("compile", bool, _field_option("compile")),
     ("channels_last", bool, _field_option("channels_last")),
     ("fuse", bool, _field_option("fuse", "--fuse/--no-fuse")),
+    ("variants", str | None, _field_option("variants", prefix="Comma-separated. ")),
+    ("preset", str | None, _field_option("preset")),
     ("threads", int | None, _field_option("threads")),
     ("runs", int, _field_option("runs")),
     ("warmup", int, _field_option("warmup")),
@@ -79,7 +81,8 @@ COMMAND_OPTIONS: list[tuple[str, Any, Any, Any]] = [
 ]
 # What `run` changes: the suite's models, a per-model timeout, a loop cap so a forward of minutes gets 2
 # samples, and a dissection after each benchmark.
-RUN_PRESET: dict[str, Any] = {"timeout": 1800.0, "max_loop_time": 240.0, "dissect": True}
+RUN_PRESET: dict[str, Any] = {"timeout": 1800.0, "max_loop_time": 240.0, "dissect": True,
+                              "variants": "auto"}  # fastpath: dtype/layout variants, said when not applicable
 QUICK_HELP = "A shorter run (fewer repeats, no dissection, the slowest models cut or shrunk); prints what it cuts."
 # Options a resumed run takes from this command line; every other one comes from the run folder.
 RESUME_OPTIONS = {"out", "resume", "as_json", "trust_remote_code", "models"}

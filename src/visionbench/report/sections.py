@@ -13,6 +13,7 @@ from visionbench.report import analysis as an
 from visionbench.report import fmt, plots
 from visionbench.report.arch import architecture_blocks
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
+from visionbench.report.performance import optimisation_blocks, utilisation_blocks
 from visionbench.report.runview import ModelView, RunView
 from visionbench.results import ModelResult, RunResult
 
@@ -28,6 +29,8 @@ def report_blocks(view: RunView) -> list[Block]:
         *output_blocks(view),
         *baseline_blocks(view),
         *variant_blocks(view),
+        *utilisation_blocks(view),
+        *optimisation_blocks(view),
         *suitability_blocks(view),
         *method_blocks(view),
     ]
