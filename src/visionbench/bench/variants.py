@@ -76,9 +76,13 @@ def native_low_precision(device: torch.device) -> dict[str, str | None]:
     fp16_ok = mkldnn and ("avx512_fp16" in flags or "amx_fp16" in flags)
     cap = torch.backends.cpu.get_cpu_capability()
     return {
-        "bfloat16": None if bf16_ok else f"no native bfloat16 on this CPU ({cap}; no avx512_bf16 or amx_bf16): "
+        "bfloat16": None
+        if bf16_ok
+        else f"no native bfloat16 on this CPU ({cap}; no avx512_bf16 or amx_bf16): "
         "torch would emulate it, slower than float32",
-        "float16": None if fp16_ok else f"no native float16 on this CPU ({cap}; no avx512_fp16 or amx_fp16): "
+        "float16": None
+        if fp16_ok
+        else f"no native float16 on this CPU ({cap}; no avx512_fp16 or amx_fp16): "
         "torch would emulate it, slower than float32",
     }
 

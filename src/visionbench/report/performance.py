@@ -48,13 +48,29 @@ def utilisation_blocks(view: RunView) -> list[Block]:
     )
     return [
         Heading(2, "Utilisation against the device's peak"),
-        Text("Achieved FLOP/s (FLOPs of one forward / median model latency) against the matmul peak each worker "
-             "measured before loading its model, and the vendor's dense datasheet peak where the device is known. "
-             "FLOP/B counts the weights as the bytes moved (a lower bound on traffic): below the ridge point "
-             "(measured matmul FLOP/s / copy bytes/s) a model is memory-bound, and its low utilisation is the "
-             f"memory's limit, not slow arithmetic. Probes: {probe or 'none recorded'}."),  # fmt: skip
-        Table(["model", "batch", "dtype", "TFLOP/s", "measured peak", "of measured", "datasheet peak",
-               "of datasheet", "FLOP/B", "ridge FLOP/B", "roofline"], rows),  # fmt: skip
+        Text(
+            "Achieved FLOP/s (FLOPs of one forward / median model latency) against the matmul peak each worker "
+            "measured before loading its model, and the vendor's dense datasheet peak where the device is known. "
+            "FLOP/B counts the weights as the bytes moved (a lower bound on traffic): below the ridge point "
+            "(measured matmul FLOP/s / copy bytes/s) a model is memory-bound, and its low utilisation is the "
+            f"memory's limit, not slow arithmetic. Probes: {probe or 'none recorded'}."
+        ),  # fmt: skip
+        Table(
+            [
+                "model",
+                "batch",
+                "dtype",
+                "TFLOP/s",
+                "measured peak",
+                "of measured",
+                "datasheet peak",
+                "of datasheet",
+                "FLOP/B",
+                "ridge FLOP/B",
+                "roofline",
+            ],
+            rows,
+        ),  # fmt: skip
     ]
 
 
@@ -64,8 +80,10 @@ def _accuracy(acc: dict[str, float | None]) -> str:
                        ("box_match_iou90", "boxes @IoU0.9"), ("mask_iou", "mask IoU")):  # fmt: skip
         if key in acc:
             v = acc[key]
-            parts.append(f"{label} " + ("n/a" if v is None else fmt.pct(v, 2) if key.endswith("90") or key == "mask_iou"
-                                         else f"{v:.2e}"))
+            parts.append(
+                f"{label} "
+                + ("n/a" if v is None else fmt.pct(v, 2) if key.endswith("90") or key == "mask_iou" else f"{v:.2e}")
+            )
     return ", ".join(parts) or "-"
 
 
@@ -84,10 +102,12 @@ def optimisation_blocks(view: RunView) -> list[Block]:
         return []
     blocks: list[Block] = [
         Heading(2, "Optimisations, measured with their accuracy cost"),
-        Text("Each variant timed in the model's own worker after its main measurement, on the same input: speed-up "
-             "= main median / variant median; accuracy against the main outputs (depth: mean and max difference "
-             "relative to the map's scale, AbsRel; detection: share of boxes matched at IoU 0.9, same class; "
-             "masks: IoU). With random weights the accuracy cost is that of random outputs."),  # fmt: skip
+        Text(
+            "Each variant timed in the model's own worker after its main measurement, on the same input: speed-up "
+            "= main median / variant median; accuracy against the main outputs (depth: mean and max difference "
+            "relative to the map's scale, AbsRel; detection: share of boxes matched at IoU 0.9, same class; "
+            "masks: IoU). With random weights the accuracy cost is that of random outputs."
+        ),  # fmt: skip
     ]
     if rows:
         blocks.append(Table(["model", "variant", "applied", "main", "variant", "speed-up", "accuracy cost",
