@@ -90,3 +90,24 @@ def test_depth_difference_and_box_matching():
     b = Prediction(task="detect", boxes=boxes[:1], classes=np.array([1]))
     cost = accuracy_cost([a], [b])
     assert cost["box_match_iou90"] == 0.5 and cost["box_count_ratio"] == 0.5
+
+
+def test_gpu_suite_dry_run_first_steps(tmp_path):
+    """The GPU suite's rehearsal: wheels install as for the host's Python 3.12, imports resolve, every step
+    is planned and, with no time left, skipped and logged (the full dry run takes minutes: see the script)."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not list((root / ".whl").glob("*.whl")):
+        pytest.skip("no carried wheels in .whl/ (see benchmarks/gpu_suite.sh for the command)")
+    env = {**__import__("os").environ, "SUITE_BUDGET_S": "20"}
+    res = subprocess.run([str(root / "benchmarks" / "gpu_suite.sh"), "--dry-run", str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    log = (tmp_path / "suite.log").read_text()
+    assert res.returncode == 0, log + res.stderr
+    assert "wheels: " in log and "pydantic" in log
+    assert "visionbench" in (tmp_path / "env.txt").read_text()
+    for name in ("bench-float32", "depthpro-batches", "fast", "gpu-tests", "dissect", "loader"):
+        assert f"SKIP {name}" in log or f"END {name}" in log
+    assert (tmp_path / "utilisation.txt").exists() and "done in" in log
