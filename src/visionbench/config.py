@@ -15,6 +15,30 @@ DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float16": "float16", "f
                "bfloat16": "bfloat16", "bf16": "bfloat16"}  # fmt: skip
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 8192
 
+# Variants `--variants` accepts (bench/variants.py measures them), and the names users also guess for them.
+VARIANT_NAMES = ["bfloat16", "float16", "channels-last", "compile", "sdpa", "fused", "cuda-graphs", "fast", "auto"]
+VARIANT_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "channels_last": "channels-last",
+                   "channelslast": "channels-last", "torch.compile": "compile", "torch-compile": "compile",
+                   "attention": "sdpa", "fuse": "fused", "conv-bn": "fused", "cudagraphs": "cuda-graphs",
+                   "cuda-graph": "cuda-graphs", "cuda_graphs": "cuda-graphs",
+                   "reduce-overhead": "cuda-graphs"}  # fmt: skip
+
+
+def canonical_variants(names: list[str]) -> list[str]:
+    """Variant names as measured, in the order given, once each; an unknown name is one clear error."""
+    out: list[str] = []
+    for raw in (n for item in names for n in item.split(",")):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        name = VARIANT_ALIASES.get(name, name)
+        if name not in VARIANT_NAMES:
+            raise ValueError(f"--variants {raw.strip()!r}: use {', '.join(VARIANT_NAMES)}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
 SUITE_MODELS = [
     "depthpro",
     "depth-anything-v2-small",
@@ -127,6 +151,17 @@ class BenchConfig(BaseModel):
         description="Also time each component (visionbench.measure.profile): for a slow model no extra forward "
         "(hooks on its counted warmup, or one hooked forward), else 2 x min(3, runs) more forwards.",
     )
+    variants: list[str] = Field(
+        default_factory=list,
+        description="Variants timed after the main measurement, with their speed-up and accuracy cost: bfloat16, "
+        "float16, channels-last, compile, sdpa, fused, cuda-graphs, fast, or auto (those that suit the device). "
+        "Added in 1.3.",
+    )
+    preset: str | None = Field(
+        default=None,
+        description="fast: also time the model with everything that helps on this device applied (and each piece "
+        "alone), saying what it applied and what not. Added in 1.3.",
+    )
     quick: bool = Field(default=False, description="The run was shortened with --quick (see `cuts`).")
     cuts: list[str] = Field(default_factory=list, description="What --quick or the suite plan cut, in words.")
     plans: dict[str, ModelPlan] = Field(default_factory=dict, description="Per-model overrides of the repeat policy.")
@@ -137,6 +172,24 @@ class BenchConfig(BaseModel):
         if v not in DTYPE_NAMES:
             raise ValueError(f"--dtype {v!r}: use float32, float16 or bfloat16")
         return DTYPE_NAMES[v]
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _known_variants(cls, v: object) -> list[str]:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ValueError("--variants: a comma-separated list of names")
+        return canonical_variants(v)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str | None) -> str | None:
+        if v is not None and v.strip().lower() not in {"fast", "none", ""}:
+            raise ValueError(f"--preset {v!r}: use fast")
+        return None if v is None or v.strip().lower() in {"none", ""} else "fast"
 
     @field_validator("batch_sizes")
     @classmethod

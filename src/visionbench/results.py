@@ -169,6 +169,41 @@ class ContentionStats(BaseModel):
     method: str = Field(default="", description="How it was measured.")
 
 
+class VariantResult(BaseModel):
+    """One variant of the model (a dtype, compile, channels-last, ...) timed after the main measurement. Added in 1.3.
+
+    Speed-up and accuracy cost are against the run's own float32 eager figure and outputs on the same input.
+    """
+
+    name: str = Field(description="Variant name, e.g. bfloat16, channels-last, compile, fast. Added in 1.3.")
+    status: Literal["ok", "not_applicable", "skipped", "failed", "oom"] = Field(
+        description="ok; not_applicable (cannot apply on this device or model); skipped (the run's time rule); "
+        "failed or oom (it raised). Added in 1.3."
+    )
+    reason: str | None = Field(default=None, description="Why it did not run, in words. Added in 1.3.")
+    applied: list[str] = Field(
+        default_factory=list, description="What the variant changed (for `fast`: each piece it applied). Added in 1.3."
+    )
+    batch_size: int | None = Field(default=None, description="Batch size timed (the run's smallest). Added in 1.3.")
+    latency: LatencyStats | None = Field(default=None, description="The variant's forward loop. Added in 1.3.")
+    baseline_ms: float | None = Field(default=None, description="The main measurement's median forward. Added in 1.3.")
+    speedup: float | None = Field(default=None, description="baseline_ms / the variant's median. Added in 1.3.")
+    compile_s: float | None = Field(
+        default=None, description="First call (compilation, graph capture, warmup) in seconds. Added in 1.3."
+    )
+    accuracy: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Accuracy cost against the main outputs: depth max_rel, mean_rel, abs_rel; detection "
+        "box_match_iou90 (share of reference boxes matched at IoU >= 0.9, same class); masks mask_iou. Added in 1.3.",
+    )
+    max_batch_size: int | None = Field(
+        default=None, description="fast preset on a GPU: the largest batch that ran in the search. Added in 1.3."
+    )
+    oom_batch_size: int | None = Field(
+        default=None, description="fast preset: the smallest batch that ran out of memory. Added in 1.3."
+    )
+
+
 class WeightsRecord(BaseModel):
     """Where a model's weights came from; reports repeat it."""
 
@@ -324,6 +359,11 @@ class ModelResult(BaseModel):
     )
     profile: ProfileResult | ProfileFailure | None = Field(
         default=None, description="Component timing breakdown (visionbench.measure.profile), or why it failed."
+    )
+    variants: list[VariantResult] = Field(
+        default_factory=list,
+        description="Variants timed after the main measurement (--variants, --preset fast), including those not "
+        "applicable, with the reason. Added in 1.3.",
     )
     wall_time_s: float | None = Field(default=None, description="Whole worker, start to finish.")
     folder: str = Field(default="", description="Per-model folder, relative to the run folder.")

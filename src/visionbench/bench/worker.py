@@ -175,6 +175,10 @@ def _measure(
         return
     result.status, result.error = "ok", None
     model.module = eager
+    if config.variants or config.preset:  # fastpath: variants and the fast preset, against the figure just taken
+        from visionbench.bench.variants import run_variants
+
+        result.variants = run_variants(model, config, images, result, policy, events.emit)
     if config.profile:
         events.emit("phase", phase="profile")
         result.profile = _profile(model, name, images[0], policy, result, taken)

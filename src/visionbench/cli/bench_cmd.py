@@ -53,6 +53,8 @@ BENCH_OPTIONS: list[tuple[str, Any, Any]] = [
     ("compile", bool, _field_option("compile")),
     ("channels_last", bool, _field_option("channels_last")),
     ("fuse", bool, _field_option("fuse", "--fuse/--no-fuse")),
+    ("variants", str | None, _field_option("variants", prefix="Comma-separated. ")),
+    ("preset", str | None, _field_option("preset")),
     ("threads", int | None, _field_option("threads")),
     ("runs", int, _field_option("runs")),
     ("warmup", int, _field_option("warmup")),
@@ -83,7 +85,13 @@ COMMAND_OPTIONS: list[tuple[str, Any, Any, Any]] = [
 # samples, and a dissection after each benchmark.
 # `run` also profiles each model's components (measured "where the time goes"): for a slow model the hooks
 # ride on its counted warmup, so the profile costs it no forward (bench/plan.py).
-RUN_PRESET: dict[str, Any] = {"timeout": 1800.0, "max_loop_time": 240.0, "dissect": True, "profile": True}
+RUN_PRESET: dict[str, Any] = {
+    "timeout": 1800.0,
+    "max_loop_time": 240.0,
+    "dissect": True,
+    "profile": True,
+    "variants": "auto",
+}  # dtype/layout variants, said when not applicable
 # --quick keeps DepthPro where one forward is predicted under this (4 minutes: a quick run of the suite
 # then stays within about 10 minutes), with a loop cap for every model.
 QUICK_MAX_FORWARD_S = 240.0

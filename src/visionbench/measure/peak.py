@@ -94,3 +94,26 @@ def utilisation(achieved_flops_per_s: float | None, peak_flops_per_s: float | No
     if not achieved_flops_per_s or not peak_flops_per_s:
         return None
     return achieved_flops_per_s / peak_flops_per_s
+
+
+def ridge_point(peak: DevicePeak | None) -> float | None:
+    """FLOPs per byte at which the measured matmul rate and copy bandwidth meet (the roofline's ridge)."""
+    if peak is None or not peak.copy_bytes_per_s or not peak.matmul_flops_per_s:
+        return None
+    return peak.matmul_flops_per_s / peak.copy_bytes_per_s
+
+
+def arithmetic_intensity(flops: int | None, bytes_moved: int | None) -> float | None:
+    """FLOPs per byte moved; bytes moved is at least the weights read once per forward (a lower bound on traffic,
+    so this is an upper bound on intensity: a model below the ridge even so is certainly memory-bound)."""
+    if not flops or not bytes_moved:
+        return None
+    return flops / bytes_moved
+
+
+def memory_bound(flops: int | None, bytes_moved: int | None, peak: DevicePeak | None) -> bool | None:
+    """True when the forward's FLOPs per byte fall below the device's ridge point; None when unknown."""
+    intensity, ridge = arithmetic_intensity(flops, bytes_moved), ridge_point(peak)
+    if intensity is None or ridge is None:
+        return None
+    return intensity < ridge

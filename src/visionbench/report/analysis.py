@@ -204,7 +204,8 @@ def summary_rows(run: RunResult) -> list[dict[str, Any]]:
                 **_fields(ml, ["mean_ms", "std_ms", "median_ms", "p90_ms", "p99_ms", "min_ms", "max_ms"], "model_"),
                 "model_samples": ml.count if ml else None, **_fields(ml, ["fps", "throughput_images_per_s"]),
                 **_fields(el, ["mean_ms", "median_ms", "p90_ms", "fps"], "e2e_"),
-                **_fields(mem, ["peak_bytes", "after_load_bytes"]), **_fields(b, ["achieved_flops_per_s"]),
+                **_fields(mem, ["peak_bytes", "after_load_bytes"]),
+                **_fields(b, ["achieved_flops_per_s", "utilisation", "utilisation_datasheet"]),
                 "max_batch_size": m.max_batch_size, "oom_batch_size": m.oom_batch_size,
             })  # fmt: skip
     return rows

@@ -15,6 +15,7 @@ from visionbench.report import fmt, plots
 from visionbench.report.arch import architecture_blocks, findings_blocks, transformer_blocks
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.outputs import output_picture_blocks
+from visionbench.report.performance import optimisation_blocks, utilisation_blocks
 from visionbench.report.runview import ModelView, RunView
 from visionbench.results import ModelResult, RunResult
 
@@ -36,6 +37,8 @@ def report_blocks(view: RunView) -> list[Block]:
         *baseline_blocks(view),
         *variant_blocks(view),
         *findings_blocks(view),
+        *utilisation_blocks(view),
+        *optimisation_blocks(view),
         *suitability_blocks(view),
         *reproduce_blocks(view),
         *method_blocks(view),
