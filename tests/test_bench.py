@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from visionbench.bench.events import EventSink
 from visionbench.bench.process import flush_denormal_enabled
-from visionbench.bench.suite import collect_result, prepare_images
+from visionbench.bench.stopped import collect_result
+from visionbench.bench.suite import prepare_images
 from visionbench.bench.worker import bench_model, is_oom
 from visionbench.cli import app
 from visionbench.config import BenchConfig

@@ -16,7 +16,7 @@ import torch
 
 from visionbench.bench.eta import Eta, gflop, predicted_forward_s, probe_peak
 from visionbench.bench.events import EventSink
-from visionbench.bench.suite import fill_from_events
+from visionbench.bench.stopped import fill_from_events
 from visionbench.bench.worker import bench_model
 from visionbench.cli.bench_cmd import QUICK_MAX_FORWARD_S, quick_plan
 from visionbench.config import BenchConfig

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from visionbench.bench.variants import accuracy_cost, box_match_share, depth_difference, native_low_precision
+from visionbench.bench.variants import native_low_precision
 from visionbench.bench.worker import bench_model
 from visionbench.config import BenchConfig
+from visionbench.measure.accuracy import accuracy_cost, box_match_share, depth_difference
 from visionbench.models.base import Prediction
 
 

@@ -6,12 +6,7 @@ taken side by side and the accuracy cost compares two outputs of the same image.
 apply (no native bf16 on an AVX2-only CPU, CUDA graphs on a CPU, SDPA where the main run already uses it)
 or that the run cannot afford is recorded with its reason, never dropped.
 
-Accuracy cost, against the main (float32 eager) predictions of the first image:
-- depth: `max_rel` = max|d - ref| / max|ref|, `mean_rel` = mean|d - ref| / mean|ref| (both relative to the
-  map's scale, so pixels near zero do not dominate), `abs_rel` = mean(|d - ref| / ref) over ref > 0;
-- detection: `box_match_iou90`, the share of reference boxes with a same-class box at IoU >= 0.9
-  (greedy, one to one), and `box_count_ratio`;
-- masks (MobileSAM, YOLO-seg): `mask_iou`, the mean IoU of the masks paired in order.
+Accuracy cost, against the main (float32 eager) predictions of the first image: `visionbench.measure.accuracy`.
 """
 
 from __future__ import annotations
@@ -25,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from visionbench.config import BenchConfig
 from visionbench.images import load_image
+from visionbench.measure.accuracy import accuracy_cost
 from visionbench.measure.timing import RepeatPolicy, latency_stats, synchronize, time_calls
 from visionbench.results import ModelResult, VariantResult
 
@@ -371,83 +366,3 @@ def _to_float32(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_float32(v) for v in obj)
     return obj
-
-
-def depth_difference(ref: np.ndarray, d: np.ndarray) -> dict[str, float | None]:
-    """max_rel, mean_rel (relative to the map's scale) and AbsRel of `d` against `ref` (same shape)."""
-    ref, d = np.asarray(ref, np.float64), np.asarray(d, np.float64)
-    ok = np.isfinite(ref) & np.isfinite(d)
-    ref, d = ref[ok], d[ok]
-    if ref.size == 0:
-        return {"max_rel": None, "mean_rel": None, "abs_rel": None}
-    diff = np.abs(d - ref)
-    scale_max, scale_mean = float(np.abs(ref).max()), float(np.abs(ref).mean())
-    pos = ref > 0
-    return {
-        "max_rel": float(diff.max() / scale_max) if scale_max > 0 else None,
-        "mean_rel": float(diff.mean() / scale_mean) if scale_mean > 0 else None,
-        "abs_rel": float((diff[pos] / ref[pos]).mean()) if pos.any() else None,
-    }
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of xyxy boxes a [N, 4] and b [M, 4]."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def box_match_share(
-    ref_boxes: np.ndarray, ref_classes: np.ndarray, boxes: np.ndarray, classes: np.ndarray, iou: float = 0.9
-) -> float | None:
-    """Share of reference boxes matched one to one by a same-class box at IoU >= `iou`; None without any."""
-    if len(ref_boxes) == 0:
-        return None if len(boxes) == 0 else 0.0
-    m = box_iou(ref_boxes, boxes)
-    m[np.asarray(ref_classes)[:, None] != np.asarray(classes)[None, :]] = 0.0
-    matched, used = 0, set()
-    for i in np.argsort(-m.max(axis=1) if m.size else np.zeros(len(ref_boxes))):
-        if m.shape[1] == 0:
-            break
-        j = next((int(j) for j in np.argsort(-m[i]) if int(j) not in used and m[i, j] >= iou), None)
-        if j is not None:
-            used.add(j)
-            matched += 1
-    return matched / len(ref_boxes)
-
-
-def mask_iou(ref: np.ndarray, masks: np.ndarray) -> float | None:
-    """Mean IoU of masks paired in order (the same prompts or detections); None when there are none."""
-    n = min(len(ref), len(masks))
-    if n == 0:
-        return None if len(ref) == len(masks) else 0.0
-    ious = []
-    for a, b in zip(ref[:n], masks[:n], strict=True):
-        union = np.logical_or(a, b).sum()
-        ious.append(1.0 if union == 0 else float(np.logical_and(a, b).sum() / union))
-    return float(np.mean(ious)) * n / max(len(ref), len(masks))
-
-
-def accuracy_cost(reference: list[Any], preds: list[Any]) -> dict[str, float | None]:
-    """The accuracy cost of `preds` against `reference` (Predictions of the same images), averaged per image."""
-    rows: list[dict[str, float | None]] = []
-    for ref, p in zip(reference, preds, strict=False):
-        row: dict[str, float | None] = {}
-        if ref.depth is not None and p.depth is not None:
-            row.update(depth_difference(ref.depth, p.depth))
-        if ref.boxes is not None and p.boxes is not None:
-            row["box_match_iou90"] = box_match_share(ref.boxes, ref.classes, p.boxes, p.classes)
-            row["box_count_ratio"] = len(p.boxes) / len(ref.boxes) if len(ref.boxes) else None
-        if ref.masks is not None and p.masks is not None:
-            row["mask_iou"] = mask_iou(ref.masks, p.masks)
-        rows.append(row)
-    keys = sorted({k for r in rows for k in r})
-    out: dict[str, float | None] = {}
-    for k in keys:
-        vals = [r[k] for r in rows if r.get(k) is not None]
-        out[k] = float(max(vals)) if k == "max_rel" and vals else (float(np.mean(vals)) if vals else None)
-    return out

@@ -18,6 +18,7 @@ from torch import nn
 
 from visionbench.dissect.hooks import attached, flatten
 from visionbench.dissect.records import DissectOptions
+from visionbench.measure.accuracy import mask_iou, match_boxes
 from visionbench.models.base import Batch, VisionModel
 from visionbench.models.registry import resolve_dtype
 
@@ -199,36 +200,13 @@ def compare_predictions(p32: Any, plow: Any) -> dict[str, Any]:
         if p32.fov_deg is not None and plow.fov_deg is not None:
             out["fov_deg_diff"] = plow.fov_deg - p32.fov_deg
     if p32.boxes is not None and plow.boxes is not None:
-        ious, pairs = _match_boxes(p32.boxes, plow.boxes)
+        ious, pairs = match_boxes(p32.boxes, plow.boxes)
         out.update(detections_float32=len(p32.boxes), detections_low=len(plow.boxes), matched=len(pairs),
                    mean_box_iou=float(np.mean(ious)) if ious else None)  # fmt: skip
         if p32.masks is not None and plow.masks is not None and pairs:
-            m = [_mask_iou(p32.masks[i], plow.masks[j]) for i, j in pairs if i < len(p32.masks) and j < len(plow.masks)]
+            m = [mask_iou(p32.masks[i], plow.masks[j]) for i, j in pairs if i < len(p32.masks) and j < len(plow.masks)]
             out["mean_mask_iou"] = float(np.mean(m)) if m else None
     return out
-
-
-def _match_boxes(a: np.ndarray, b: np.ndarray) -> tuple[list[float], list[tuple[int, int]]]:
-    """Greedy one-to-one matching by IoU (>= 0.5)."""
-    if not len(a) or not len(b):
-        return [], []
-    # numpy, not torchvision.ops: importing that maps its C++ ops into every dissection's memory
-    lo, hi = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:4], b[None, :, 2:4])
-    inter = np.clip(hi - lo, 0, None).prod(axis=2)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    iou = inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-    ious, pairs = [], []
-    while iou.size and iou.max() >= 0.5:
-        i, j = np.unravel_index(int(iou.argmax()), iou.shape)
-        ious.append(float(iou[i, j]))
-        pairs.append((int(i), int(j)))
-        iou[i, :], iou[:, j] = -1, -1
-    return ious, pairs
-
-
-def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 @contextlib.contextmanager

@@ -12,11 +12,13 @@ import statistics
 
 from visionbench.report import analysis as an
 from visionbench.report import fmt, plots
+from visionbench.report.advice import suitability_blocks
 from visionbench.report.arch import architecture_blocks, findings_blocks, transformer_blocks
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
+from visionbench.report.model_tables import head_to_head_blocks, layers_dissected, memory_blocks, speed_blocks
 from visionbench.report.outputs import output_picture_blocks
 from visionbench.report.performance import optimisation_blocks, utilisation_blocks
-from visionbench.report.runview import ModelView, RunView
+from visionbench.report.runview import RunView
 from visionbench.results import ModelResult, RunResult
 
 
@@ -125,13 +127,6 @@ def summary_blocks(view: RunView) -> list[Block]:
     size = Table(["model", "params", "GFLOP", "achieved GFLOP/s", "samples", "layers dissected", "input → output"],
                  rows, caption="FLOPs of one forward (2 per multiply-add) and what they ran at.")  # fmt: skip
     return [Heading(2, "Executive summary"), results_table(view.run), size, Bullets(findings(view))]
-
-
-def layers_dissected(m: ModelView) -> str:
-    d = m.dissection
-    if d is None:
-        return fmt.MISSING
-    return "failed" if d.error else str(len(d.tensors))
 
 
 def resolution(r: ModelResult) -> str:
@@ -315,55 +310,6 @@ def output_blocks(view: RunView) -> list[Block]:
     return blocks
 
 
-def suitability_blocks(view: RunView) -> list[Block]:
-    models = [m.result for m in view.ok_models]
-    if not models:
-        return []
-    verdicts = {m.name: an.suitability(m) for m in models}
-    rows = []
-    for m in models:
-        rows.append([m.name] + [("n/a" if v.passed is None else "yes" if v.passed else "no") + f": {v.note}"
-                                for v in verdicts[m.name]])  # fmt: skip
-    criteria = [f"{r.name}: {r.figure} < {an.quantity(r.limit, r.unit)} ({r.why})." for r in an.REQUIREMENTS]
-    env = view.run.environment
-    return [
-        Heading(2, "Suitability and recommendations"),
-        Text(f"Measured on {env.device} ({view.run.config.dtype}); another device changes every verdict."),
-        Table(["model"] + [r.name for r in an.REQUIREMENTS], rows),
-        Bullets(criteria),
-        Heading(3, "Recommendations"),
-        Bullets(recommendations(models, verdicts)),
-    ]
-
-
-def recommendations(models: list[ModelResult], verdicts: dict[str, list[an.Verdict]]) -> list[str]:
-    """Per requirement the fastest model that passes (or the closest miss); per task the fastest model."""
-    out = []
-    for i, req in enumerate(an.REQUIREMENTS):
-        scored = [(verdicts[m.name][i], m) for m in models if verdicts[m.name][i].value is not None]
-        passing = [(v, m) for v, m in scored if v.passed]
-        if passing:
-            v, m = min(passing, key=lambda vm: vm[0].value)  # type: ignore[arg-type,return-value]
-            out.append(f"{req.name}: {m.name}, {v.note}; {len(passing)} of {len(scored)} models pass.")
-        elif scored:
-            v, m = min(scored, key=lambda vm: vm[0].value)  # type: ignore[arg-type,return-value]
-            out.append(f"{req.name}: no model passes on this device; the closest is {m.name}, {v.note}.")
-    tasks: dict[str, list[ModelResult]] = {}
-    for m in models:
-        tasks.setdefault(str(m.card.get("task", "?")), []).append(m)
-    for task, members in tasks.items():
-        timed = [m for m in members if an.model_latency(m)]
-        if len(timed) > 1:
-            best = min(timed, key=lambda m: an.model_latency(m).median_ms)  # type: ignore[union-attr]
-            small = min(timed, key=lambda m: an.peak_bytes(m) or float("inf"))
-            out.append(f"For {task}: fastest is {best.name} ({fmt.ms(an.model_latency(best).median_ms)} ms), "  # type: ignore[union-attr]
-                       f"smallest peak memory is {small.name} ({fmt.mib(an.peak_bytes(small))} MiB).")  # fmt: skip
-        elif timed:
-            out.append(f"For {task}: {timed[0].name} is the only model measured "
-                       f"({fmt.ms(an.model_latency(timed[0]).median_ms)} ms).")  # type: ignore[union-attr]  # fmt: skip
-    return out
-
-
 def failure_blocks(view: RunView) -> list[Block]:
     bad = view.failed_models
     if not bad:
@@ -414,114 +360,6 @@ def method_blocks(view: RunView) -> list[Block]:
         Table(["option", "value"], config, align=["left", "left"]),
         *([Text("Repeat policy per model, and why each timed loop stopped:"), Bullets(policies)] if policies else []),
     ]
-
-
-def memory_blocks(view: RunView) -> list[Block]:
-    """Per model: before load, after load, peak while running, after cleanup, beside the weights' own size."""
-    cuda = view.run.environment.device.startswith("cuda")
-    rows = []
-    for m in view.models:
-        r, b = m.result, an.measured_batch(m.result)
-        mem = b.memory if b else None
-        if mem is None and r.weights_bytes is None:
-            continue
-        peak = mem.peak_bytes if mem else None
-        w = r.weights_bytes
-        rows.append([
-            r.name, fmt.mib(mem.baseline_rss_bytes if mem else None), fmt.mib(mem.after_load_bytes if mem else None),
-            fmt.mib(peak), fmt.mib(mem.after_cleanup_bytes if mem else None), fmt.mib(w),
-            fmt.mib(peak - w if peak is not None and w is not None else None),
-            fmt.ratio(peak / w if peak is not None and w else None),
-        ])  # fmt: skip
-    if not rows:
-        return []
-    base = (
-        "CUDA allocator bytes (before load: the worker's RSS)"
-        if cuda
-        else "process RSS above the before-load baseline (before load: the worker's RSS after imports)"
-    )
-    return [
-        Heading(2, "Memory profile"),
-        Table(
-            [
-                "model",
-                "before load (MiB)",
-                "after load (MiB)",
-                "peak while running (MiB)",
-                "after cleanup (MiB)",
-                "weights (MiB)",
-                "peak beyond weights (MiB)",
-                "peak / weights",
-            ],
-            rows,
-            caption=f"Batch size {min(view.run.config.batch_sizes)}; {base}. Weights: the module's parameters and "
-            "buffers as run. Peak beyond weights: activations, workspace and allocator slack. '-': not "
-            "measured (a run of an older schema).",
-        ),  # fmt: skip
-    ]
-
-
-def speed_blocks(view: RunView) -> list[Block]:
-    """Every timed loop's statistics, its number of samples and why it stopped."""
-    rows = []
-    for m in view.models:
-        b = an.measured_batch(m.result)
-        for s in (b.model_latency, b.e2e_latency) if b else ():
-            if s is None:
-                continue
-            cv = s.std_ms / s.mean_ms if s.mean_ms > 0 else None
-            rows.append([m.name, "model" if s.kind == "model" else "end to end", str(s.count), fmt.ms(s.mean_ms),
-                         fmt.ms(s.std_ms), fmt.pct(cv), fmt.ms(s.min_ms), fmt.ms(s.median_ms), fmt.ms(s.p90_ms),
-                         fmt.ms(s.p99_ms), fmt.ms(s.max_ms), fmt.num(s.fps), s.stop_reason or fmt.MISSING])  # fmt: skip
-    if not rows:
-        return []
-    return [Heading(2, "Speed statistics"), Table(
-        ["model", "loop", "samples", "mean (ms)", "std (ms)", "CV", "min (ms)", "median (ms)", "p90 (ms)", "p99 (ms)",
-         "max (ms)", "FPS", "stop reason"], rows,
-        caption="CV: coefficient of variation (std / mean). Percentiles of few samples are close to the maximum; "
-                "the samples column says how many each figure rests on.")]  # fmt: skip
-
-
-def is_depth(r: ModelResult) -> bool:
-    return bool(r.output_summary and r.output_summary[0].get("depth_min") is not None) or "depth" in str(
-        r.card.get("task", "")
-    )
-
-
-def _is_depthpro(r: ModelResult) -> bool:
-    text = f"{r.name} {r.card.get('architecture', '')}".lower().replace("_", "")
-    return "depthpro" in text
-
-
-def head_to_head_blocks(view: RunView) -> list[Block]:
-    """DepthPro (else the first depth model) against every other depth model of the run."""
-    depth = [m for m in view.ok_models if is_depth(m.result)]
-    ref = next((m for m in depth if _is_depthpro(m.result)), depth[0] if depth else None)
-    if ref is None or len(depth) < 2:
-        return []
-    rl, rp = an.model_latency(ref.result), an.peak_bytes(ref.result)
-    rows = []
-    for m in [ref] + [m for m in depth if m is not ref]:
-        r, lat, peak = m.result, an.model_latency(m.result), an.peak_bytes(m.result)
-        s = r.output_summary[0] if r.output_summary else {}
-        cost = an.cost_per_1000_s(r)
-        fits = (f"{r.max_batch_size} (OOM at {r.oom_batch_size})" if r.oom_batch_size
-                else f"{r.max_batch_size} (largest tried)" if r.max_batch_size else fmt.MISSING)  # fmt: skip
-        rows.append([
-            r.name, fmt.count(r.params), fmt.ms(lat.median_ms if lat else None), fmt.num(lat.fps if lat else None),
-            fmt.ratio(rl.median_ms / lat.median_ms if rl and lat and lat.median_ms > 0 else None), fmt.mib(peak),
-            fmt.ratio(peak / rp if peak and rp else None), fmt.num(r.load_time_s),
-            f"{s['width']}x{s['height']}" if "width" in s and "height" in s else fmt.MISSING,
-            str(s.get("depth_kind") or fmt.MISSING), fmt.num(s.get("fov_deg"), 1), layers_dissected(m), fits,
-            fmt.num(cost / 3600 if cost else None, 4),
-        ])  # fmt: skip
-    return [Heading(2, f"Head-to-head: {ref.name} against the other depth models"), Table(
-        ["model", "params", "median (ms)", "FPS", f"speed vs {ref.name}", "peak memory (MiB)", f"memory vs {ref.name}",
-         "load (s)", "output", "depth type", "FOV (deg)", "layers captured", "largest batch that fits",
-         "1000 images (device-hours)"], rows,
-        caption=f"Speed vs {ref.name}: its median / the model's (above 1x: faster); memory: the model's peak / "
-                f"{ref.name}'s. Cost: device-hours for 1000 images at the best measured model throughput; "
-                "FOV: estimated field of view of the first image ('-': the model has no FOV head).")]  # fmt: skip
 
 
 def reproduce_blocks(view: RunView) -> list[Block]:
