@@ -125,7 +125,9 @@ class BatchResult(BaseModel):
     flops: int | None = Field(default=None, description="FLOPs of one forward at this batch size (2 per multiply-add).")
     achieved_flops_per_s: float | None = Field(default=None, description="flops / median model latency.")
     utilisation: float | None = Field(
-        default=None, description="achieved_flops_per_s / the worker's measured matmul peak (ModelResult.peak)."
+        default=None,
+        description="achieved_flops_per_s / the worker's measured matmul peak (ModelResult.peak: the better of the "
+        "probes before and after the model).",
     )
     utilisation_datasheet: float | None = Field(
         default=None, description="achieved_flops_per_s / the datasheet peak, when the device is known."
@@ -145,6 +147,11 @@ class DevicePeak(BaseModel):
     matmul_flops_per_s: float = Field(description="Median FLOP/s of a square matmul (2 FLOP per multiply-add).")
     matmul_size: int = Field(description="Side of the square matrices multiplied.")
     matmul_samples: int = Field(description="Timed matmuls behind the median.")
+    matmul_after_flops_per_s: float | None = Field(
+        default=None,
+        description="The same probe after the model's loops; utilisation is against the better of the two, since a "
+        "shared machine's speed drifts while a model runs. Added in 1.3.",
+    )
     copy_bytes_per_s: float | None = Field(
         default=None, description="Median bytes/s of a device-to-device tensor copy (read + write)."
     )
@@ -152,6 +159,11 @@ class DevicePeak(BaseModel):
         default=None, description="The vendor's dense peak for this dtype, when the device is in the table."
     )
     datasheet_name: str | None = Field(default=None, description="The datasheet entry matched (e.g. H100 SXM).")
+
+    @property
+    def best_flops_per_s(self) -> float:
+        """The measured peak utilisation is taken against: the better of the probes before and after the model."""
+        return max(self.matmul_flops_per_s, self.matmul_after_flops_per_s or 0.0)
 
 
 class ContentionStats(BaseModel):

@@ -76,10 +76,10 @@ def measure_peak(device: torch.device | str, dtype: torch.dtype | str, budget_s:
     a = torch.randn(n, n, generator=gen).to(device=device, dtype=dt)
     b = torch.randn(n, n, generator=gen).to(device=device, dtype=dt)
     with torch.inference_mode():
-        mm_s, mm_runs = _median_seconds(lambda: torch.mm(a, b), device, budget_s / 2)
+        mm_s, mm_runs = _median_seconds(lambda: torch.mm(a, b), device, 0.8 * budget_s, min_runs=5)
         src = torch.empty(64 * 2**20 // a.element_size(), dtype=dt, device=device)
         dst = torch.empty_like(src)
-        copy_s, _ = _median_seconds(lambda: dst.copy_(src), device, budget_s / 2)
+        copy_s, _ = _median_seconds(lambda: dst.copy_(src), device, 0.2 * budget_s)
     sheet = datasheet_peak(device_name(device), name) if device.type == "cuda" else None
     return DevicePeak(
         device=device_name(device), dtype=name, threads=torch.get_num_threads() if device.type == "cpu" else None,

@@ -33,7 +33,7 @@ def utilisation_blocks(view: RunView) -> list[Block]:
             verdict = "-" if bound is None else "memory-bound" if bound else "compute-bound"
             rows.append([
                 m.name, str(b.batch_size), m.dtype, _tflops(b.achieved_flops_per_s),
-                _tflops(m.peak.matmul_flops_per_s) if m.peak else "-", fmt.pct(b.utilisation),
+                _tflops(m.peak.best_flops_per_s) if m.peak else "-", fmt.pct(b.utilisation),
                 _tflops(m.peak.datasheet_flops_per_s) if m.peak else "-", fmt.pct(b.utilisation_datasheet),
                 fmt.num(intensity, 1), fmt.num(ridge, 1), verdict,
             ])  # fmt: skip
@@ -42,7 +42,9 @@ def utilisation_blocks(view: RunView) -> list[Block]:
     peaks = {f"{p.device} ({p.dtype})": p for p in (mv.result.peak for mv in view.models) if p is not None}
     probe = "; ".join(
         f"{k}: {p.matmul_size}x{p.matmul_size} matmul {_tflops(p.matmul_flops_per_s)} TFLOP/s over {p.matmul_samples} "
-        f"runs, copy {fmt.num((p.copy_bytes_per_s or 0) / 1e9, 1)} GB/s"
+        f"runs"
+        + (f" ({_tflops(p.matmul_after_flops_per_s)} after)" if p.matmul_after_flops_per_s else "")
+        + ", copy {fmt.num((p.copy_bytes_per_s or 0) / 1e9, 1)} GB/s"
         + (f", datasheet {p.datasheet_name} {_tflops(p.datasheet_flops_per_s)} TFLOP/s" if p.datasheet_name else "")
         for k, p in peaks.items()
     )
@@ -50,7 +52,8 @@ def utilisation_blocks(view: RunView) -> list[Block]:
         Heading(2, "Utilisation against the device's peak"),
         Text(
             "Achieved FLOP/s (FLOPs of one forward / median model latency) against the matmul peak each worker "
-            "measured before loading its model, and the vendor's dense datasheet peak where the device is known. "
+            "measured before loading its model and again after its loops (the better of the two: a shared machine's "
+            "speed drifts), and the vendor's dense datasheet peak where the device is known. "
             "FLOP/B counts the weights as the bytes moved (a lower bound on traffic): below the ridge point "
             "(measured matmul FLOP/s / copy bytes/s) a model is memory-bound, and its low utilisation is the "
             f"memory's limit, not slow arithmetic. Probes: {probe or 'none recorded'}."
