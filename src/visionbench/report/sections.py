@@ -66,7 +66,11 @@ def header_blocks(view: RunView) -> list[Block]:
         f"per worker), dtype {run.config.dtype}. Run {run.status}: {len(view.ok_models)} of {len(run.config.models)} "
         f"models measured; started {run.started_at}" + (f", finished {run.finished_at}." if run.finished_at else ".")
     ))  # fmt: skip
-    if env.load_average and env.cpu_cores_logical and env.load_average[0] > 0.5 * env.cpu_cores_logical:
+    measured = any(m.result.contention is not None for m in view.models)
+    # the load average at the start is only a hint (it decays over minutes and counts the last run's tail):
+    # where each model's own contention was measured, that measurement speaks instead
+    loaded = env.load_average and env.cpu_cores_logical and env.load_average[0] > 0.5 * env.cpu_cores_logical
+    if loaded and not measured:
         blocks.append(Note("warning", f"The 1-minute load average was {env.load_average[0]:.2f} on "
                                       f"{env.cpu_cores_logical} cores when the run started: other work shared the "
                                       "machine, so latencies are likely inflated."))  # fmt: skip
