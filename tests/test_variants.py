@@ -68,11 +68,11 @@ def test_yolo_variants_and_fast_preset(device, photo_paths, tmp_path):
 
 
 def test_slow_model_variants_are_skipped_with_the_reason(device, photo_paths, tmp_path):
-    # a timeout far below the predicted cost of any variant: the rule, not the clock, decides
-    config = _config("yolo11n", device, variants=["channels-last"], timeout=0.5)
+    # a --timeout already spent by the load alone (bench_model in this process does not stop the model; the
+    # suite's parent would): no time is left, so the rule, not the machine's speed, skips every variant
+    config = _config("yolo11n", device, variants=["channels-last"], timeout=0.001)
     r = bench_model("yolo11n", config, photo_paths[:1], tmp_path)
-    if r.status != "ok":
-        pytest.skip("the model itself did not fit in 0.5 s here")
+    assert r.status == "ok", r.error
     (v,) = r.variants
     assert v.status == "skipped" and "--timeout" in v.reason
 

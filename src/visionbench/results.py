@@ -149,8 +149,8 @@ class DevicePeak(BaseModel):
     matmul_samples: int = Field(description="Timed matmuls behind the median.")
     matmul_after_flops_per_s: float | None = Field(
         default=None,
-        description="The same probe after the model's loops; utilisation is against the better of the two, since a "
-        "shared machine's speed drifts while a model runs. Added in 1.3.",
+        description="The same probe after the model's loops, where they took 30 s or more; utilisation is against the "
+        "better of the two, since a shared machine's speed drifts while a model runs. Added in 1.3.",
     )
     copy_bytes_per_s: float | None = Field(
         default=None, description="Median bytes/s of a device-to-device tensor copy (read + write)."

@@ -334,10 +334,14 @@ def _measure_batch(
     return out, taken
 
 
+REPROBE_AFTER_S = 30.0  # loops shorter than this ran close enough to the first probe to share it
+
+
 def _probe_again(result: ModelResult, device: torch.device, dtype: str) -> None:
-    """The probe once more after the loops: a shared VM's speed drifts over minutes, so the peak is the better of
-    the two, and every batch size's utilisation is taken against it."""
-    if result.peak is None or (after := _device_peak(device, dtype)) is None:
+    """The probe once more after loops of minutes: a shared VM's speed drifts over minutes, so the peak is the
+    better of the two, and every batch size's utilisation is taken against it."""
+    looped = sum(lat.total_s for b in result.batches for lat in (b.model_latency, b.e2e_latency) if lat is not None)
+    if result.peak is None or looped < REPROBE_AFTER_S or (after := _device_peak(device, dtype)) is None:
         return
     result.peak.matmul_after_flops_per_s = after.matmul_flops_per_s
     for b in result.batches:
