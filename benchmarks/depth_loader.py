@@ -102,6 +102,7 @@ def main() -> int:
         "--model", default="depthpro-tiny", help="depthpro-tiny or depth-anything-v2-tiny (any depth model)"
     )
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda, ...)")
     ap.add_argument("--size", default="640x480", help="WxH of the generated JPEGs")
     ap.add_argument("--workers", type=int, default=None, help="decoding threads (default: the loader's own)")
     ap.add_argument(
@@ -117,7 +118,7 @@ def main() -> int:
         folder = Path(tmp) / "images"
         folder.mkdir()
         paths = make_folder(folder, args.images, size)  # type: ignore[arg-type]
-        model = vb.create_model(args.model, weights="random", device="cpu")
+        model = vb.create_model(args.model, weights="random", device=args.device)
         images = [load_image(p) for p in paths]
         pre = [model.preprocess(images[i : i + args.batch_size]) for i in range(0, len(images), args.batch_size)]
         del images

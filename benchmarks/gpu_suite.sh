@@ -139,12 +139,8 @@ fi
 # 7. one dissection of DepthPro on the device
 step dissect 30 "${VB[@]}" dissect "$DEPTHPRO" --device "$DEVICE" --weights random "${SIZE[@]}" --stats-only \
     --out "$OUT_DIR/dissect"
-# 8. `depth`'s loader against the model alone (the script takes --device once it has one; else it says so)
-if "$PY" benchmarks/depth_loader.py --help 2>/dev/null | grep -q -- "--device"; then
-    LOADER+=(--device "$DEVICE")
-else
-    log "note: benchmarks/depth_loader.py has no --device option: its figures are the CPU's"
-fi
+# 8. `depth`'s loader against the model alone, the model on the suite's device
+LOADER+=(--device "$DEVICE")
 step loader 20 "$PY" benchmarks/depth_loader.py "${LOADER[@]}"
 
 # 9. utilisation of every result against both peaks, one line each (also in each run's report.md)
