@@ -33,13 +33,12 @@ from visionbench.files import safe_name
 from visionbench.images import load_image
 from visionbench.measure.contention import ContentionMeter
 from visionbench.measure.memory import MemoryTracker
-from visionbench.measure.peak import measure_peak, utilisation
+from visionbench.measure.peak import probe_again, probe_or_none, utilisation
 from visionbench.measure.profile import ComponentHooks
 from visionbench.measure.timing import RepeatPolicy, synchronize
 from visionbench.results import (
     MODEL_FILE,
     BatchResult,
-    DevicePeak,
     ModelResult,
     now_iso,
     save_model_result,
@@ -115,7 +114,7 @@ def _measure(
         pass
     result.import_time_s = time.perf_counter() - t0
     events.emit("phase", phase="peak")
-    result.peak = _device_peak(device, config.dtype)
+    result.peak = probe_or_none(device, config.dtype)
     torch.manual_seed(config.seed)
     memory = MemoryTracker(device)
 
@@ -175,7 +174,7 @@ def _measure(
         return
     result.status, result.error = "ok", None
     model.module = eager
-    _probe_again(result, device, config.dtype)
+    probe_again(result, device, config.dtype)
     if config.variants or config.preset:  # fastpath: variants and the fast preset, against the figure just taken
         from visionbench.bench.variants import run_variants
 
@@ -332,29 +331,6 @@ def _measure_batch(
     if preds and out_dir is not None and not result.output_pictures:  # after the memory figures, not in them
         result.output_pictures = write_output_pictures(model, images[0], preds, out_dir)
     return out, taken
-
-
-REPROBE_AFTER_S = 30.0  # loops shorter than this ran close enough to the first probe to share it
-
-
-def _probe_again(result: ModelResult, device: torch.device, dtype: str) -> None:
-    """The probe once more after loops of minutes: a shared VM's speed drifts over minutes, so the peak is the
-    better of the two, and every batch size's utilisation is taken against it."""
-    looped = sum(lat.total_s for b in result.batches for lat in (b.model_latency, b.e2e_latency) if lat is not None)
-    if result.peak is None or looped < REPROBE_AFTER_S or (after := _device_peak(device, dtype)) is None:
-        return
-    result.peak.matmul_after_flops_per_s = after.matmul_flops_per_s
-    for b in result.batches:
-        b.utilisation = utilisation(b.achieved_flops_per_s, result.peak.best_flops_per_s)
-
-
-def _device_peak(device: torch.device, dtype: str) -> DevicePeak | None:
-    """The matmul and copy peak in this worker's settings, before the model exists; a failure only loses it."""
-    try:
-        return measure_peak(device, dtype)
-    except Exception as exc:  # noqa: BLE001 - a reference figure, never a reason to fail the model
-        log.warning("peak probe on %s (%s) failed: %s", device, dtype, one_line(exc))
-        return None
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
