@@ -404,6 +404,7 @@ def test_every_section_is_there_in_reading_order(run_dir):
     heads = [line[3:] for line in text.splitlines() if line.startswith("## ")]
     found = [next(i for i, h in enumerate(heads) if h.startswith(s)) for s in SECTIONS]
     assert found == sorted(found), heads
+    assert re.search(r"matmul [\d.,]+ TFLOP/s over \d+ runs, copy [\d.,]+ GB/s", text)  # the probe's figures
 
 
 def stage_tables(text: str) -> dict[str, list[list[str]]]:

@@ -21,7 +21,7 @@ from visionbench.files import check_output_dir, inside, write_bytes, write_text
 from visionbench.report import plots
 from visionbench.report.analysis import summary_rows
 from visionbench.report.arch import profile_table
-from visionbench.report.compare import Comparison, compare_folders, compare_runs, comparison_table, write_comparison
+from visionbench.report.compare import Comparison, compare_folders, compare_runs, comparison_table
 from visionbench.report.document import Block, Figure, Gallery, Table, Text, render_html, render_markdown, rich_table
 from visionbench.report.runview import RunView, load_run_view, view_of
 from visionbench.report.sections import report_blocks, results_table
@@ -29,7 +29,7 @@ from visionbench.results import RunResult, save_run
 
 __all__ = [
     "Comparison", "ReportFiles", "build_report", "compare_folders", "compare_runs", "comparison_table",
-    "profile_table", "results_table", "rich_table", "schema_doc", "summary_csv", "write_comparison", "write_report",
+    "profile_table", "results_table", "rich_table", "schema_doc", "summary_csv", "write_report",
     "write_run_files",
 ]  # fmt: skip
 

@@ -1,14 +1,9 @@
 """`visionbench compare RUN_A RUN_B`: per-model changes in median latency and peak memory, flagged only
-where a change is beyond the runs' own noise.
+where a change is beyond the runs' own noise (RULE; docs/report.md gives the reasons).
 
-The rule for latency (both parts must hold, so neither a tiny-but-consistent shift nor one noisy
-sample raises a flag):
-1. the two runs' raw model-latency samples differ by a two-sided Mann-Whitney U test, p < 0.01
-   (scipy.stats.mannwhitneyu; exact for small samples without ties); and
-2. the medians differ by more than 2x the pooled spread: 2 * sqrt(s_A^2 + s_B^2), where s is each
-   run's scaled MAD (1.4826 * median absolute deviation, a robust std), and by more than 1 %.
-Memory is one reading per run (no samples, no noise estimate): flagged when the peak changes by
-more than 5 % and more than 16 MiB.
+Latency needs both a Mann-Whitney U test and a shift beyond the pooled robust spread, so neither a
+tiny-but-consistent shift nor one noisy sample raises a flag. Memory is one reading a run, with no noise
+estimate: a fixed threshold.
 """
 
 from __future__ import annotations
@@ -104,12 +99,11 @@ def memory_verdict(a: int | None, b: int | None) -> tuple[Flag, float | None]:
 
 def compare_runs(run_a: RunResult | str | Path, run_b: RunResult | str | Path) -> Comparison:
     """Per-model deltas of B against A (models of both runs, in A's order, then B's new ones)."""
-    a = run_a if isinstance(run_a, RunResult) else _load(run_a)
-    b = run_b if isinstance(run_b, RunResult) else _load(run_b)
+    a, b = (r if isinstance(r, RunResult) else _load(r) for r in (run_a, run_b))
     names = [m.name for m in a.models] + [m.name for m in b.models if a.result(m.name) is None]
     return Comparison(
-        run_a=str(run_a) if not isinstance(run_a, RunResult) else a.run_id,
-        run_b=str(run_b) if not isinstance(run_b, RunResult) else b.run_id,
+        run_a=a.run_id if isinstance(run_a, RunResult) else str(run_a),
+        run_b=b.run_id if isinstance(run_b, RunResult) else str(run_b),
         environment_differences=environment_differences(a, b),
         models=[model_delta(n, a.result(n), b.result(n)) for n in names],
     )
@@ -180,14 +174,10 @@ def environment_differences(a: RunResult, b: RunResult) -> list[str]:
 
 def comparison_table(c: Comparison) -> Table:
     """One row a model: both medians, the change, the noise and p, both peaks; the report's and the terminal's."""
-
-    def change(x: float | None) -> str:
-        return f"{x:+.1%}" if x is not None else fmt.MISSING
-
     rows = [[d.name, f"{d.status_a} / {d.status_b}", fmt.ms(d.median_a_ms), fmt.ms(d.median_b_ms),
-             change(d.latency_change), fmt.ms(d.spread_ms), fmt.MISSING if d.p_value is None else f"{d.p_value:.3g}",
-             d.latency_flag, fmt.mib(d.peak_a_bytes), fmt.mib(d.peak_b_bytes), change(d.memory_change), d.memory_flag]
-            for d in c.models]  # fmt: skip
+             fmt.change(d.latency_change), fmt.ms(d.spread_ms),
+             fmt.MISSING if d.p_value is None else f"{d.p_value:.3g}", d.latency_flag, fmt.mib(d.peak_a_bytes),
+             fmt.mib(d.peak_b_bytes), fmt.change(d.memory_change), d.memory_flag] for d in c.models]  # fmt: skip
     headers = ["model", "status A / B", "median A (ms)", "median B (ms)", "change", "noise (ms)", "p", "latency",
                "peak A (MiB)", "peak B (MiB)", "change", "memory"]  # fmt: skip
     return Table(headers, rows, caption=f"Rule: {c.rule}.")
@@ -195,28 +185,18 @@ def comparison_table(c: Comparison) -> Table:
 
 def comparison_blocks(c: Comparison) -> list[Block]:
     blocks: list[Block] = [Heading(1, "visionbench compare"), Text(f"A: {c.run_a}  B: {c.run_b}"), comparison_table(c)]
-    weights = [f"{d.name}: {d.weights_differ}" for d in c.models if d.weights_differ]
-    if weights:
+    if weights := [f"{d.name}: {d.weights_differ}" for d in c.models if d.weights_differ]:
         blocks.append(Note("warning", "Different weights, so outputs and statistics are not comparable: "
                            + "; ".join(weights)))  # fmt: skip
     if c.environment_differences:
-        blocks.append(Note("warning", "The runs differ in: " + "; ".join(c.environment_differences)))
-    else:
-        blocks.append(Note("info", "Same device, settings and library versions in both runs."))
-    return blocks
-
-
-def write_comparison(c: Comparison, out_dir: str | Path) -> tuple[Path, Path]:
-    """compare.md (GitHub-flavoured Markdown) and compare.json in `out_dir`."""
-    out = check_output_dir(out_dir)
-    md, _ = render_markdown(comparison_blocks(c), files_dir=".")
-    return write_text(out / "compare.md", md), write_json(out / "compare.json", c.model_dump(mode="json"))
+        return blocks + [Note("warning", "The runs differ in: " + "; ".join(c.environment_differences))]
+    return blocks + [Note("info", "Same device, settings and library versions in both runs.")]
 
 
 def compare_folders(
     run_a: str | Path, run_b: str | Path, out_dir: str | Path | None = None
 ) -> tuple[Comparison, Path, Path]:
-    """Compare two run folders and write compare.md/json into `out_dir` (default: RUN_B).
+    """Compare two run folders, then write compare.md and compare.json into `out_dir` (default: RUN_B).
 
     Both runs are read and the output folder proven writable before anything is computed or written.
     """
@@ -224,4 +204,5 @@ def compare_folders(
     out = check_output_dir(out_dir if out_dir is not None else Path(run_b).parent if Path(run_b).is_file() else run_b)
     c = compare_runs(a, b)
     c.run_a, c.run_b = str(run_a), str(run_b)
-    return (c, *write_comparison(c, out))
+    md, _ = render_markdown(comparison_blocks(c), files_dir=".")
+    return c, write_text(out / "compare.md", md), write_json(out / "compare.json", c.model_dump(mode="json"))

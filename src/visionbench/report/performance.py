@@ -1,10 +1,7 @@
 """Utilisation against the device's peaks, and the variants (the fast path) with their accuracy cost.
 
-Utilisation = a forward's FLOPs / its median time, against the matmul peak measured in the same worker
-(`ModelResult.peak`) and the vendor's datasheet peak. Roofline flag: a model whose FLOPs per byte moved
-(bytes: its weights read once per forward, a lower bound on traffic) fall below the device's ridge point
-(measured matmul FLOP/s / measured copy bytes/s) is memory-bound: its low utilisation is the memory's
-limit, not slowness of the model's arithmetic.
+A model whose FLOPs per weight byte fall below the device's ridge point (measured matmul FLOP/s / copy
+bytes/s) is memory-bound: its low utilisation is the memory's limit, not slow arithmetic.
 """
 
 from __future__ import annotations
@@ -14,38 +11,36 @@ from visionbench.report import fmt
 from visionbench.report.document import Block, Heading, Note, Table, Text
 from visionbench.report.runview import RunView
 
-
-def _tflops(v: float | None) -> str:
-    return "-" if v is None else f"{v / 1e12:,.3f}" if v < 1e13 else f"{v / 1e12:,.1f}"
+ACCURACY = {"mean_rel": "mean rel", "max_rel": "max rel", "abs_rel": "AbsRel", "box_match_iou90": "boxes @IoU0.9",
+            "mask_iou": "mask IoU"}  # fmt: skip
+SHARES = {"box_match_iou90", "mask_iou"}  # shown as percentages; the rest are relative errors
 
 
 def utilisation_blocks(view: RunView) -> list[Block]:
     """Per model and batch size: achieved TFLOP/s, its share of the measured and datasheet peaks, the roofline flag."""
     rows = []
-    for mv in view.models:
-        m = mv.result
-        ridge = ridge_point(m.peak)
+    for m in (mv.result for mv in view.models):
+        peak = m.peak
         for b in m.batches:
             if b.status != "ok" or b.achieved_flops_per_s is None:
                 continue
-            bound = memory_bound(b.flops, m.weights_bytes, m.peak)
-            intensity = arithmetic_intensity(b.flops, m.weights_bytes)
-            verdict = "-" if bound is None else "memory-bound" if bound else "compute-bound"
+            bound = memory_bound(b.flops, m.weights_bytes, peak)
             rows.append([
-                m.name, str(b.batch_size), m.dtype, _tflops(b.achieved_flops_per_s),
-                _tflops(m.peak.best_flops_per_s) if m.peak else "-", fmt.pct(b.utilisation),
-                _tflops(m.peak.datasheet_flops_per_s) if m.peak else "-", fmt.pct(b.utilisation_datasheet),
-                fmt.num(intensity, 1), fmt.num(ridge, 1), verdict,
+                m.name, str(b.batch_size), m.dtype, fmt.tflops(b.achieved_flops_per_s),
+                fmt.tflops(peak.best_flops_per_s if peak else None), fmt.pct(b.utilisation),
+                fmt.tflops(peak.datasheet_flops_per_s if peak else None), fmt.pct(b.utilisation_datasheet),
+                fmt.num(arithmetic_intensity(b.flops, m.weights_bytes), 1), fmt.num(ridge_point(peak), 1),
+                "-" if bound is None else "memory-bound" if bound else "compute-bound",
             ])  # fmt: skip
     if not rows:
         return []
     peaks = {f"{p.device} ({p.dtype})": p for p in (mv.result.peak for mv in view.models) if p is not None}
     probe = "; ".join(
-        f"{k}: {p.matmul_size}x{p.matmul_size} matmul {_tflops(p.matmul_flops_per_s)} TFLOP/s over {p.matmul_samples} "
-        f"runs"
-        + (f" ({_tflops(p.matmul_after_flops_per_s)} after)" if p.matmul_after_flops_per_s else "")
-        + ", copy {fmt.num((p.copy_bytes_per_s or 0) / 1e9, 1)} GB/s"
-        + (f", datasheet {p.datasheet_name} {_tflops(p.datasheet_flops_per_s)} TFLOP/s" if p.datasheet_name else "")
+        f"{k}: {p.matmul_size}x{p.matmul_size} matmul {fmt.tflops(p.matmul_flops_per_s)} TFLOP/s over "
+        f"{p.matmul_samples} runs"
+        + (f" ({fmt.tflops(p.matmul_after_flops_per_s)} after)" if p.matmul_after_flops_per_s else "")
+        + f", copy {fmt.num((p.copy_bytes_per_s or 0) / 1e9, 1)} GB/s"
+        + (f", datasheet {p.datasheet_name} {fmt.tflops(p.datasheet_flops_per_s)} TFLOP/s" if p.datasheet_name else "")
         for k, p in peaks.items()
     )
     return [
@@ -78,15 +73,8 @@ def utilisation_blocks(view: RunView) -> list[Block]:
 
 
 def _accuracy(acc: dict[str, float | None]) -> str:
-    parts = []
-    for key, label in (("mean_rel", "mean rel"), ("max_rel", "max rel"), ("abs_rel", "AbsRel"),
-                       ("box_match_iou90", "boxes @IoU0.9"), ("mask_iou", "mask IoU")):  # fmt: skip
-        if key in acc:
-            v = acc[key]
-            parts.append(
-                f"{label} "
-                + ("n/a" if v is None else fmt.pct(v, 2) if key.endswith("90") or key == "mask_iou" else f"{v:.2e}")
-            )
+    parts = [f"{label} " + ("n/a" if (v := acc[key]) is None else fmt.pct(v, 2) if key in SHARES else f"{v:.2e}")
+             for key, label in ACCURACY.items() if key in acc]  # fmt: skip
     return ", ".join(parts) or "-"
 
 
