@@ -23,9 +23,9 @@ from visionbench.report.analysis import summary_rows
 from visionbench.report.arch import profile_table
 from visionbench.report.compare import Comparison, compare_folders, compare_runs, comparison_table
 from visionbench.report.document import Block, Figure, Gallery, Table, Text, render_html, render_markdown, rich_table
-from visionbench.report.runview import RunView, load_run_view, view_of
+from visionbench.report.runview import RunView, view_of
 from visionbench.report.sections import report_blocks, results_table
-from visionbench.results import RunResult, save_run
+from visionbench.results import RunResult, load_run, save_run
 
 __all__ = [
     "Comparison", "ReportFiles", "build_report", "compare_folders", "compare_runs", "comparison_table",
@@ -121,7 +121,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Repo
         raise BadInputError(f"{run_dir}: no such run folder")
     folder = run_dir.parent if run_dir.is_file() else run_dir
     out = check_output_dir(out_dir if out_dir is not None else folder)
-    return write_report(load_run_view(folder), out)
+    return write_report(view_of(load_run(folder), folder), out)
 
 
 def schema_doc() -> str:

@@ -1,15 +1,11 @@
-"""The report's "Outputs" section: each model's pictures of the run's first image, as the worker drew them.
-
-The pictures are files of the run folder (`ModelResult.output_pictures`, drawn by bench/output_pictures.py
-from the end-to-end loop's first predictions), and `output-pictures.json` beside them says what each
-shows. Both are read only through `files.inside`: a path in run.json that leaves the run folder is
-never read, the section says so instead.
-"""
+"""The report's "Outputs" section: each model's pictures of the run's first image, as the worker drew them
+(bench/output_pictures.py). Read only through `files.inside`: a path that leaves the run folder is never
+read, the section says so instead."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +31,18 @@ class Shown:
     png: bytes
 
 
-@dataclass
-class _Read:
-    pictures: list[Shown] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 def output_picture_blocks(view: RunView) -> list[Block]:
     """Depth maps side by side across models, then detections, masks and keypoints drawn on the photo."""
-    read = _read_pictures(view)
-    if not read.pictures and not read.notes:
+    pictures, notes = _read_pictures(view)
+    if not pictures and not notes:
         return []
-    blocks: list[Block] = [Heading(2, "Outputs"), Text(_intro(view, read.pictures))]
-    random = sorted({p.model.name for p in read.pictures if _random(p.model)})
-    if random:
+    blocks: list[Block] = [Heading(2, "Outputs"), Text(_intro(pictures))]
+    if random := sorted({p.model.name for p in pictures if p.model.random}):
         blocks.append(Note("warning", f"Random weights for {', '.join(random)}: these pictures show that the "
                                       "pipeline works end to end (decode, preprocess, forward, postprocess), "
                                       "not what the trained model sees."))  # fmt: skip
-    depth = [p for p in read.pictures if p.shows == "depth"]
-    side = next((p for p in read.pictures if p.shows == "depth-side"), None)
+    depth = [p for p in pictures if p.shows == "depth"]
+    side = next((p for p in pictures if p.shows == "depth-side"), None)
     if depth or side:
         blocks.append(Heading(3, "Depth maps"))
     if side is not None:
@@ -61,37 +50,37 @@ def output_picture_blocks(view: RunView) -> list[Block]:
         blocks.append(Figure(_file(side), side.png, caption, width=SIDE_WIDTH))
     if depth:
         blocks.append(Gallery([Figure(_file(p), p.png, f"{p.model.name}: {_depth_caption(p)}") for p in depth]))
-    drawn = [p for p in read.pictures if p.shows in DETECTION_SHOWS]
-    if drawn:
+    if drawn := [p for p in pictures if p.shows in DETECTION_SHOWS]:
         blocks.append(Heading(3, "Detections, masks and keypoints"))
         blocks.append(Gallery([Figure(_file(p), p.png, _detection_caption(p)) for p in drawn], wide=True))
-    blocks += [Note("warning", n) for n in read.notes]
-    return blocks
+    return blocks + [Note("warning", n) for n in notes]
 
 
-def _read_pictures(view: RunView) -> _Read:
-    out = _Read()
+def _read_pictures(view: RunView) -> tuple[list[Shown], list[str]]:
+    """The pictures that are PNG files inside the run folder, and a note for each that is not."""
+    pictures: list[Shown] = []
+    notes: list[str] = []
     for m in view.models:
         r = m.result
         if not r.output_pictures:
             continue
-        facts, errors = _sidecar(view.run_dir, m, out.notes)
-        out.notes += [f"{r.name}: a picture was not drawn ({e})" for e in errors]
+        facts, errors = _sidecar(view.run_dir, m, notes)
+        notes += [f"{r.name}: a picture was not drawn ({e})" for e in errors]
         for rel in r.output_pictures:
             try:
                 png = inside(view.run_dir, rel).read_bytes()  # a path outside the run folder is never read
             except BadInputError:
-                out.notes.append(f"{r.name}: output picture {rel!r} lies outside the run folder: not read")
+                notes.append(f"{r.name}: output picture {rel!r} lies outside the run folder: not read")
                 continue
             except OSError as exc:
-                out.notes.append(f"{r.name}: output picture {rel!r} unreadable ({exc.strerror or exc})")
+                notes.append(f"{r.name}: output picture {rel!r} unreadable ({exc.strerror or exc})")
                 continue
             if not png.startswith(PNG_SIGNATURE):
-                out.notes.append(f"{r.name}: output picture {rel!r} is not a PNG: not shown")
+                notes.append(f"{r.name}: output picture {rel!r} is not a PNG: not shown")
                 continue
             f = facts.get(rel, {})
-            out.pictures.append(Shown(m, str(f.get("shows") or _shows_from_name(rel)), f, png))
-    return out
+            pictures.append(Shown(m, str(f.get("shows") or _shows_from_name(rel)), f, png))
+    return pictures, notes
 
 
 def _sidecar(run_dir: Path, m: ModelView, notes: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -118,7 +107,7 @@ def _shows_from_name(rel: str) -> str:
     return stem if stem in {"depth", "depth-side", *DETECTION_SHOWS} else "other"
 
 
-def _intro(view: RunView, pictures: list[Shown]) -> str:
+def _intro(pictures: list[Shown]) -> str:
     images = {p.model.result.images[0].rsplit("/", 1)[-1] for p in pictures if p.model.result.images}
     photo = ", ".join(sorted(images)) or "the run's first image"
     text = (f"Each model's output for {photo}: the predictions of the end-to-end loop's first call, through the "
@@ -135,14 +124,14 @@ def _intro(view: RunView, pictures: list[Shown]) -> str:
 
 
 def _depth_caption(p: Shown) -> str:
-    s = _summary(p.model)
+    s = p.model.summary
     kind = p.facts.get("depth_kind") or s.get("depth_kind")
     lo, hi = s.get("depth_min"), s.get("depth_max")
     if kind == "metric":
         text = f"metric depth {_metres(lo)} to {_metres(hi)} m"
         fov, focal = p.facts.get("fov_deg", s.get("fov_deg")), p.facts.get("focal_px", s.get("focal_px"))
         if fov is not None:
-            text += f", field of view {_sig(fov)}°"
+            text += f", field of view {fov:.3g}°"
         if focal is not None:
             text += f", focal length {fmt.num(focal, 0)} px"
         return text
@@ -153,32 +142,19 @@ def _metres(value: float | None) -> str:
     return fmt.num(value, 2) if value is None or abs(value) < 100 else fmt.num(value, 0)
 
 
-def _sig(value: float) -> str:
-    return f"{value:.3g}"
-
-
 def _detection_caption(p: Shown) -> str:
     name, f = p.model.name, p.facts
     if p.shows == "mask":
-        n = f.get("found", _summary(p.model).get("masks"))
+        n = f.get("found", p.model.summary.get("masks"))
         return f"{name}: {n if n is not None else 'its'} mask(s) for one point prompt at the image centre"
     found, drawn = f.get("found"), f.get("drawn")
     if found is None:
-        found = _summary(p.model).get("detections")
+        found = p.model.summary.get("detections")
     if found == 0:
         return f"{name} ({p.shows}): no detection above the library's default thresholds"
     what = {"segment": "boxes and masks", "pose": "boxes and keypoints"}.get(p.shows, "boxes")
     count = f"{drawn} of {found}" if drawn is not None and drawn != found else str(found)
     return f"{name} ({p.shows}): {what} of {count} detections, highest scores first"
-
-
-def _summary(m: ModelView) -> dict[str, Any]:
-    s = m.result.output_summary
-    return s[0] if s and isinstance(s[0], dict) else {}
-
-
-def _random(m: ModelView) -> bool:
-    return m.result.weights is not None and m.result.weights.mode == "random"
 
 
 def _file(p: Shown) -> str:

@@ -1,9 +1,5 @@
-"""Reading a run folder for the report: run.json plus each model's profile and dissection files.
-
-The report reads only files of the run folder (never re-measures): `run.json` (results.load_run),
-each model's component profile (`ModelResult.profile`, or `<model folder>/profile.json`), and its
-dissection (`<DissectionRef.path>/layers.json` with the pictures it names).
-"""
+"""A run folder as the report reads it: run.json plus each model's profile and dissection files, read only
+through `files.inside` (the report never re-measures, and never reads outside the run folder)."""
 
 from __future__ import annotations
 
@@ -14,7 +10,7 @@ from typing import Any
 from visionbench.errors import BadInputError
 from visionbench.files import inside, safe_name
 from visionbench.layers_json import LAYERS_FILE, BlockRecord, LayerRecord, layers_path, load_layers
-from visionbench.results import BatchResult, ModelResult, ProfileFailure, ProfileResult, RunResult, load_run
+from visionbench.results import ModelResult, ProfileFailure, ProfileResult, RunResult
 
 PROFILE_FILE = "profile.json"
 
@@ -28,7 +24,6 @@ class Dissection:
     error: str | None = None
     blocks: list[BlockRecord] = field(default_factory=list)  # transformer blocks captured (first/middle/last)
     input: dict[str, Any] = field(default_factory=dict)  # what the pass ran on (image size, tensor shapes)
-    pass_seconds: float | None = None
 
     @property
     def tensors(self) -> list[LayerRecord]:
@@ -50,11 +45,16 @@ class ModelView:
 
     @property
     def ok(self) -> bool:
-        return self.result.status == "ok" and self.primary is not None
+        return self.result.status == "ok" and self.result.primary is not None
 
     @property
-    def primary(self) -> BatchResult | None:
-        return self.result.primary
+    def summary(self) -> dict[str, Any]:
+        """What the model's output held for the run's first image."""
+        return self.result.output_summary[0] if self.result.output_summary else {}
+
+    @property
+    def random(self) -> bool:
+        return self.result.weights is not None and self.result.weights.mode == "random"
 
 
 @dataclass
@@ -70,16 +70,6 @@ class RunView:
     @property
     def failed_models(self) -> list[ModelView]:
         return [m for m in self.models if not m.ok]
-
-
-def load_run_view(run_dir: str | Path) -> RunView:
-    """The run folder's run.json and each model's extra files; a missing or broken extra file is noted."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise BadInputError(f"{run_dir}: no such run folder")
-    if run_dir.is_file():
-        run_dir = run_dir.parent
-    return view_of(load_run(run_dir), run_dir)
 
 
 def view_of(run: RunResult, run_dir: Path) -> RunView:
@@ -139,5 +129,4 @@ def _dissection(run_dir: Path, result: ModelResult, notes: list[str]) -> Dissect
     except BadInputError as exc:
         return Dissection(path.parent, error=f"{LAYERS_FILE} unreadable ({exc})")
     # pictures are relative to the folder of layers.json
-    return Dissection(path.parent, document.records, blocks=document.blocks, input=document.input,
-                      pass_seconds=document.pass_seconds)  # fmt: skip
+    return Dissection(path.parent, document.records, blocks=document.blocks, input=document.input)

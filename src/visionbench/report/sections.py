@@ -346,7 +346,7 @@ def method_blocks(view: RunView) -> list[Block]:
                 f"warmup {m.plan.get('warmup')}" + (f", input {m.input_size} px" if m.input_size else "")
                 + (f"; stopped: {s.stop_reason}" if (s := an.model_latency(m)) else "")
                 for m in run.models if m.plan]  # fmt: skip
-    memory = next((m.primary.memory.method for m in view.ok_models if m.primary and m.primary.memory), None)
+    memory = next((p.memory.method for m in view.ok_models if (p := m.result.primary) and p.memory), None)
     how = [
         "Model latency: one forward on prepared tensors under torch.inference_mode after warmup, device synchronised "
         "in each timed region; end to end adds image decode, preprocessing and postprocessing. Every sample is in "
