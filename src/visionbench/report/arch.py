@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from collections.abc import Iterable
 
 from visionbench.errors import BadInputError
 from visionbench.files import inside
@@ -28,7 +28,7 @@ def architecture_blocks(view: RunView) -> list[Block]:
     models = view.ok_models
     blocks: list[Block] = [Heading(2, "Architecture analysis")]
     profiled = [m for m in models if m.profile is not None]
-    if any(m.result.weights and m.result.weights.mode == "random" for m in models):
+    if any(m.random for m in models):
         blocks.append(Note("info", RANDOM_NOTE))
     if profiled:
         names = [m.name for m in profiled]
@@ -65,8 +65,9 @@ def profile_table(p: ProfileResult) -> Table:
     ]  # fmt: skip
     rows.append(["total", "", fmt.ms(p.hooked_ms), fmt.pct(sum(c.time_share for c in p.components)),
                  fmt.gflop(p.flops), "", f"{p.params:,}", ""])  # fmt: skip
+    shapes = ", ".join("x".join(map(str, s)) for s in p.input_shapes.values())
     caption = (
-        f"Measured on {p.device} ({p.dtype}), input {_shape(p.input_shapes)}, {p.runs} runs after {p.warmup} warmup; "
+        f"Measured on {p.device} ({p.dtype}), input {shapes}, {p.runs} runs after {p.warmup} warmup; "
         f"plain forward median {fmt.ms(p.forward_ms)} ms, synchronising hooks cost {p.hook_overhead:+.1%}, "
         f"run-to-run noise (IQR/median) {p.noise:.1%}. Method: {p.method}."
     )
@@ -161,16 +162,15 @@ def stage_tables(model: str, records: list[LayerRecord]) -> list[Block]:
                              align=["left", "right", "left", "right", "right", "right", "right", "right"]))  # fmt: skip
             continue
         groups = substages(recs)
-        if len(groups) > MAX_SUBSTAGES:  # many one-block sub-stages (a CNN's numbered modules): one table
-            groups = {".".join(_common_prefix([r.name for r in recs])) or component: recs}
-        if len(groups) > 1 and all(len(g) == 1 for g in groups.values()):  # siblings of one layer each
+        # many sub-stages (a CNN's numbered modules) or siblings of one layer each: one table for the component
+        if len(groups) > MAX_SUBSTAGES or (len(groups) > 1 and all(len(g) == 1 for g in groups.values())):
             groups = {".".join(_common_prefix([r.name for r in recs])) or component: recs}
         for label, group in groups.items():
             title = component if label == component else f"{component}: {label}"
             out.append(Table(
                 ["index", "layer", "type", "output shape", "min", "max", "mean", "std", "sparsity"],
-                [[str(r.index), _relative(r.name, label), r.type, _dims(r.shape), fmt.sci(r.min), fmt.sci(r.max),
-                  fmt.sci(r.mean), fmt.sci(r.std), fmt.pct(r.sparsity)] for r in group],
+                [[str(r.index), r.name.removeprefix(label + "."), r.type, _dims(r.shape), fmt.sci(r.min),
+                  fmt.sci(r.max), fmt.sci(r.mean), fmt.sci(r.std), fmt.pct(r.sparsity)] for r in group],
                 caption=f"{title} ({len(group)} layer{'s' if len(group) > 1 else ''} in execution order; "
                         "sparsity = exact zeros).",
                 align=["right", "left", "left", "left", "right", "right", "right", "right", "right"]))  # fmt: skip
@@ -223,10 +223,6 @@ def _substage(prefix: list[str], name: str) -> str:
     return ".".join(prefix + label)
 
 
-def _relative(name: str, label: str) -> str:
-    return name[len(label) + 1 :] if name.startswith(label + ".") else name
-
-
 def _per_block(recs: list[LayerRecord]) -> list[list[str]] | None:
     keyed: dict[str, list[LayerRecord]] = {}
     for r in recs:
@@ -273,9 +269,7 @@ def transformer_blocks(view: RunView) -> list[Block]:
                        "statistics over every token of every patch."))  # fmt: skip
     headers = ["model", "encoder", "block", "token shape", "min", "max", "mean", "std", "map shows"]
     align: list[Align] = ["left", "left", "right", "left", "right", "right", "right", "right", "left"]
-    blocks.append(Table(headers, rows, align=align))
-    blocks += figures
-    return blocks
+    return [*blocks, Table(headers, rows, align=align), *figures]
 
 
 def stage_rows(records: list[LayerRecord]) -> list[list[str]]:
@@ -336,9 +330,7 @@ def dissection_findings(records: list[LayerRecord]) -> list[str]:
 
 def output_finding(m: ModelView) -> str | None:
     """The output's range and resolution against the input's (the first image)."""
-    r = m.result
-    s = r.output_summary[0] if r.output_summary else {}
-    d = m.dissection
+    r, s, d = m.result, m.summary, m.dissection
     size = d.input.get("image_size") if d and d.input else None
     photo = f"{size[1]}x{size[0]} photo" if isinstance(size, list) and len(size) == 2 else "photo"
     if s.get("depth_min") is not None and "width" in s:
@@ -364,12 +356,11 @@ def findings_blocks(view: RunView) -> list[Block]:
             items += [Heading(3, f"Findings: {m.name}"), Bullets(facts)]
     if not items:
         return []
-    random = [m.name for m in view.ok_models if m.result.weights and m.result.weights.mode == "random"]
     head: list[Block] = [
         Heading(2, "Findings from the numbers"),
         Text("Only what this run measured, each with its figure (dissection of the run's photo)."),
     ]
-    if random:
+    if random := [m.name for m in view.ok_models if m.random]:
         head.append(Note("warning", f"Random weights for {', '.join(random)}: the activation and output "
                                     "figures below describe random weights, and mean nothing about the trained "
                                     "model."))  # fmt: skip
@@ -405,27 +396,21 @@ def _by_stage(records: list[LayerRecord]) -> dict[str, list[LayerRecord]]:
     return stages
 
 
-def _finite(values: Any) -> list[float]:
+def _finite(values: Iterable[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(v)]
 
 
-def _min(values: Any) -> float | None:
-    v = _finite(values)
-    return min(v) if v else None
+def _min(values: Iterable[float | None]) -> float | None:
+    return min(_finite(values), default=None)
 
 
-def _max(values: Any) -> float | None:
-    v = _finite(values)
-    return max(v) if v else None
+def _max(values: Iterable[float | None]) -> float | None:
+    return max(_finite(values), default=None)
 
 
-def _mean(values: Any) -> float | None:
+def _mean(values: Iterable[float | None]) -> float | None:
     v = _finite(values)
     return sum(v) / len(v) if v else None
-
-
-def _shape(shapes: dict[str, list[int]]) -> str:
-    return ", ".join("x".join(str(s) for s in shape) for shape in shapes.values())
 
 
 def _file(name: str) -> str:
