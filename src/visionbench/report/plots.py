@@ -54,33 +54,34 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _bar_height(n: int) -> float:
-    return max(2.2, 0.45 * n + 1.2)
+def _bars(names: Sequence[str], title: str, xlabel: str, width: float = 7.5, extra: float = 0.0) -> plt.Axes:
+    """Axes for horizontal bars, one row a model, first model on top; the caller draws and calls `_png`."""
+    _, ax = plt.subplots(figsize=(width, max(2.2, 0.45 * len(names) + 1.2) + extra))
+    ax.set_yticks(range(len(names)), labels=list(names))
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return ax
 
 
 def latency_chart(names: Sequence[str], mean_ms: Sequence[float], std_ms: Sequence[float], unit: str = "ms") -> bytes:
     """Horizontal bars of mean latency with ±1 std error bars, log scale when the spread is wide."""
-    fig, ax = plt.subplots(figsize=(7.5, _bar_height(len(names))))
-    y = range(len(names))
-    ax.barh(y, mean_ms, xerr=std_ms, color=PALETTE[0], capsize=4, error_kw={"elinewidth": 1.2})
-    ax.set_yticks(list(y), labels=list(names))
-    ax.invert_yaxis()
-    ax.set_xlabel(f"model latency, mean ± std ({unit}, lower is better)")
+    ax = _bars(names, "Inference time", f"model latency, mean ± std ({unit}, lower is better)")
+    ax.barh(range(len(names)), mean_ms, xerr=std_ms, color=PALETTE[0], capsize=4, error_kw={"elinewidth": 1.2})
     if _wide(mean_ms):
         ax.set_xscale("log")
     for i, (m, s) in enumerate(zip(mean_ms, std_ms, strict=True)):
         ax.annotate(f"{m:,.1f} ± {s:,.1f}", (m + s, i), xytext=(4, 0), textcoords="offset points", va="center",
                     fontsize=8)  # fmt: skip
     ax.margins(x=0.25)
-    ax.set_title("Inference time")
-    return _png(fig)
+    return _png(ax.figure)
 
 
 def memory_chart(
     names: Sequence[str], peak_bytes: Sequence[float | None], after_load_bytes: Sequence[float | None]
 ) -> bytes:
     """Peak memory while running, next to memory held once loaded (MiB)."""
-    fig, ax = plt.subplots(figsize=(7.5, _bar_height(len(names))))
+    ax = _bars(names, "Memory", "memory (MiB, lower is better)")
     mib = 1024**2
     y = list(range(len(names)))
     peak = [(b or 0) / mib for b in peak_bytes]
@@ -88,14 +89,10 @@ def memory_chart(
     h = 0.38
     ax.barh([i - h / 2 for i in y], peak, height=h, color=PALETTE[3], label="peak while running")
     ax.barh([i + h / 2 for i in y], load, height=h, color=PALETTE[7], label="after load")
-    ax.set_yticks(y, labels=list(names))
-    ax.invert_yaxis()
-    ax.set_xlabel("memory (MiB, lower is better)")
     if _wide(peak):
         ax.set_xscale("log")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Memory")
-    return _png(fig)
+    return _png(ax.figure)
 
 
 def params_vs_latency_chart(names: Sequence[str], params: Sequence[float], median_ms: Sequence[float]) -> bytes:
@@ -122,7 +119,7 @@ def breakdown_chart(names: Sequence[str], shares: Sequence[dict[str, float]], ti
     labels: list[str] = []
     for s in shares:
         labels += [k for k in s if k not in labels]
-    fig, ax = plt.subplots(figsize=(8.0, _bar_height(len(names)) + 0.6))
+    ax = _bars(names, title, xlabel, width=8.0, extra=0.6)
     left = [0.0] * len(names)
     for j, label in enumerate(labels):
         vals = [100 * s.get(label, 0.0) for s in shares]
@@ -131,13 +128,9 @@ def breakdown_chart(names: Sequence[str], shares: Sequence[dict[str, float]], ti
             if v >= 7:
                 ax.text(left[i] + v / 2, i, f"{v:.0f}%", ha="center", va="center", fontsize=7, color="white")
         left = [a + b for a, b in zip(left, vals, strict=True)]
-    ax.set_yticks(range(len(names)), labels=list(names))
-    ax.invert_yaxis()
     ax.set_xlim(0, 100)
-    ax.set_xlabel(xlabel)
     ax.legend(ncol=min(4, len(labels)), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25))
-    ax.set_title(title)
-    return _png(fig)
+    return _png(ax.figure)
 
 
 def activation_chart(
