@@ -1,5 +1,5 @@
 """The report's sections as blocks: header, summary, failures, charts, architecture, outputs, baseline,
-variants, suitability, method. One set, rendered while a run goes on and at its end, in Markdown and HTML.
+variants, suitability and recommendations, reproduce, method. One set, rendered while a run goes on and at its end, in Markdown and HTML.
 
 Ranks, ratios, efficiency, cost and suitability verdicts come from `report.analysis` (also behind
 summary.csv), so every medium states the same figures.
@@ -12,13 +12,12 @@ import statistics
 
 from visionbench.report import analysis as an
 from visionbench.report import fmt, plots
-from visionbench.report.advice import suitability_blocks
 from visionbench.report.arch import architecture_blocks, findings_blocks, transformer_blocks
 from visionbench.report.document import Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.model_tables import head_to_head_blocks, layers_dissected, memory_blocks, speed_blocks
 from visionbench.report.outputs import output_picture_blocks
 from visionbench.report.performance import optimisation_blocks, utilisation_blocks
-from visionbench.report.runview import RunView
+from visionbench.report.runview import ModelView, RunView
 from visionbench.results import ModelResult, RunResult
 
 
@@ -51,13 +50,11 @@ def header_blocks(view: RunView) -> list[Block]:
     """Title, then weights mode and device first: they change what every figure means."""
     run, env = view.run, view.run.environment
     blocks: list[Block] = [Heading(1, f"visionbench report {run.run_id}")]
-    modes = {m.name: m.result.weights.mode for m in view.models if m.result.weights}
-    random = sorted(n for n, mode in modes.items() if mode == "random")
-    if random:
+    if random := sorted(m.name for m in view.models if m.random):
         blocks.append(Note("warning", f"RANDOM weights for {', '.join(random)}: timing, memory, FLOPs and "
                                       "structure are valid; outputs and activation statistics are not those of the "
                                       "trained model."))  # fmt: skip
-    elif modes:
+    elif any(m.result.weights for m in view.models):
         blocks.append(Note("info", "Pretrained weights for every model measured."))
     gpu = f", {env.gpus[0].name}" if env.device.startswith("cuda") and env.gpus else ""
     threads = "/".join(map(str, sorted({m.threads for m in run.models if m.threads}) or [env.torch_threads]))
@@ -126,18 +123,18 @@ def summary_blocks(view: RunView) -> list[Block]:
         rows.append([
             r.name, fmt.count(r.params), fmt.gflop(b.flops if b else r.flops),
             fmt.gflop(b.achieved_flops_per_s if b else None), str(lat.count) if lat else fmt.MISSING,
-            layers_dissected(m), resolution(r),
+            layers_dissected(m), resolution(m),
         ])  # fmt: skip
     size = Table(["model", "params", "GFLOP", "achieved GFLOP/s", "samples", "layers dissected", "input → output"],
                  rows, caption="FLOPs of one forward (2 per multiply-add) and what they ran at.")  # fmt: skip
     return [Heading(2, "Executive summary"), results_table(view.run), size, Bullets(findings(view))]
 
 
-def resolution(r: ModelResult) -> str:
+def resolution(m: ModelView) -> str:
     """Model input size against the output's resolution (the first image's output)."""
-    s = r.output_summary[0] if r.output_summary else {}
+    s = m.summary
     out = f"{s['width']}x{s['height']}" if "width" in s and "height" in s else "image coordinates" if s else fmt.MISSING
-    return f"{r.input_size} px → {out}" if r.input_size else out
+    return f"{m.result.input_size} px → {out}" if m.result.input_size else out
 
 
 def findings(view: RunView) -> list[str]:
@@ -281,7 +278,7 @@ def output_blocks(view: RunView) -> list[Block]:
     random = []
     for m in view.ok_models:
         r = m.result
-        if r.weights and r.weights.mode == "random" and r.output_summary:
+        if m.random and r.output_summary:
             random.append(r.name)
         for i, s in enumerate(r.output_summary):
             image = r.images[i].rsplit("/", 1)[-1] if i < len(r.images) else f"image {i + 1}"
@@ -371,15 +368,64 @@ def reproduce_blocks(view: RunView) -> list[Block]:
     run, cfg = view.run, view.run.config
     lines = []
     for r in run.models:
-        size = r.input_size or (cfg.plan_for(r.name).input_size if hasattr(cfg, "plan_for") else None) or cfg.input_size
+        size = r.input_size or cfg.plan_for(r.name).input_size
         common = [f"--weights {shlex.quote(cfg.weights)}", f"--device {shlex.quote(run.environment.device)}"]
         common += [f"--input-size {size}"] if size else []
         image = [f"--image {shlex.quote(r.images[0])}"] if r.images else []
         lines.append(" ".join(["visionbench bench", shlex.quote(r.name), *common, f"--dtype {cfg.dtype}",
                                f"--batch-sizes {','.join(map(str, cfg.batch_sizes))}"]))  # fmt: skip
         lines.append(" ".join(["visionbench dissect", shlex.quote(r.name), *common, *image]))
-    blocks: list[Block] = [Heading(2, "Reproduce this run")]
-    blocks.append(Text(f"This run: {run.command}" if run.command else "This run's command line was not recorded."))
+    this = f"This run: {run.command}" if run.command else "This run's command line was not recorded."
+    blocks: list[Block] = [Heading(2, "Reproduce this run"), Text(this)]
     if lines:
         blocks += [Text("Each model alone (measure, then dissect; the run dissects the first image):"), Bullets(lines)]
     return blocks
+
+
+def suitability_blocks(view: RunView) -> list[Block]:
+    models = [m.result for m in view.ok_models]
+    if not models:
+        return []
+    verdicts = {m.name: an.suitability(m) for m in models}
+    rows = []
+    for m in models:
+        rows.append([m.name] + [("n/a" if v.passed is None else "yes" if v.passed else "no") + f": {v.note}"
+                                for v in verdicts[m.name]])  # fmt: skip
+    criteria = [f"{r.name}: {r.figure} < {an.quantity(r.limit, r.unit)} ({r.why})." for r in an.REQUIREMENTS]
+    env = view.run.environment
+    return [
+        Heading(2, "Suitability and recommendations"),
+        Text(f"Measured on {env.device} ({view.run.config.dtype}); another device changes every verdict."),
+        Table(["model"] + [r.name for r in an.REQUIREMENTS], rows),
+        Bullets(criteria),
+        Heading(3, "Recommendations"),
+        Bullets(recommendations(models, verdicts)),
+    ]
+
+
+def recommendations(models: list[ModelResult], verdicts: dict[str, list[an.Verdict]]) -> list[str]:
+    """Per requirement the fastest model that passes (or the closest miss); per task the fastest model."""
+    out = []
+    for i, req in enumerate(an.REQUIREMENTS):
+        scored = [(verdicts[m.name][i], m) for m in models if verdicts[m.name][i].value is not None]
+        passing = [(v, m) for v, m in scored if v.passed]
+        if passing:
+            v, m = min(passing, key=lambda vm: vm[0].value)  # type: ignore[arg-type,return-value]
+            out.append(f"{req.name}: {m.name}, {v.note}; {len(passing)} of {len(scored)} models pass.")
+        elif scored:
+            v, m = min(scored, key=lambda vm: vm[0].value)  # type: ignore[arg-type,return-value]
+            out.append(f"{req.name}: no model passes on this device; the closest is {m.name}, {v.note}.")
+    tasks: dict[str, list[ModelResult]] = {}
+    for m in models:
+        tasks.setdefault(str(m.card.get("task", "?")), []).append(m)
+    for task, members in tasks.items():
+        timed = [m for m in members if an.model_latency(m)]
+        if len(timed) > 1:
+            best = min(timed, key=lambda m: an.model_latency(m).median_ms)  # type: ignore[union-attr]
+            small = min(timed, key=lambda m: an.peak_bytes(m) or float("inf"))
+            out.append(f"For {task}: fastest is {best.name} ({fmt.ms(an.model_latency(best).median_ms)} ms), "  # type: ignore[union-attr]
+                       f"smallest peak memory is {small.name} ({fmt.mib(an.peak_bytes(small))} MiB).")  # fmt: skip
+        elif timed:
+            out.append(f"For {task}: {timed[0].name} is the only model measured "
+                       f"({fmt.ms(an.model_latency(timed[0]).median_ms)} ms).")  # type: ignore[union-attr]  # fmt: skip
+    return out
