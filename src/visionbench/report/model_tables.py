@@ -82,28 +82,24 @@ def speed_blocks(view: RunView) -> list[Block]:
                 "the samples column says how many each figure rests on.")]  # fmt: skip
 
 
-def is_depth(r: ModelResult) -> bool:
-    return bool(r.output_summary and r.output_summary[0].get("depth_min") is not None) or "depth" in str(
-        r.card.get("task", "")
-    )
+def is_depth(m: ModelView) -> bool:
+    return m.summary.get("depth_min") is not None or "depth" in str(m.result.card.get("task", ""))
 
 
 def _is_depthpro(r: ModelResult) -> bool:
-    text = f"{r.name} {r.card.get('architecture', '')}".lower().replace("_", "")
-    return "depthpro" in text
+    return "depthpro" in f"{r.name} {r.card.get('architecture', '')}".lower().replace("_", "")
 
 
 def head_to_head_blocks(view: RunView) -> list[Block]:
     """DepthPro (else the first depth model) against every other depth model of the run."""
-    depth = [m for m in view.ok_models if is_depth(m.result)]
+    depth = [m for m in view.ok_models if is_depth(m)]
     ref = next((m for m in depth if _is_depthpro(m.result)), depth[0] if depth else None)
     if ref is None or len(depth) < 2:
         return []
     rl, rp = an.model_latency(ref.result), an.peak_bytes(ref.result)
     rows = []
     for m in [ref] + [m for m in depth if m is not ref]:
-        r, lat, peak = m.result, an.model_latency(m.result), an.peak_bytes(m.result)
-        s = r.output_summary[0] if r.output_summary else {}
+        r, s, lat, peak = m.result, m.summary, an.model_latency(m.result), an.peak_bytes(m.result)
         cost = an.cost_per_1000_s(r)
         fits = (f"{r.max_batch_size} (OOM at {r.oom_batch_size})" if r.oom_batch_size
                 else f"{r.max_batch_size} (largest tried)" if r.max_batch_size else fmt.MISSING)  # fmt: skip

@@ -1,5 +1,5 @@
-"""The report's sections as blocks: header, summary, failures, charts, architecture, outputs, baseline,
-variants, suitability and recommendations, reproduce, method. One set, rendered while a run goes on and at its end, in Markdown and HTML.
+"""The report's sections as blocks, in reading order (`report_blocks`): one set, rendered while a run goes on
+and at its end, in Markdown and HTML.
 
 Ranks, ratios, efficiency, cost and suitability verdicts come from `report.analysis` (also behind
 summary.csv), so every medium states the same figures.
