@@ -1,9 +1,7 @@
 """The report of a run, computed only from its records: report.md, report.html, summary.csv, and the terminal.
 
-One pipeline: `sections.report_blocks` builds the report's blocks from a run's records, and
-`document` renders them (Markdown, self-contained HTML, a rich table). The suite calls
-`write_run_files(run, run_dir)` after every model, so a run folder always holds a current report;
-`build_report(run_dir)` writes the same report from a run folder's files alone (`visionbench report`).
+The suite calls `write_run_files` after every model, so a run folder always holds a current report;
+`build_report` writes the same report from a run folder's files alone (`visionbench report`).
 """
 
 from __future__ import annotations
@@ -79,10 +77,8 @@ def csv_cell(value: Any) -> Any:
 
 
 def write_report(view: RunView, out_dir: Path, charts: bool = True) -> ReportFiles:
-    """report.md (figures in report_files/ beside it) and report.html (figures embedded) of one view.
-
-    `charts=False` (a run still going): every section, with each chart and picture left for the end.
-    """
+    """report.md (figures in report_files/) and report.html (figures embedded); `charts=False` (a run still
+    going) leaves each chart and picture for the end."""
     with plots.drawing(charts):
         blocks = [b if drawn(b) else Text(UNDRAWN) for b in report_blocks(view)]
     markdown, figures = render_markdown(blocks, FILES_DIR)
@@ -96,11 +92,8 @@ def write_report(view: RunView, out_dir: Path, charts: bool = True) -> ReportFil
 
 
 def write_run_files(run: RunResult, run_dir: str | Path) -> None:
-    """run.json, summary.csv, report.md and report.html for `run`, each replaced atomically.
-
-    run.json and summary.csv come first: a report that cannot be drawn is a warning, never a lost record.
-    Charts are drawn once the run is complete (Ctrl-C stops at once), so its last report has them all.
-    """
+    """run.json and summary.csv first, so a report that cannot be drawn is a warning, never a lost record;
+    charts only once the run is complete (a run still going is not slowed, and Ctrl-C stops at once)."""
     run_dir = Path(run_dir)
     save_run(run, run_dir)
     write_text(run_dir / SUMMARY_FILE, summary_csv(run))
@@ -111,11 +104,7 @@ def write_run_files(run: RunResult, run_dir: str | Path) -> None:
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> ReportFiles:
-    """The report of the run in `run_dir` (default: into it), from the folder's files alone.
-
-    The run folder is checked first and the output folder next (one clear BadInputError each), before
-    anything is read or drawn.
-    """
+    """The report of the run in `run_dir` (default: into it); both folders are checked before anything is read."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise BadInputError(f"{run_dir}: no such run folder")

@@ -1,8 +1,5 @@
-"""Analysis of a run, as pure functions over its records: ranks, ratios, efficiency, cost, suitability.
-
-Nothing here formats for a medium; report.md, report.html and the terminal all call these, so the
-figures and verdicts agree everywhere. Every verdict carries the measured value it was decided on.
-"""
+"""Ranks, ratios, efficiency, cost and suitability as pure functions over a run's records: every medium
+(report, summary.csv, terminal) calls these, so the figures agree everywhere."""
 
 from __future__ import annotations
 

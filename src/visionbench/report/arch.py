@@ -1,7 +1,4 @@
-"""Architecture analysis: the measured component breakdown and the dissection's statistics per stage.
-
-Every sentence here is computed from the profile and layers.json figures of the run folder.
-"""
+"""Architecture analysis: the measured component breakdown and the dissection's statistics stage by stage."""
 
 from __future__ import annotations
 
@@ -144,13 +141,8 @@ _BLOCK = re.compile(r"^(.*?\.(?:layer|layers|block|blocks|blk|h))\.(\d+)\.")
 
 
 def stage_tables(model: str, records: list[LayerRecord]) -> list[Block]:
-    """The architecture stage by stage: one table of layers per sub-stage of each component.
-
-    Sub-stages come from the module names under each component (the first name part below the component's
-    common prefix, with its list index: `intermediate.0`, `final`), so this works for any model. A component
-    whose layers sit in a long stack of transformer blocks (more than MAX_LAYER_ROWS rows) gets one row per
-    block instead: 24 blocks' leaf rows would drown the reader.
-    """
+    """One table of layers per sub-stage of each component, sub-stages taken from the module names so any model
+    works; a long stack of transformer blocks gets one row per block instead (24 blocks' rows would drown it)."""
     out: list[Block] = [Heading(4, f"{model}: the architecture stage by stage")]
     for component, recs in _by_stage(records).items():
         blocked = _per_block(recs) if len(recs) > MAX_LAYER_ROWS else None

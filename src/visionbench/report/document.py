@@ -1,13 +1,7 @@
-"""A report as a list of blocks (heading, text, table, figure, note) and the renderers of those blocks.
+"""A report as a list of blocks and their renderers: Markdown (GFM), one self-contained HTML page, rich tables.
 
-Sections build blocks once; `render_markdown` (GitHub-flavoured Markdown), `render_html` (one
-self-contained page) and `rich_table` (the terminal) render the same blocks, so every medium says the
-same thing. Text is plain (no inline markup) and every string a user chose (model names, file
-names, error messages) reaches a renderer only as such text: each renderer escapes it for its format
-here, and nowhere else.
-
-report.html fetches nothing (no fonts, stylesheets or scripts; PNGs are data URIs), so it opens from
-disk, offline, in any browser, and can be mailed or attached to an issue as it is.
+Blocks hold plain text only, so a string a user chose (a model name, an error) is escaped here, by each
+renderer for its format, and nowhere else. report.html fetches nothing (PNGs are data URIs): it opens offline.
 """
 
 from __future__ import annotations
@@ -223,10 +217,8 @@ def _html_block(b: Block) -> str:
 
 
 def rich_table(t: Table, title: str = "", styles: dict[str, str] | None = None) -> rich.table.Table:
-    """The table for a terminal: cells are rich Text, never parsed as markup (`[/x]` in a name stays text).
-
-    `styles` colours whole cells by their value, e.g. {"slower": "red", "faster": "green"}.
-    """
+    """The table for a terminal; cells are rich Text, never markup (`[/x]` in a name stays text); `styles` colours
+    cells by value, e.g. {"slower": "red"}."""
     import rich.table
     from rich.text import Text as RichText
 

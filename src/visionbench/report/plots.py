@@ -1,8 +1,5 @@
-"""The report's charts: each function takes plain figures and returns PNG bytes (matplotlib, Agg backend).
-
-Plain inputs (names, numbers) keep the charts independent of the result schema, so a chart can be
-checked against the numbers it was drawn from. Figures are closed after rendering: no leaked state.
-"""
+"""The report's charts: plain figures in, PNG bytes out (matplotlib, Agg), so a chart can be checked against
+the numbers it was drawn from."""
 
 from __future__ import annotations
 
@@ -166,11 +163,7 @@ def activation_chart(
 
 
 def _symlog_ticks(linthresh: float, top: float) -> list[float]:
-    """0 and at most three decades a side, none inside or at the edge of the linear zone: labels never overlap.
-
-    On a symlog axis the decades next to the linear zone are drawn a few pixels apart; the first tick is one
-    decade above it.
-    """
+    """0 and at most three decades a side, the first one decade above the linear zone: labels never overlap."""
     first = math.floor(math.log10(linthresh)) + 1
     last = math.floor(math.log10(top)) if top > 0 else first
     if last < first:
