@@ -60,19 +60,16 @@ def measured_batch(m: ModelResult) -> BatchResult | None:
 
 
 def model_latency(m: ModelResult) -> LatencyStats | None:
-    b = m.primary
-    return b.model_latency if b is not None else None
+    return m.primary.model_latency if m.primary else None
 
 
 def e2e_latency(m: ModelResult) -> LatencyStats | None:
-    b = m.primary
-    return b.e2e_latency if b is not None else None
+    return m.primary.e2e_latency if m.primary else None
 
 
 def peak_bytes(m: ModelResult) -> int | None:
-    """Highest memory over the batch sizes that ran (the primary batch size's for tables)."""
-    b = m.primary
-    return b.memory.peak_bytes if b is not None and b.memory is not None else None
+    """Peak memory of the primary batch size (the one every table shows)."""
+    return m.primary.memory.peak_bytes if m.primary and m.primary.memory else None
 
 
 def ranks(values: dict[str, float | None], lower_is_better: bool = True) -> dict[str, int | None]:
@@ -116,15 +113,14 @@ class Ratio:
 
 
 def ratios(run: RunResult, base: ModelResult | None) -> dict[str, Ratio]:
-    out: dict[str, Ratio] = {}
     if base is None:
-        return out
+        return {}
     bl, bp = model_latency(base), peak_bytes(base)
+    out = {}
     for m in ok_models(run):
         ml, mp = model_latency(m), peak_bytes(m)
-        speed = bl.median_ms / ml.median_ms if bl and ml and ml.median_ms > 0 else None
-        mem = bp / mp if bp and mp else None
-        out[m.name] = Ratio(speed, mem)
+        out[m.name] = Ratio(bl.median_ms / ml.median_ms if bl and ml and ml.median_ms > 0 else None,
+                            bp / mp if bp and mp else None)  # fmt: skip
     return out
 
 
@@ -153,15 +149,13 @@ def cost_per_1000_s(m: ModelResult, kind: str = "model") -> float | None:
 def suitability(m: ModelResult) -> list[Verdict]:
     """Each requirement checked against this model's measured figures (end to end where it applies)."""
     e2e, mod, peak = e2e_latency(m), model_latency(m), peak_bytes(m)
-    cost = cost_per_1000_s(m, "end_to_end") or cost_per_1000_s(m, "model")
+    lat = e2e or mod
     values: dict[str, float | None] = {
-        "video30": (e2e or mod).p90_ms if (e2e or mod) else None,  # type: ignore[union-attr]
-        "ar60": (e2e or mod).p90_ms if (e2e or mod) else None,  # type: ignore[union-attr]
-        "driving": (e2e or mod).p99_ms if (e2e or mod) else None,  # type: ignore[union-attr]
-        "mobile_mem": peak / MB if peak is not None else None,
+        "video30": lat.p90_ms if lat else None, "ar60": lat.p90_ms if lat else None,
+        "driving": lat.p99_ms if lat else None, "mobile_mem": peak / MB if peak is not None else None,
         "mobile_lat": mod.median_ms if mod else None,
-        "batch1000": cost,
-    }
+        "batch1000": cost_per_1000_s(m, "end_to_end") or cost_per_1000_s(m, "model"),
+    }  # fmt: skip
     out = []
     for req in REQUIREMENTS:
         v = values[req.key]
