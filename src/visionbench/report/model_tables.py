@@ -18,7 +18,6 @@ def layers_dissected(m: ModelView) -> str:
 
 def memory_blocks(view: RunView) -> list[Block]:
     """Per model: before load, after load, peak while running, after cleanup, beside the weights' own size."""
-    cuda = view.run.environment.device.startswith("cuda")
     rows = []
     for m in view.models:
         r, b = m.result, an.measured_batch(m.result)
@@ -37,28 +36,16 @@ def memory_blocks(view: RunView) -> list[Block]:
         return []
     base = (
         "CUDA allocator bytes (before load: the worker's RSS)"
-        if cuda
+        if view.run.environment.device.startswith("cuda")
         else "process RSS above the before-load baseline (before load: the worker's RSS after imports)"
     )
-    return [
-        Heading(2, "Memory profile"),
-        Table(
-            [
-                "model",
-                "before load (MiB)",
-                "after load (MiB)",
-                "peak while running (MiB)",
-                "after cleanup (MiB)",
-                "weights (MiB)",
-                "peak beyond weights (MiB)",
-                "peak / weights",
-            ],
-            rows,
-            caption=f"Batch size {min(view.run.config.batch_sizes)}; {base}. Weights: the module's parameters and "
-            "buffers as run. Peak beyond weights: activations, workspace and allocator slack. '-': not "
-            "measured (a run of an older schema).",
-        ),  # fmt: skip
-    ]
+    headers = ["model", "before load (MiB)", "after load (MiB)", "peak while running (MiB)", "after cleanup (MiB)",
+               "weights (MiB)", "peak beyond weights (MiB)", "peak / weights"]  # fmt: skip
+    caption = (
+        f"Batch size {min(view.run.config.batch_sizes)}; {base}. Weights: the module's parameters and buffers as run. "
+        "Peak beyond weights: activations, workspace and allocator slack. '-': not measured (a run of an older schema)."
+    )
+    return [Heading(2, "Memory profile"), Table(headers, rows, caption=caption)]
 
 
 def speed_blocks(view: RunView) -> list[Block]:

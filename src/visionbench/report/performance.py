@@ -43,6 +43,8 @@ def utilisation_blocks(view: RunView) -> list[Block]:
         + (f", datasheet {p.datasheet_name} {fmt.tflops(p.datasheet_flops_per_s)} TFLOP/s" if p.datasheet_name else "")
         for k, p in peaks.items()
     )
+    headers = ["model", "batch", "dtype", "TFLOP/s", "measured peak", "of measured", "datasheet peak",
+               "of datasheet", "FLOP/B", "ridge FLOP/B", "roofline"]  # fmt: skip
     return [
         Heading(2, "Utilisation against the device's peak"),
         Text(
@@ -52,23 +54,8 @@ def utilisation_blocks(view: RunView) -> list[Block]:
             "FLOP/B counts the weights as the bytes moved (a lower bound on traffic): below the ridge point "
             "(measured matmul FLOP/s / copy bytes/s) a model is memory-bound, and its low utilisation is the "
             f"memory's limit, not slow arithmetic. Probes: {probe or 'none recorded'}."
-        ),  # fmt: skip
-        Table(
-            [
-                "model",
-                "batch",
-                "dtype",
-                "TFLOP/s",
-                "measured peak",
-                "of measured",
-                "datasheet peak",
-                "of datasheet",
-                "FLOP/B",
-                "ridge FLOP/B",
-                "roofline",
-            ],
-            rows,
-        ),  # fmt: skip
+        ),
+        Table(headers, rows),
     ]
 
 
