@@ -24,19 +24,17 @@ RANDOM_NOTE = (
 def architecture_blocks(view: RunView) -> list[Block]:
     models = view.ok_models
     blocks: list[Block] = [Heading(2, "Architecture analysis")]
-    profiled = [m for m in models if m.profile is not None]
+    profiles = {m.name: m.profile for m in models if m.profile is not None}
     if any(m.random for m in models):
         blocks.append(Note("info", RANDOM_NOTE))
-    if profiled:
-        names = [m.name for m in profiled]
+    if profiles:
+        names = list(profiles)
+        title = "Where the forward's time goes (measured)"
         time_png = plots.breakdown_chart(
-            names,
-            [m.profile.shares() for m in profiled],  # type: ignore[union-attr]
-            "Where the forward's time goes (measured)",
-            "share of one forward's time (%)",
+            names, [p.shares() for p in profiles.values()], title, "share of one forward's time (%)"
         )
         # every label in the time chart's order, so a component has the same colour in both charts
-        flop_shares = [{c.label: c.flop_share if c.flops else 0.0 for c in m.profile.components} for m in profiled]  # type: ignore[union-attr]
+        flop_shares = [{c.label: c.flop_share if c.flops else 0.0 for c in p.components} for p in profiles.values()]
         flop_png = plots.breakdown_chart(names, flop_shares, "Where the FLOPs go", "share of one forward's FLOPs (%)")
         blocks.append(Figure("breakdown-time.png", time_png, "Measured time share per component (sync hooks)"))
         blocks.append(Figure("breakdown-flops.png", flop_png, "FLOP share per component (flop_counter)"))
