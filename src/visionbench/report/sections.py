@@ -144,7 +144,7 @@ def findings(view: RunView) -> list[str]:
     if not models:
         out.append("No model was measured successfully; see Failures.")
     else:
-        by_speed = sorted(models, key=lambda m: an.model_latency(m).median_ms)  # type: ignore[union-attr]
+        by_speed = sorted(models, key=lambda m: an.model_latency(m).median_ms)
         fast, slow = by_speed[0], by_speed[-1]
         fl, sl = an.model_latency(fast), an.model_latency(slow)
         assert fl and sl
@@ -175,19 +175,19 @@ def chart_blocks(view: RunView) -> list[Block]:
     if not models:
         return []
     names = [m.name for m in models]
-    lats = [an.model_latency(m) for m in models]
-    blocks: list[Figure] = []
-    blocks.append(Figure("latency.png", plots.latency_chart(names, [s.mean_ms for s in lats], [s.std_ms for s in lats]),
-                         "Model latency, mean ± std over the timed samples (batch size of the summary)"))  # fmt: skip
+    lats = {m.name: an.model_latency(m) for m in models}
+    png = plots.latency_chart(names, [s.mean_ms for s in lats.values()], [s.std_ms for s in lats.values()])
+    blocks = [
+        Figure("latency.png", png, "Model latency, mean ± std over the timed samples (batch size of the summary)")
+    ]
     peaks = [an.peak_bytes(m) for m in models]
     if any(p is not None for p in peaks):
-        after = [(m.primary.memory.after_load_bytes if m.primary and m.primary.memory else None) for m in models]
+        after = [(p.memory.after_load_bytes if (p := m.primary) and p.memory else None) for m in models]
         blocks.append(Figure("memory.png", plots.memory_chart(names, peaks, after),
                              "Peak memory while running and memory held after loading"))  # fmt: skip
-    with_params = [(m, s) for m, s in zip(models, lats, strict=True) if m.params]
-    if len(with_params) > 1:
-        png = plots.params_vs_latency_chart([m.name for m, _ in with_params], [m.params for m, _ in with_params],
-                                            [s.median_ms for _, s in with_params])  # fmt: skip
+    if len(sized := [m for m in models if m.params]) > 1:
+        png = plots.params_vs_latency_chart([m.name for m in sized], [m.params for m in sized],
+                                            [lats[m.name].median_ms for m in sized])  # fmt: skip
         blocks.append(Figure("params-latency.png", png, "Parameters against median latency, log-log"))
     return [Heading(2, "Charts"), Gallery(blocks, wide=True)]
 
@@ -421,9 +421,9 @@ def recommendations(models: list[ModelResult], verdicts: dict[str, list[an.Verdi
     for task, members in tasks.items():
         timed = [m for m in members if an.model_latency(m)]
         if len(timed) > 1:
-            best = min(timed, key=lambda m: an.model_latency(m).median_ms)  # type: ignore[union-attr]
+            best = min(timed, key=lambda m: an.model_latency(m).median_ms)
             small = min(timed, key=lambda m: an.peak_bytes(m) or float("inf"))
-            out.append(f"For {task}: fastest is {best.name} ({fmt.ms(an.model_latency(best).median_ms)} ms), "  # type: ignore[union-attr]
+            out.append(f"For {task}: fastest is {best.name} ({fmt.ms(an.model_latency(best).median_ms)} ms), "
                        f"smallest peak memory is {small.name} ({fmt.mib(an.peak_bytes(small))} MiB).")  # fmt: skip
         elif timed:
             out.append(f"For {task}: {timed[0].name} is the only model measured "
