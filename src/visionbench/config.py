@@ -1,13 +1,12 @@
 """What a benchmark run was asked to do: one pydantic record that feeds `--help`, run.json and resume.
 
-It sits at the bottom of the import graph beside `results` (run.json embeds it), so the schema
-needs nothing from `bench`.
-
-The CLI builds a `BenchConfig` from its options; the suite and each worker read only this record, so
-a Python user gets the same run with `run_suite(BenchConfig(models=[...]))`.
+It sits at the bottom of the import graph beside `results` (run.json embeds it). The suite and each
+worker read only this record, so a Python user gets the CLI's run with `run_suite(BenchConfig(...))`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +36,12 @@ def canonical_variants(names: list[str]) -> list[str]:
         if name not in out:
             out.append(name)
     return out
+
+
+def _seconds(default: float | None, description: str, renamed: tuple[str, str] | None = None, **bound: float) -> Any:
+    """A finite number of seconds; `renamed` (new, old) also reads its schema 1.0 name."""
+    alias = {"validation_alias": AliasChoices(*renamed)} if renamed else {}
+    return Field(default=default, allow_inf_nan=False, description=description, **bound, **alias)
 
 
 SUITE_MODELS = [
@@ -102,45 +107,39 @@ class BenchConfig(BaseModel):
         default=None, ge=1, description="torch CPU threads in each worker (unset: torch's default)."
     )
     runs: int = Field(default=5, ge=1, description="Minimum timed repeats per loop.")
-    budget: float = Field(
-        default=10.0,
+    budget: float = _seconds(
+        10.0,
+        "Seconds per timed loop: keep repeating until this many are spent (after --runs samples).",
+        ("budget", "budget_s"),
         ge=0,
-        allow_inf_nan=False,
-        validation_alias=AliasChoices("budget", "budget_s"),
-        description="Seconds per timed loop: keep repeating until this many are spent (after --runs samples).",
     )
     warmup: int = Field(default=1, ge=1, description="Untimed forwards before timing (at least one).")
-    max_loop_time: float | None = Field(
-        default=None,
-        gt=0,
-        allow_inf_nan=False,
-        validation_alias=AliasChoices("max_loop_time", "loop_cap_s"),
-        description="Seconds per timed loop at most: after 2 samples, do not start one that would end later "
+    max_loop_time: float | None = _seconds(
+        None,
+        "Seconds per timed loop at most: after 2 samples, do not start one that would end later "
         "(unset: always at least --runs). `run` sets one so a forward of minutes still gets 2 samples.",
+        ("max_loop_time", "loop_cap_s"),
+        gt=0,
     )
-    slow_forward_s: float | None = Field(
-        default=None,
-        ge=0,
-        allow_inf_nan=False,
-        description="A model whose first warmup forward takes longer than this many seconds gets the one-loop plan "
+    slow_forward_s: float | None = _seconds(
+        None,
+        "A model whose first warmup forward takes longer than this many seconds gets the one-loop plan "
         "(the end-to-end loop's forward phase is its model time; no more warmups). Unset: --budget / --runs, or "
         "half of --max-loop-time if that is smaller. Added in 1.3.",
-    )
-    count_warmup_s: float = Field(
-        default=1.0,
         ge=0,
-        allow_inf_nan=False,
-        description="In the one-loop plan on a CPU, a warmup forward of at least this many seconds counts as a "
+    )
+    count_warmup_s: float = _seconds(
+        1.0,
+        "In the one-loop plan on a CPU, a warmup forward of at least this many seconds counts as a "
         "sample (first-call overhead is a negligible share of it). Added in 1.3.",
+        ge=0,
     )
     e2e: bool = Field(default=True, description="Also time end to end: decode + preprocess + forward + postprocess.")
-    timeout: float | None = Field(
-        default=None,
+    timeout: float | None = _seconds(
+        None,
+        "Seconds per model: its worker is stopped after this long, keeping what it measured (unset: no limit).",
+        ("timeout", "timeout_s"),
         gt=0,
-        allow_inf_nan=False,
-        validation_alias=AliasChoices("timeout", "timeout_s"),
-        description="Seconds per model: its worker is stopped after this long, keeping what it measured "
-        "(unset: no limit).",
     )
     seed: int = Field(default=0, description="Seed for random weights and random inputs.")
     trust_remote_code: bool = Field(default=False, description="Allow remote code and pickled checkpoints.")

@@ -60,13 +60,13 @@ def sample_images() -> list[Path]:
     return [folder / "bus.jpg", folder / "zidane.jpg"]
 
 
-def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+def load_image(path: str | Path) -> Image.Image:
     """An 8-bit RGB image, EXIF-rotated, or a BadInputError naming the file and the reason.
 
     The limit is ours (`max_pixels()`), checked from the header before any pixel is decoded; Pillow's
     own bomb check is moved to twice that limit so its 89.5 MP warning never refuses an image first.
     """
-    limit = _configured_limit() if max_pixels is None else max_pixels
+    limit = max_pixels()
     path = Path(path)
     if not path.exists():
         raise BadInputError(f"{path}: no such file")
@@ -96,9 +96,6 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
         raise BadInputError(f"{path}: not an image Pillow can read") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadInputError(f"{path}: corrupt or truncated image ({exc})") from exc
-
-
-_configured_limit = max_pixels  # load_image's parameter shadows the function's name
 
 
 def _open(path: Path, limit: int) -> Image.Image:

@@ -35,41 +35,16 @@ from visionbench.files import check_output_dir
 from visionbench.results import DevicePeak, ModelResult, RunResult
 
 _F = BenchConfig.model_fields
-
-
-def _field_option(field: str, *flags: str, prefix: str = "") -> Any:
-    """An option that fills the BenchConfig field `field`: named after it, described by it."""
-    return typer.Option(*(flags or ("--" + field.replace("_", "-"),)), help=prefix + (_F[field].description or ""))
-
-
-# (parameter = BenchConfig field, type on the command line, option). Order is --help's order.
-BENCH_OPTIONS: list[tuple[str, Any, Any]] = [
-    ("images", list[str] | None, _field_option("images", "--images", "--image")),
-    ("weights", str, _field_option("weights")),
-    ("device", str, _field_option("device")),
-    ("dtype", str, _field_option("dtype")),
-    ("input_size", int | None, _field_option("input_size")),
-    ("batch_sizes", str, _field_option("batch_sizes", prefix="Comma-separated, e.g. 1,2,4. ")),
-    ("compile", bool, _field_option("compile")),
-    ("channels_last", bool, _field_option("channels_last")),
-    ("fuse", bool, _field_option("fuse", "--fuse/--no-fuse")),
-    ("variants", str | None, _field_option("variants", prefix="Comma-separated. ")),
-    ("preset", str | None, _field_option("preset")),
-    ("threads", int | None, _field_option("threads")),
-    ("runs", int, _field_option("runs")),
-    ("warmup", int, _field_option("warmup")),
-    ("budget", float, _field_option("budget")),
-    ("max_loop_time", float | None, _field_option("max_loop_time")),
-    ("slow_forward_s", float | None, _field_option("slow_forward_s")),
-    ("count_warmup_s", float, _field_option("count_warmup_s")),
-    ("timeout", float | None, _field_option("timeout")),
-    ("e2e", bool, _field_option("e2e", "--e2e/--no-e2e")),
-    ("dissect", bool, _field_option("dissect", "--dissect/--no-dissect")),
-    ("profile", bool, _field_option("profile")),
-    ("seed", int, _field_option("seed")),
-    ("baseline", str, _field_option("baseline")),
-    ("trust_remote_code", bool, _field_option("trust_remote_code")),
-]
+# The BenchConfig fields that are options, in --help's order. Each is `--field-name` of the field's type,
+# described by the field, except where these say otherwise (a list typed as text, a --no- switch).
+BENCH_FIELDS = ["images", "weights", "device", "dtype", "input_size", "batch_sizes", "compile", "channels_last",
+                "fuse", "variants", "preset", "threads", "runs", "warmup", "budget", "max_loop_time",
+                "slow_forward_s", "count_warmup_s", "timeout", "e2e", "dissect", "profile", "seed", "baseline",
+                "trust_remote_code"]  # fmt: skip
+FLAGS = {"images": ("--images", "--image"), "fuse": ("--fuse/--no-fuse",), "e2e": ("--e2e/--no-e2e",),
+         "dissect": ("--dissect/--no-dissect",)}  # fmt: skip
+CLI_TYPES: dict[str, Any] = {"images": list[str] | None, "batch_sizes": str, "variants": str | None}
+HELP_PREFIX = {"batch_sizes": "Comma-separated, e.g. 1,2,4. ", "variants": "Comma-separated. "}
 # Options of the command, not of the run it describes.
 OUT_HELP = "Folder that receives <YYYYMMDD_HHMMSS>/; with --resume, the run folder to continue."
 RESUME_HELP = (
@@ -101,29 +76,30 @@ QUICK_HELP = "A shorter run (fewer repeats, no dissection, the slowest models cu
 RESUME_OPTIONS = {"out", "resume", "as_json", "trust_remote_code", "models"}
 
 
-def _default(field: str) -> Any:
-    info = _F[field]
-    return None if info.default_factory is not None else info.default
+def _param(name: str, default: Any, kind: Any, option: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+
+
+def _field_param(name: str, preset: dict[str, Any]) -> inspect.Parameter:
+    """The option that fills the BenchConfig field `name`: named after it, described by it."""
+    info = _F[name]
+    default = preset.get(name, None if info.default_factory is not None else info.default)
+    if name == "batch_sizes":
+        default = ",".join(str(b) for b in default)
+    flags = FLAGS.get(name, ("--" + name.replace("_", "-"),))
+    option = typer.Option(*flags, help=HELP_PREFIX.get(name, "") + (info.description or ""))
+    return _param(name, default, CLI_TYPES.get(name, info.annotation), option)
 
 
 def _signature(models_help: str, preset: dict[str, Any], extra: list[inspect.Parameter]) -> inspect.Signature:
     """The Typer signature of a bench-like command: MODELS, then every option once, with the preset's defaults."""
-    kw = inspect.Parameter.KEYWORD_ONLY
-    params = [
-        inspect.Parameter("ctx", kw, annotation=typer.Context),
-        inspect.Parameter(
-            "models", kw, default=None, annotation=Annotated[list[str] | None, typer.Argument(help=models_help)]
-        ),
+    return inspect.Signature([
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+        _param("models", None, list[str] | None, typer.Argument(help=models_help)),
         *extra,
-    ]
-    for name, kind, option in BENCH_OPTIONS:
-        default = preset.get(name, _default(name))
-        if name == "batch_sizes":
-            default = ",".join(str(b) for b in default)
-        params.append(inspect.Parameter(name, kw, default=default, annotation=Annotated[kind, copy(option)]))
-    for name, kind, option, default in COMMAND_OPTIONS:
-        params.append(inspect.Parameter(name, kw, default=default, annotation=Annotated[kind, copy(option)]))
-    return inspect.Signature(params)
+        *(_field_param(name, preset) for name in BENCH_FIELDS),
+        *(_param(name, default, kind, copy(option)) for name, kind, option, default in COMMAND_OPTIONS),
+    ])  # fmt: skip
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -278,14 +254,7 @@ _bench.__signature__ = _signature(  # type: ignore[attr-defined]
 _run.__signature__ = _signature(  # type: ignore[attr-defined]
     "Models to run (default: the 8 suite models); with --resume, the run's models to continue.",
     RUN_PRESET,
-    [
-        inspect.Parameter(
-            "quick",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=False,
-            annotation=Annotated[bool, typer.Option("--quick", help=QUICK_HELP)],
-        )
-    ],  # fmt: skip
+    [_param("quick", False, bool, typer.Option("--quick", help=QUICK_HELP))],
 )
 bench = command(app, "bench")(_bench)
 run_cmd = command(app, "run")(_run)
@@ -381,9 +350,5 @@ class RichObserver(SuiteObserver):
 
 
 def _eta(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return (
-        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
+    hours, rest = divmod(max(0, int(seconds)), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
