@@ -1,11 +1,7 @@
 """`visionbench bench MODEL...` and `visionbench run` (the seed suite): one set of options, two presets.
 
-Every option of both commands is declared once, in `BENCH_OPTIONS`, and fills the `BenchConfig` field of
-its own name (`--max-loop-time` fills `max_loop_time`); its help is that field's description. `run` is
-the same command with the suite's models and a preset of defaults (`RUN_PRESET`), plus `--quick`.
-
-Both write <out>/<YYYYMMDD_HHMMSS>/ (run.json, summary.csv, report.md, a folder per model) as each
-model finishes, show a progress bar with the model, its phase and the ETA, then a results table.
+Each option fills the `BenchConfig` field of its name (`BENCH_FIELDS`) and its help is that field's
+description; `run` is the same command with the suite's models, `RUN_PRESET`'s defaults and `--quick`.
 Exit code: 0 when every model was measured, 1 when some failed (their reasons are in the run), 2 for
 bad input, 130 on Ctrl-C (finished models stay on disk; `--out RUN_DIR --resume` continues).
 """
@@ -16,7 +12,6 @@ import inspect
 import shlex
 import sys
 import time
-from copy import copy
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,22 +46,12 @@ RESUME_HELP = (
     "Continue the run in --out: its models not finished run again with the run's own options "
     "(MODELS, if given, narrows them). Trust comes only from this command line's --trust-remote-code."
 )
-COMMAND_OPTIONS: list[tuple[str, Any, Any, Any]] = [
-    ("out", Path, typer.Option("--out", help=OUT_HELP), Path("runs")),
-    ("resume", bool, typer.Option("--resume", help=RESUME_HELP), False),
-    ("as_json", bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables."), False),
-]
-# What `run` changes: the suite's models, a per-model timeout, a loop cap so a forward of minutes gets 2
-# samples, and a dissection after each benchmark.
-# `run` also profiles each model's components (measured "where the time goes"): for a slow model the hooks
-# ride on its counted warmup, so the profile costs it no forward (bench/plan.py).
-RUN_PRESET: dict[str, Any] = {
-    "timeout": 1800.0,
-    "max_loop_time": 240.0,
-    "dissect": True,
-    "profile": True,
-    "variants": "auto",
-}  # dtype/layout variants, said when not applicable
+JSON_HELP = "Print machine-readable JSON to stdout instead of tables."
+# What `run` changes: a per-model timeout, a loop cap so a forward of minutes gets 2 samples, a dissection and a
+# component profile after each benchmark (a slow model's profile hooks ride on its counted warmup, so it costs no
+# forward: bench/plan.py), and the dtype/layout variants that suit the device (said when not applicable).
+RUN_PRESET: dict[str, Any] = {"timeout": 1800.0, "max_loop_time": 240.0, "dissect": True, "profile": True,
+                              "variants": "auto"}  # fmt: skip
 # --quick keeps DepthPro where one forward is predicted under this (4 minutes: a quick run of the suite
 # then stays within about 10 minutes), with a loop cap for every model.
 QUICK_MAX_FORWARD_S = 240.0
@@ -98,7 +83,9 @@ def _signature(models_help: str, preset: dict[str, Any], extra: list[inspect.Par
         _param("models", None, list[str] | None, typer.Argument(help=models_help)),
         *extra,
         *(_field_param(name, preset) for name in BENCH_FIELDS),
-        *(_param(name, default, kind, copy(option)) for name, kind, option, default in COMMAND_OPTIONS),
+        _param("out", Path("runs"), Path, typer.Option("--out", help=OUT_HELP)),
+        _param("resume", False, bool, typer.Option("--resume", help=RESUME_HELP)),
+        _param("as_json", False, bool, typer.Option("--json", help=JSON_HELP)),
     ])  # fmt: skip
 
 
@@ -218,7 +205,7 @@ def _execute(ctx: typer.Context, models: list[str], opts: dict[str, Any]) -> Non
     observer = RichObserver()
     start = time.perf_counter()
     try:
-        with observer:
+        with observer.bar:
             if resume:
                 run, run_dir = resume_suite(out, models=models or None,
                                             trust_remote_code=opts["trust_remote_code"], observer=observer,
@@ -261,10 +248,7 @@ run_cmd = command(app, "run")(_run)
 
 
 def _final_report(run_dir: Path) -> None:
-    """The full report (markdown + self-contained HTML with charts) from the run folder's files.
-
-    A report failure never costs the measurements: run.json and the per-model files are already written.
-    """
+    """The full report; its failure is a warning, since run.json and the per-model files are already written."""
     from visionbench.report import build_report
 
     try:
@@ -312,13 +296,6 @@ class RichObserver(SuiteObserver):
         )  # fmt: skip
         self.task = None
         self.run_dir: Path | None = None
-
-    def __enter__(self) -> RichObserver:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)  # type: ignore[arg-type]
 
     def started(self, run: RunResult, run_dir: Path, todo: list[str], eta_s: float) -> None:
         self.run_dir = run_dir

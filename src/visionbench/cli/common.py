@@ -37,10 +37,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 IN_PROCESS_MODEL_COMMANDS = {"dissect", "depth", "eval", "profile", "video"}
 
 
-def debug_enabled() -> bool:
-    return switched_on("VISIONBENCH_DEBUG")
-
-
 def setup_logging() -> None:
     # A library that logs to the stderr it saw at import (ultralytics) keeps writing there; when commands
     # run one after another in one process with stderr redirected (tests, notebooks), that stream may be
@@ -107,7 +103,7 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
             except KeyboardInterrupt:
                 raise fail("interrupted; results written so far are kept", 130) from None
             except Exception as exc:
-                line = None if debug_enabled() else _one_line(exc)
+                line = None if switched_on("VISIONBENCH_DEBUG") else _one_line(exc)
                 if line is None:
                     raise
                 raise fail(*line) from None
