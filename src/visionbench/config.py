@@ -180,9 +180,10 @@ class BenchConfig(BaseModel):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, v: str | None) -> str | None:
-        if v is not None and v.strip().lower() not in {"fast", "none", ""}:
+        name = (v or "").strip().lower()
+        if name not in {"fast", "none", ""}:
             raise ValueError(f"--preset {v!r}: use fast")
-        return None if v is None or v.strip().lower() in {"none", ""} else "fast"
+        return "fast" if name == "fast" else None
 
     @field_validator("batch_sizes")
     @classmethod

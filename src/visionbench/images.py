@@ -25,10 +25,7 @@ _PILLOW_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: one 
 
 
 def max_pixels() -> int:
-    """The pixel limit: `VISIONBENCH_MAX_PIXELS` (raises or lowers it) or the default; a bad value is one line.
-
-    Commands call this before any work so a typo in the variable fails at once, not on the first image.
-    """
+    """The pixel limit: `VISIONBENCH_MAX_PIXELS` or the default; commands call it first, so a typo fails at once."""
     raw = os.environ.get("VISIONBENCH_MAX_PIXELS", "").strip()
     if not raw:
         return DEFAULT_MAX_PIXELS
@@ -99,10 +96,7 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 def _open(path: Path, limit: int) -> Image.Image:
-    """Pillow refuses at 2x MAX_IMAGE_PIXELS while opening; open with it set to our limit so ours decides.
-
-    Only the open (which reads the header) holds the lock; decoding runs unlocked.
-    """
+    """Open with Pillow's limit (it refuses at 2x) set to ours, so ours decides; only the header read is locked."""
     with _PILLOW_LIMIT:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = limit

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from visionbench.bench.suite import SuiteObserver, check_run_folder, resume_suite, run_suite
 from visionbench.cli import app
-from visionbench.cli.common import command, console, err_console, print_json
+from visionbench.cli.common import JsonOpt, command, console, err_console, print_json
 from visionbench.config import SUITE_MODELS, BenchConfig, ModelPlan
 from visionbench.errors import UnsupportedOptionError
 from visionbench.files import check_output_dir
@@ -46,7 +46,6 @@ RESUME_HELP = (
     "Continue the run in --out: its models not finished run again with the run's own options "
     "(MODELS, if given, narrows them). Trust comes only from this command line's --trust-remote-code."
 )
-JSON_HELP = "Print machine-readable JSON to stdout instead of tables."
 # What `run` changes: a per-model timeout, a loop cap so a forward of minutes gets 2 samples, a dissection and a
 # component profile after each benchmark (a slow model's profile hooks ride on its counted warmup, so it costs no
 # forward: bench/plan.py), and the dtype/layout variants that suit the device (said when not applicable).
@@ -85,7 +84,7 @@ def _signature(models_help: str, preset: dict[str, Any], extra: list[inspect.Par
         *(_field_param(name, preset) for name in BENCH_FIELDS),
         _param("out", Path("runs"), Path, typer.Option("--out", help=OUT_HELP)),
         _param("resume", False, bool, typer.Option("--resume", help=RESUME_HELP)),
-        _param("as_json", False, bool, typer.Option("--json", help=JSON_HELP)),
+        inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
     ])  # fmt: skip
 
 
@@ -190,8 +189,8 @@ def _execute(ctx: typer.Context, models: list[str], opts: dict[str, Any]) -> Non
     cmd = "visionbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if resume:
         given = [n for n in opts if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
-        if any(n not in RESUME_OPTIONS for n in given):
-            flags = ", ".join("--" + n.replace("_", "-") for n in given if n not in RESUME_OPTIONS)
+        if changed := [n for n in given if n not in RESUME_OPTIONS]:
+            flags = ", ".join("--" + n.replace("_", "-") for n in changed)
             raise UnsupportedOptionError(f"--resume continues the run with its own options; {flags} cannot change "
                                          "them (start a new run instead)")  # fmt: skip
         check_run_folder(out)
