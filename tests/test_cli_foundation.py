@@ -92,3 +92,18 @@ def test_trace_full_size_depthpro_on_meta():
     doc = json.loads(result.stdout)
     assert doc["params"] == 951_991_330 and doc["input_shapes"]["pixel_values"] == [1, 3, 1536, 1536]
     assert doc["flops"] > 10**13
+
+
+@pytest.mark.parametrize(
+    "value,on,off",
+    [(None, False, False), ("1", True, False), (" Yes ", True, False), ("OFF", False, True), ("maybe", False, False)],
+)
+def test_a_switch_typo_keeps_the_default(monkeypatch, value, on, off):
+    from visionbench.switches import switched_off, switched_on
+
+    if value is None:
+        monkeypatch.delenv("VISIONBENCH_TEST_SWITCH", raising=False)
+    else:
+        monkeypatch.setenv("VISIONBENCH_TEST_SWITCH", value)
+    assert switched_on("VISIONBENCH_TEST_SWITCH") is on
+    assert switched_off("VISIONBENCH_TEST_SWITCH") is off

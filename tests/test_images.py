@@ -38,11 +38,12 @@ def test_truncated_jpeg(tmp_path, photo_paths):
         load_image(path)
 
 
-def test_pixel_limit(tmp_path):
+def test_pixel_limit(tmp_path, monkeypatch):
     path = tmp_path / "big.png"
     Image.new("L", (400, 300)).save(path)
+    monkeypatch.setenv("VISIONBENCH_MAX_PIXELS", "100000")
     with pytest.raises(BadInputError, match="above the limit"):
-        load_image(path, max_pixels=100_000)
+        load_image(path)
 
 
 def _png_header(path, width: int, height: int) -> None:

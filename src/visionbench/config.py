@@ -1,13 +1,12 @@
 """What a benchmark run was asked to do: one pydantic record that feeds `--help`, run.json and resume.
 
-It sits at the bottom of the import graph beside `results` (run.json embeds it), so the schema
-needs nothing from `bench`.
-
-The CLI builds a `BenchConfig` from its options; the suite and each worker read only this record, so
-a Python user gets the same run with `run_suite(BenchConfig(models=[...]))`.
+It sits at the bottom of the import graph beside `results` (run.json embeds it). The suite and each
+worker read only this record, so a Python user gets the CLI's run with `run_suite(BenchConfig(...))`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -39,6 +38,12 @@ def canonical_variants(names: list[str]) -> list[str]:
     return out
 
 
+def _seconds(default: float | None, description: str, renamed: tuple[str, str] | None = None, **bound: float) -> Any:
+    """A finite number of seconds; `renamed` (new, old) also reads its schema 1.0 name."""
+    alias = {"validation_alias": AliasChoices(*renamed)} if renamed else {}
+    return Field(default, allow_inf_nan=False, description=description, **bound, **alias)
+
+
 SUITE_MODELS = [
     "depthpro",
     "depth-anything-v2-small",
@@ -56,11 +61,11 @@ class ModelPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    runs: int | None = Field(default=None, ge=1, description="Minimum timed repeats for this model.")
-    warmup: int | None = Field(default=None, ge=1, description="Untimed warmup forwards for this model.")
-    budget_s: float | None = Field(default=None, ge=0, description="Time budget per timed loop for this model.")
-    input_size: int | None = Field(default=None, description="Input size for this model (None: the run's).")
-    reason: str = Field(default="", description="Why the plan differs from the run's policy (shown and reported).")
+    runs: int | None = Field(None, ge=1, description="Minimum timed repeats for this model.")
+    warmup: int | None = Field(None, ge=1, description="Untimed warmup forwards for this model.")
+    budget_s: float | None = Field(None, ge=0, description="Time budget per timed loop for this model.")
+    input_size: int | None = Field(None, description="Input size for this model (None: the run's).")
+    reason: str = Field("", description="Why the plan differs from the run's policy (shown and reported).")
 
 
 class BenchConfig(BaseModel):
@@ -78,76 +83,64 @@ class BenchConfig(BaseModel):
         default_factory=list,
         description="Image files, folders or .txt lists; empty: the real photo that ships with ultralytics (bus.jpg).",
     )
-    weights: str = Field(
-        default="auto", description="auto (pretrained if cached, else random, said loudly), random or a path."
-    )
-    device: str = Field(default="auto", description="cpu, cuda, cuda:N, mps or auto (first accelerator found).")
-    dtype: str = Field(default="float32", description="float32, float16 or bfloat16 (weights and inputs).")
-    compile: bool = Field(default=False, description="Wrap the module in torch.compile before warmup.")
-    channels_last: bool = Field(default=False, description="Convert module and 4-D inputs to channels_last.")
+    weights: str = Field("auto", description="auto (pretrained if cached, else random, said loudly), random or a path.")
+    device: str = Field("auto", description="cpu, cuda, cuda:N, mps or auto (first accelerator found).")
+    dtype: str = Field("float32", description="float32, float16 or bfloat16 (weights and inputs).")
+    compile: bool = Field(False, description="Wrap the module in torch.compile before warmup.")
+    channels_last: bool = Field(False, description="Convert module and 4-D inputs to channels_last.")
     fuse: bool = Field(
-        default=True,
+        True,
         description="YOLO: Conv+BN folded, as ultralytics' predictor runs it; --no-fuse measures the module as built.",
     )
     input_size: int | None = Field(
-        default=None,
+        None,
         ge=MIN_INPUT_SIZE,
         le=MAX_INPUT_SIZE,
         description="Square input size in pixels (None: each model's native size).",
     )
-    batch_sizes: list[int] = Field(
-        default=[1], description="Batch sizes to measure; an out-of-memory is that model's limit."
-    )
-    threads: int | None = Field(
-        default=None, ge=1, description="torch CPU threads in each worker (unset: torch's default)."
-    )
-    runs: int = Field(default=5, ge=1, description="Minimum timed repeats per loop.")
-    budget: float = Field(
-        default=10.0,
+    batch_sizes: list[int] = Field([1], description="Batch sizes to measure; an out-of-memory is that model's limit.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads in each worker (unset: torch's default).")
+    runs: int = Field(5, ge=1, description="Minimum timed repeats per loop.")
+    budget: float = _seconds(
+        10.0,
+        "Seconds per timed loop: keep repeating until this many are spent (after --runs samples).",
+        ("budget", "budget_s"),
         ge=0,
-        allow_inf_nan=False,
-        validation_alias=AliasChoices("budget", "budget_s"),
-        description="Seconds per timed loop: keep repeating until this many are spent (after --runs samples).",
     )
-    warmup: int = Field(default=1, ge=1, description="Untimed forwards before timing (at least one).")
-    max_loop_time: float | None = Field(
-        default=None,
-        gt=0,
-        allow_inf_nan=False,
-        validation_alias=AliasChoices("max_loop_time", "loop_cap_s"),
-        description="Seconds per timed loop at most: after 2 samples, do not start one that would end later "
+    warmup: int = Field(1, ge=1, description="Untimed forwards before timing (at least one).")
+    max_loop_time: float | None = _seconds(
+        None,
+        "Seconds per timed loop at most: after 2 samples, do not start one that would end later "
         "(unset: always at least --runs). `run` sets one so a forward of minutes still gets 2 samples.",
+        ("max_loop_time", "loop_cap_s"),
+        gt=0,
     )
-    slow_forward_s: float | None = Field(
-        default=None,
-        ge=0,
-        allow_inf_nan=False,
-        description="A model whose first warmup forward takes longer than this many seconds gets the one-loop plan "
+    slow_forward_s: float | None = _seconds(
+        None,
+        "A model whose first warmup forward takes longer than this many seconds gets the one-loop plan "
         "(the end-to-end loop's forward phase is its model time; no more warmups). Unset: --budget / --runs, or "
         "half of --max-loop-time if that is smaller. Added in 1.3.",
-    )
-    count_warmup_s: float = Field(
-        default=1.0,
         ge=0,
-        allow_inf_nan=False,
-        description="In the one-loop plan on a CPU, a warmup forward of at least this many seconds counts as a "
+    )
+    count_warmup_s: float = _seconds(
+        1.0,
+        "In the one-loop plan on a CPU, a warmup forward of at least this many seconds counts as a "
         "sample (first-call overhead is a negligible share of it). Added in 1.3.",
+        ge=0,
     )
-    e2e: bool = Field(default=True, description="Also time end to end: decode + preprocess + forward + postprocess.")
-    timeout: float | None = Field(
-        default=None,
+    e2e: bool = Field(True, description="Also time end to end: decode + preprocess + forward + postprocess.")
+    timeout: float | None = _seconds(
+        None,
+        "Seconds per model: its worker is stopped after this long, keeping what it measured (unset: no limit).",
+        ("timeout", "timeout_s"),
         gt=0,
-        allow_inf_nan=False,
-        validation_alias=AliasChoices("timeout", "timeout_s"),
-        description="Seconds per model: its worker is stopped after this long, keeping what it measured "
-        "(unset: no limit).",
     )
-    seed: int = Field(default=0, description="Seed for random weights and random inputs.")
-    trust_remote_code: bool = Field(default=False, description="Allow remote code and pickled checkpoints.")
-    baseline: str = Field(default="depthpro", description="Model that report ratios are computed against.")
-    dissect: bool = Field(default=False, description="Dissect each model after benchmarking (visionbench run).")
+    seed: int = Field(0, description="Seed for random weights and random inputs.")
+    trust_remote_code: bool = Field(False, description="Allow remote code and pickled checkpoints.")
+    baseline: str = Field("depthpro", description="Model that report ratios are computed against.")
+    dissect: bool = Field(False, description="Dissect each model after benchmarking (visionbench run).")
     profile: bool = Field(
-        default=False,
+        False,
         description="Also time each component (visionbench.measure.profile): for a slow model no extra forward "
         "(hooks on its counted warmup, or one hooked forward), else 2 x min(3, runs) more forwards.",
     )
@@ -158,11 +151,11 @@ class BenchConfig(BaseModel):
         "Added in 1.3.",
     )
     preset: str | None = Field(
-        default=None,
+        None,
         description="fast: also time the model with everything that helps on this device applied (and each piece "
         "alone), saying what it applied and what not. Added in 1.3.",
     )
-    quick: bool = Field(default=False, description="The run was shortened with --quick (see `cuts`).")
+    quick: bool = Field(False, description="The run was shortened with --quick (see `cuts`).")
     cuts: list[str] = Field(default_factory=list, description="What --quick or the suite plan cut, in words.")
     plans: dict[str, ModelPlan] = Field(default_factory=dict, description="Per-model overrides of the repeat policy.")
 
@@ -187,9 +180,10 @@ class BenchConfig(BaseModel):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, v: str | None) -> str | None:
-        if v is not None and v.strip().lower() not in {"fast", "none", ""}:
+        name = (v or "").strip().lower()
+        if name not in {"fast", "none", ""}:
             raise ValueError(f"--preset {v!r}: use fast")
-        return None if v is None or v.strip().lower() in {"none", ""} else "fast"
+        return "fast" if name == "fast" else None
 
     @field_validator("batch_sizes")
     @classmethod

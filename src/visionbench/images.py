@@ -25,10 +25,7 @@ _PILLOW_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: one 
 
 
 def max_pixels() -> int:
-    """The pixel limit: `VISIONBENCH_MAX_PIXELS` (raises or lowers it) or the default; a bad value is one line.
-
-    Commands call this before any work so a typo in the variable fails at once, not on the first image.
-    """
+    """The pixel limit: `VISIONBENCH_MAX_PIXELS` or the default; commands call it first, so a typo fails at once."""
     raw = os.environ.get("VISIONBENCH_MAX_PIXELS", "").strip()
     if not raw:
         return DEFAULT_MAX_PIXELS
@@ -60,13 +57,13 @@ def sample_images() -> list[Path]:
     return [folder / "bus.jpg", folder / "zidane.jpg"]
 
 
-def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+def load_image(path: str | Path) -> Image.Image:
     """An 8-bit RGB image, EXIF-rotated, or a BadInputError naming the file and the reason.
 
     The limit is ours (`max_pixels()`), checked from the header before any pixel is decoded; Pillow's
     own bomb check is moved to twice that limit so its 89.5 MP warning never refuses an image first.
     """
-    limit = _configured_limit() if max_pixels is None else max_pixels
+    limit = max_pixels()
     path = Path(path)
     if not path.exists():
         raise BadInputError(f"{path}: no such file")
@@ -98,14 +95,8 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
         raise BadInputError(f"{path}: corrupt or truncated image ({exc})") from exc
 
 
-_configured_limit = max_pixels  # load_image's parameter shadows the function's name
-
-
 def _open(path: Path, limit: int) -> Image.Image:
-    """Pillow refuses at 2x MAX_IMAGE_PIXELS while opening; open with it set to our limit so ours decides.
-
-    Only the open (which reads the header) holds the lock; decoding runs unlocked.
-    """
+    """Open with Pillow's limit (it refuses at 2x) set to ours, so ours decides; only the header read is locked."""
     with _PILLOW_LIMIT:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = limit

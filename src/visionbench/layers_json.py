@@ -29,21 +29,21 @@ class LayerRecord(BaseModel):
     shape: list[int] | None = None
     dtype: str | None = None
     numel: int | None = None
-    min: float | None = Field(default=None, description="Minimum over finite values.")
-    max: float | None = Field(default=None, description="Maximum over finite values.")
-    mean: float | None = Field(default=None, description="Mean over finite values.")
-    std: float | None = Field(default=None, description="Population std (ddof 0) over finite values.")
-    sparsity: float | None = Field(default=None, description="Fraction of exact zeros.")
-    near_zero: float | None = Field(default=None, description=f"Fraction with |x| < {NEAR_ZERO:g} (zeros included).")
+    min: float | None = Field(None, description="Minimum over finite values.")
+    max: float | None = Field(None, description="Maximum over finite values.")
+    mean: float | None = Field(None, description="Mean over finite values.")
+    std: float | None = Field(None, description="Population std (ddof 0) over finite values.")
+    sparsity: float | None = Field(None, description="Fraction of exact zeros.")
+    near_zero: float | None = Field(None, description=f"Fraction with |x| < {NEAR_ZERO:g} (zeros included).")
     nan_count: int | None = None
     inf_count: int | None = None
     layout: Literal["maps", "tokens"] | None = Field(
-        default=None, description="'maps' [B,C,H,W] or 'tokens' ([B,T,D] reshaped to a grid)."
+        None, description="'maps' [B,C,H,W] or 'tokens' ([B,T,D] reshaped to a grid)."
     )
-    picture: str | None = Field(default=None, description="PNG channel grid, relative to the model folder.")
-    caption: str | None = Field(default=None, description="What the PNG grid shows (layer, shape, channels).")
-    npy: str | None = Field(default=None, description="NPY of the first channels [B, k, H, W], relative path.")
-    patches: str | None = Field(default=None, description="PNG of per-patch feature norms labelled by scale.")
+    picture: str | None = Field(None, description="PNG channel grid, relative to the model folder.")
+    caption: str | None = Field(None, description="What the PNG grid shows (layer, shape, channels).")
+    npy: str | None = Field(None, description="NPY of the first channels [B, k, H, W], relative path.")
+    patches: str | None = Field(None, description="PNG of per-patch feature norms labelled by scale.")
 
     @property
     def is_tensor_with_stats(self) -> bool:
@@ -57,8 +57,8 @@ class BlockRecord(BaseModel):
     block: int
     name: str
     shape: list[int]
-    shown: str | None = Field(default=None, description="Which image or patch the figure shows.")
-    figure: str | None = Field(default=None, description="blocks_<encoder>.png, relative to the model folder.")
+    shown: str | None = Field(None, description="Which image or patch the figure shows.")
+    figure: str | None = Field(None, description="blocks_<encoder>.png, relative to the model folder.")
     min: float | None = None
     max: float | None = None
     mean: float | None = None
@@ -76,16 +76,16 @@ class LayersDocument(BaseModel):
     selection: dict[str, Any] = Field(description="--layers, --match and the number of hooked modules.")
     options: dict[str, Any] = Field(description="DissectOptions as given.")
     stats_method: str = Field(description="Which code computed the statistics.")
-    writer: str | None = Field(default=None, description="What wrote the pictures (None: statistics only).")
-    normalisation: str = Field(default="", description="How channel values map to grey levels.")
+    writer: str | None = Field(None, description="What wrote the pictures (None: statistics only).")
+    normalisation: str = Field("", description="How channel values map to grey levels.")
     pass_seconds: float = Field(description="Wall time of the hooked forward and the picture writers' drain.")
-    peak_bytes: int | None = Field(default=None, description="CUDA allocator peak, or the process's peak RSS.")
+    peak_bytes: int | None = Field(None, description="CUDA allocator peak, or the process's peak RSS.")
     outputs: list[dict[str, Any]] = Field(default_factory=list, description="The model's output tensors' shapes.")
     summary: dict[str, Any] = Field(default_factory=dict)
     components: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Totals per component.")
     records: list[LayerRecord] = Field(default_factory=list)
     blocks: list[BlockRecord] = Field(default_factory=list)
-    drift: dict[str, Any] | None = Field(default=None, description="Precision drift per layer (--drift).")
+    drift: dict[str, Any] | None = Field(None, description="Precision drift per layer (--drift).")
 
 
 def layers_path(folder_or_file: str | Path) -> Path:

@@ -53,24 +53,24 @@ class LatencyStats(BaseModel):
     total_s: float = Field(description="Sum of the samples, seconds.")
     fps: float = Field(description="Calls per second at the median latency: 1000 / median_ms.")
     throughput_images_per_s: float = Field(description="Sustained images per second: batch_size * count / total_s.")
-    warmup_calls: int = Field(default=0, description="Untimed calls before the first sample.")
+    warmup_calls: int = Field(0, description="Untimed calls before the first sample.")
     warmup_ms: list[float] = Field(
         default_factory=list, description="Duration of each warmup call (the first is the cold call)."
     )
     stop_reason: str = Field(
-        default="", description="Why the loop stopped: minimum runs reached and budget spent, or max runs."
+        "", description="Why the loop stopped: minimum runs reached and budget spent, or max runs."
     )
     phases_ms: dict[str, list[float]] | None = Field(
-        default=None,
+        None,
         description="end_to_end only: per-sample time of each phase (decode, preprocess, forward, postprocess).",
     )
     source: str = Field(
-        default="model loop",
+        "model loop",
         description="Where the samples come from: 'model loop', 'end-to-end loop' or, in the one-loop plan of a "
         "slow model, 'end-to-end loop forward phase' (+ 'counted warmup'). Added in 1.3.",
     )
     counted_warmup: int = Field(
-        default=0,
+        0,
         description="Warmup forwards counted as samples (first in samples_ms): only on a CPU for forwards of "
         "seconds, where first-call overhead is a negligible share. Added in 1.3.",
     )
@@ -83,31 +83,27 @@ class MemoryStats(BaseModel):
     method: str = Field(
         description="How the peak was read, e.g. 'VmHWM after clear_refs' or 'cuda max_memory_allocated'."
     )
-    baseline_rss_bytes: int | None = Field(
-        default=None, description="Worker RSS after imports, before building the model."
-    )
-    after_load_rss_bytes: int | None = Field(
-        default=None, description="Worker RSS once the model is built and on its device."
-    )
-    load_peak_rss_bytes: int | None = Field(default=None, description="Highest RSS while building/loading the model.")
-    run_peak_rss_bytes: int | None = Field(default=None, description="Highest RSS while warming up and timing.")
+    baseline_rss_bytes: int | None = Field(None, description="Worker RSS after imports, before building the model.")
+    after_load_rss_bytes: int | None = Field(None, description="Worker RSS once the model is built and on its device.")
+    load_peak_rss_bytes: int | None = Field(None, description="Highest RSS while building/loading the model.")
+    run_peak_rss_bytes: int | None = Field(None, description="Highest RSS while warming up and timing.")
     cuda_after_load_allocated_bytes: int | None = Field(
-        default=None, description="torch.cuda.memory_allocated once the model is loaded."
+        None, description="torch.cuda.memory_allocated once the model is loaded."
     )
     cuda_peak_allocated_bytes: int | None = Field(
-        default=None, description="torch.cuda.max_memory_allocated after a reset before warmup."
+        None, description="torch.cuda.max_memory_allocated after a reset before warmup."
     )
     cuda_peak_reserved_bytes: int | None = Field(
-        default=None, description="torch.cuda.max_memory_reserved (what nvidia-smi sees, roughly)."
+        None, description="torch.cuda.max_memory_reserved (what nvidia-smi sees, roughly)."
     )
     after_load_bytes: int | None = Field(
-        default=None, description="Headline: memory held by the loaded model (CPU: above baseline)."
+        None, description="Headline: memory held by the loaded model (CPU: above baseline)."
     )
     peak_bytes: int | None = Field(
-        default=None, description="Headline: peak while running (CPU: RSS above baseline; CUDA: peak allocated)."
+        None, description="Headline: peak while running (CPU: RSS above baseline; CUDA: peak allocated)."
     )
     after_cleanup_bytes: int | None = Field(
-        default=None,
+        None,
         description="Held once this batch size's inputs and outputs are freed and garbage collected (CPU: RSS above "
         "baseline; CUDA: allocated). Added in 1.3.",
     )
@@ -118,19 +114,19 @@ class BatchResult(BaseModel):
 
     batch_size: int = Field(description="Images per forward.")
     status: Status = Field(description="ok, or oom (this batch size is the model's limit), or failed.")
-    error: str | None = Field(default=None, description="Why this batch size did not run (one line).")
-    model_latency: LatencyStats | None = Field(default=None, description="Forward on prepared tensors.")
+    error: str | None = Field(None, description="Why this batch size did not run (one line).")
+    model_latency: LatencyStats | None = Field(None, description="Forward on prepared tensors.")
     e2e_latency: LatencyStats | None = None
-    memory: MemoryStats | None = Field(default=None, description="Memory while warming up and timing this batch size.")
-    flops: int | None = Field(default=None, description="FLOPs of one forward at this batch size (2 per multiply-add).")
-    achieved_flops_per_s: float | None = Field(default=None, description="flops / median model latency.")
+    memory: MemoryStats | None = Field(None, description="Memory while warming up and timing this batch size.")
+    flops: int | None = Field(None, description="FLOPs of one forward at this batch size (2 per multiply-add).")
+    achieved_flops_per_s: float | None = Field(None, description="flops / median model latency.")
     utilisation: float | None = Field(
-        default=None,
+        None,
         description="achieved_flops_per_s / the worker's measured matmul peak (ModelResult.peak: the better of the "
         "probes before and after the model).",
     )
     utilisation_datasheet: float | None = Field(
-        default=None, description="achieved_flops_per_s / the datasheet peak, when the device is known."
+        None, description="achieved_flops_per_s / the datasheet peak, when the device is known."
     )
 
 
@@ -143,22 +139,22 @@ class DevicePeak(BaseModel):
 
     device: str = Field(description="Device name: the GPU's name, or the CPU model.")
     dtype: str = Field(description="dtype of the probe (the run's dtype).")
-    threads: int | None = Field(default=None, description="torch CPU threads during the probe.")
+    threads: int | None = Field(None, description="torch CPU threads during the probe.")
     matmul_flops_per_s: float = Field(description="Median FLOP/s of a square matmul (2 FLOP per multiply-add).")
     matmul_size: int = Field(description="Side of the square matrices multiplied.")
     matmul_samples: int = Field(description="Timed matmuls behind the median.")
     matmul_after_flops_per_s: float | None = Field(
-        default=None,
+        None,
         description="The same probe after the model's loops, where they took 30 s or more; utilisation is against the "
         "better of the two, since a shared machine's speed drifts while a model runs. Added in 1.3.",
     )
     copy_bytes_per_s: float | None = Field(
-        default=None, description="Median bytes/s of a device-to-device tensor copy (read + write)."
+        None, description="Median bytes/s of a device-to-device tensor copy (read + write)."
     )
     datasheet_flops_per_s: float | None = Field(
-        default=None, description="The vendor's dense peak for this dtype, when the device is in the table."
+        None, description="The vendor's dense peak for this dtype, when the device is in the table."
     )
-    datasheet_name: str | None = Field(default=None, description="The datasheet entry matched (e.g. H100 SXM).")
+    datasheet_name: str | None = Field(None, description="The datasheet entry matched (e.g. H100 SXM).")
 
     @property
     def best_flops_per_s(self) -> float:
@@ -178,7 +174,7 @@ class ContentionStats(BaseModel):
     other_cores: float = Field(description="CPU seconds of every other process (and VM steal) per wall second.")
     other_share: float = Field(description="other_cores / cores (0..1).")
     contended: bool = Field(description="other_cores >= a quarter of the cores: the figures were taken shared.")
-    method: str = Field(default="", description="How it was measured.")
+    method: str = Field("", description="How it was measured.")
 
 
 class VariantResult(BaseModel):
@@ -192,16 +188,16 @@ class VariantResult(BaseModel):
         description="ok; not_applicable (cannot apply on this device or model); skipped (the run's time rule); "
         "failed or oom (it raised). Added in 1.3."
     )
-    reason: str | None = Field(default=None, description="Why it did not run, in words. Added in 1.3.")
+    reason: str | None = Field(None, description="Why it did not run, in words. Added in 1.3.")
     applied: list[str] = Field(
         default_factory=list, description="What the variant changed (for `fast`: each piece it applied). Added in 1.3."
     )
-    batch_size: int | None = Field(default=None, description="Batch size timed (the run's smallest). Added in 1.3.")
-    latency: LatencyStats | None = Field(default=None, description="The variant's forward loop. Added in 1.3.")
-    baseline_ms: float | None = Field(default=None, description="The main measurement's median forward. Added in 1.3.")
-    speedup: float | None = Field(default=None, description="baseline_ms / the variant's median. Added in 1.3.")
+    batch_size: int | None = Field(None, description="Batch size timed (the run's smallest). Added in 1.3.")
+    latency: LatencyStats | None = Field(None, description="The variant's forward loop. Added in 1.3.")
+    baseline_ms: float | None = Field(None, description="The main measurement's median forward. Added in 1.3.")
+    speedup: float | None = Field(None, description="baseline_ms / the variant's median. Added in 1.3.")
     compile_s: float | None = Field(
-        default=None, description="First call (compilation, graph capture, warmup) in seconds. Added in 1.3."
+        None, description="First call (compilation, graph capture, warmup) in seconds. Added in 1.3."
     )
     accuracy: dict[str, float | None] = Field(
         default_factory=dict,
@@ -209,10 +205,10 @@ class VariantResult(BaseModel):
         "box_match_iou90 (share of reference boxes matched at IoU >= 0.9, same class); masks mask_iou. Added in 1.3.",
     )
     max_batch_size: int | None = Field(
-        default=None, description="fast preset on a GPU: the largest batch that ran in the search. Added in 1.3."
+        None, description="fast preset on a GPU: the largest batch that ran in the search. Added in 1.3."
     )
     oom_batch_size: int | None = Field(
-        default=None, description="fast preset: the smallest batch that ran out of memory. Added in 1.3."
+        None, description="fast preset: the smallest batch that ran out of memory. Added in 1.3."
     )
 
 
@@ -223,9 +219,9 @@ class WeightsRecord(BaseModel):
         description="random: speed, memory and FLOPs are valid; outputs are not."
     )
     source: str = Field(description="Where the weights came from (hub cache, file, random init with its seed).")
-    warning: str | None = Field(default=None, description="Set when `auto` fell back to random weights.")
+    warning: str | None = Field(None, description="Set when `auto` fell back to random weights.")
     revision: str | None = Field(
-        default=None, description="Hub commit of the snapshot used, or the release tag of a downloaded file."
+        None, description="Hub commit of the snapshot used, or the release tag of a downloaded file."
     )
     files: dict[str, str] = Field(
         default_factory=dict, description="Each weights/config file read (path) -> its SHA-256 (hex)."
@@ -237,7 +233,7 @@ class DissectionRef(BaseModel):
 
     path: str = Field(description="Folder, relative to the run folder, holding layers.json and pictures.")
     summary: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = Field(default=None, description="Why the dissection failed (the benchmark figures stand).")
+    error: str | None = Field(None, description="Why the dissection failed (the benchmark figures stand).")
 
 
 OTHER = "other (glue)"  # the profile's row for the time outside every component
@@ -274,7 +270,7 @@ class ProfileResult(BaseModel):
     weights_mode: str = Field(description="'pretrained' or 'random' (timing and FLOPs are valid either way).")
     runs: int = Field(description="Timed runs (each: one plain and one hooked forward).")
     warmup: int = Field(description="Untimed warmup runs before timing.")
-    method: str = Field(default="", description="How the figures were measured.")
+    method: str = Field("", description="How the figures were measured.")
     forward_ms: float = Field(description="Median time of a plain forward (no hooks), milliseconds.")
     forward_ms_samples: list[float]
     hooked_ms: float = Field(description="Hooked forward, mean over the middle-half runs: the total of the rows, ms.")
@@ -307,31 +303,31 @@ class ModelResult(BaseModel):
     status: Status = Field(
         description="ok; failed (raised); timeout (--timeout); oom (at the first batch size); interrupted (Ctrl-C)."
     )
-    error: str | None = Field(default=None, description="One-line reason when status is not ok.")
+    error: str | None = Field(None, description="One-line reason when status is not ok.")
     partial: bool = Field(
-        default=False,
+        False,
         description="Stopped before it finished (timeout, out of memory, crash), with the figures measured until "
         "then kept in the other fields. Added in 1.2.",
     )
     partial_reason: str | None = Field(
-        default=None, description="What stopped a partial result, e.g. 'timeout after 1800 s'. Added in 1.2."
+        None, description="What stopped a partial result, e.g. 'timeout after 1800 s'. Added in 1.2."
     )
     card: dict[str, Any] = Field(default_factory=dict, description="The model card's facts (ModelCard.model_dump()).")
-    weights: WeightsRecord | None = Field(default=None, description="Where the weights came from.")
-    device: str = Field(default="", description="Device the model ran on, e.g. cpu or cuda:0.")
-    dtype: str = Field(default="", description="Parameter and input dtype.")
-    input_size: int | None = Field(default=None, description="Square input size in pixels of the prepared tensors.")
+    weights: WeightsRecord | None = Field(None, description="Where the weights came from.")
+    device: str = Field("", description="Device the model ran on, e.g. cpu or cuda:0.")
+    dtype: str = Field("", description="Parameter and input dtype.")
+    input_size: int | None = Field(None, description="Square input size in pixels of the prepared tensors.")
     compile: bool = False
     channels_last: bool = False
     variant: str | None = Field(
-        default=None,
+        None,
         description="The form the module ran in where a family has several: 'fused' (YOLO's Conv+BN folded, as "
         "ultralytics' predictor runs it) or 'unfused'; `params` counts that form, the card the published one. "
         "Added in 1.2.",
     )
-    threads: int | None = Field(default=None, description="torch.get_num_threads() in the worker.")
+    threads: int | None = Field(None, description="torch.get_num_threads() in the worker.")
     peak: DevicePeak | None = Field(
-        default=None,
+        None,
         description="The device's peak in this dtype, measured in this worker before the model. Added in 1.3.",
     )
     plan: dict[str, Any] = Field(
@@ -340,46 +336,42 @@ class ModelResult(BaseModel):
         "one-loop plan), counted_warmup and plan_reason (why the worker chose that plan).",
     )
     contention: ContentionStats | None = Field(
-        default=None, description="Other processes' CPU use during the timed loops. Added in 1.3."
+        None, description="Other processes' CPU use during the timed loops. Added in 1.3."
     )
-    import_time_s: float | None = Field(
-        default=None, description="Importing the model's library (before the memory baseline)."
-    )
-    load_time_s: float | None = Field(
-        default=None, description="Cold build + weights + move to device, as a user sees it."
-    )
-    params: int | None = Field(default=None, description="Parameters of the built module, counted.")
+    import_time_s: float | None = Field(None, description="Importing the model's library (before the memory baseline).")
+    load_time_s: float | None = Field(None, description="Cold build + weights + move to device, as a user sees it.")
+    params: int | None = Field(None, description="Parameters of the built module, counted.")
     weights_bytes: int | None = Field(
-        default=None, description="Bytes of the module's parameters and buffers as run (dtype included). Added in 1.3."
+        None, description="Bytes of the module's parameters and buffers as run (dtype included). Added in 1.3."
     )
     output_pictures: list[str] = Field(
         default_factory=list,
         description="Pictures of the first image's prediction (depth colourised, detections drawn), relative to the "
         "run folder. Added in 1.3.",
     )
-    flops: int | None = Field(default=None, description="FLOPs of one forward at batch size 1.")
+    flops: int | None = Field(None, description="FLOPs of one forward at batch size 1.")
     batches: list[BatchResult] = Field(default_factory=list)
-    max_batch_size: int | None = Field(default=None, description="Largest batch size that ran.")
-    oom_batch_size: int | None = Field(default=None, description="Smallest batch size that ran out of memory.")
+    max_batch_size: int | None = Field(None, description="Largest batch size that ran.")
+    oom_batch_size: int | None = Field(None, description="Smallest batch size that ran out of memory.")
     output_summary: list[dict[str, Any]] = Field(
         default_factory=list, description="Prediction.summary() of each image."
     )
     images: list[str] = Field(default_factory=list, description="Images used for end-to-end timing.")
     skipped_images: list[str] = Field(default_factory=list, description="Unreadable images, with the reason.")
     dissection: DissectionRef | None = Field(
-        default=None, description="Layer dissection written after benchmarking (visionbench run)."
+        None, description="Layer dissection written after benchmarking (visionbench run)."
     )
     profile: ProfileResult | ProfileFailure | None = Field(
-        default=None, description="Component timing breakdown (visionbench.measure.profile), or why it failed."
+        None, description="Component timing breakdown (visionbench.measure.profile), or why it failed."
     )
     variants: list[VariantResult] = Field(
         default_factory=list,
         description="Variants timed after the main measurement (--variants, --preset fast), including those not "
         "applicable, with the reason. Added in 1.3.",
     )
-    wall_time_s: float | None = Field(default=None, description="Whole worker, start to finish.")
-    folder: str = Field(default="", description="Per-model folder, relative to the run folder.")
-    finished_at: str | None = Field(default=None, description="UTC time the worker finished (ISO 8601).")
+    wall_time_s: float | None = Field(None, description="Whole worker, start to finish.")
+    folder: str = Field("", description="Per-model folder, relative to the run folder.")
+    finished_at: str | None = Field(None, description="UTC time the worker finished (ISO 8601).")
 
     def batch(self, batch_size: int = 1) -> BatchResult | None:
         return next((b for b in self.batches if b.batch_size == batch_size), None)
@@ -413,47 +405,45 @@ class Environment(BaseModel):
     torch_interop_threads: int = Field(description="torch.get_num_interop_threads().")
     device: str = Field(description="Resolved device of the run, e.g. cpu or cuda:0.")
     gpus: list[GpuInfo] = Field(default_factory=list)
-    cuda_version: str | None = Field(default=None, description="CUDA version torch was built with.")
-    cudnn_version: int | None = Field(default=None, description="cuDNN version.")
-    gpu_driver: str | None = Field(default=None, description="NVIDIA driver version (nvidia-smi).")
+    cuda_version: str | None = Field(None, description="CUDA version torch was built with.")
+    cudnn_version: int | None = Field(None, description="cuDNN version.")
+    gpu_driver: str | None = Field(None, description="NVIDIA driver version (nvidia-smi).")
     versions: dict[str, str | None] = Field(
         description="torch, torchvision, transformers, ultralytics, visionbench, numpy."
     )
     git_revision: str | None = Field(
-        default=None, description="visionbench checkout's commit (+ '-dirty'), when it is a checkout."
+        None, description="visionbench checkout's commit (+ '-dirty'), when it is a checkout."
     )
     seed: int = Field(description="Seed for random weights and inputs.")
     weights_modes: dict[str, str] = Field(default_factory=dict, description="Model -> pretrained | random.")
     flush_denormal: bool = Field(
-        default=True, description="Workers flush denormal floats to zero on CPU (torch.set_flush_denormal)."
+        True, description="Workers flush denormal floats to zero on CPU (torch.set_flush_denormal)."
     )
     malloc: str = Field(
-        default="system default",
+        "system default",
         description="C allocator setting of the workers: glibc mmap/trim thresholds raised so freed activations "
         "stay mapped (measure/allocator.py; VISIONBENCH_MALLOC_TUNING=0 turns it off), or the system default. "
         "Added in 1.1.",
     )
-    load_average: list[float] | None = Field(
-        default=None, description="1/5/15-minute load average at the start: contention."
-    )
+    load_average: list[float] | None = Field(None, description="1/5/15-minute load average at the start: contention.")
 
 
 class RunResult(BaseModel):
     """run.json: a whole run."""
 
-    schema_version: str = Field(default=SCHEMA_VERSION, description="MAJOR.MINOR of this schema.")
-    tool: str = Field(default="visionbench", description="Program that wrote the file.")
+    schema_version: str = Field(SCHEMA_VERSION, description="MAJOR.MINOR of this schema.")
+    tool: str = Field("visionbench", description="Program that wrote the file.")
     run_id: str = Field(description="The run folder's name, YYYYMMDD_HHMMSS.")
     status: Literal["running", "complete", "interrupted"] = Field(
-        default="running", description="running while models remain; interrupted after Ctrl-C (resumable)."
+        "running", description="running while models remain; interrupted after Ctrl-C (resumable)."
     )
     started_at: str = Field(description="UTC start time (ISO 8601).")
-    finished_at: str | None = Field(default=None, description="UTC end time (ISO 8601).")
-    command: str = Field(default="", description="The command line that produced the run.")
+    finished_at: str | None = Field(None, description="UTC end time (ISO 8601).")
+    command: str = Field("", description="The command line that produced the run.")
     config: BenchConfig = Field(description="What the run was asked for.")
     environment: Environment = Field(description="Where it ran.")
     first_estimate_s: float | None = Field(
-        default=None,
+        None,
         description="The suite's first estimate of its models' time, seconds (from this machine's matmul probe "
         "and the models' FLOPs; bench/eta.py), to compare with the wall time. Added in 1.3.",
     )

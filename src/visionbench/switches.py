@@ -12,21 +12,15 @@ OFF = frozenset({"0", "false", "no", "off"})
 ON = frozenset({"1", "true", "yes", "on"})
 
 
-def switch(name: str, default: bool) -> bool:
-    """The on/off value of the variable `name`; unset, empty or unrecognised gives `default`."""
-    value = os.environ.get(name, "").strip().lower()
-    if value in OFF:
-        return False
-    if value in ON:
-        return True
-    return default
+def _value(name: str) -> str:
+    return os.environ.get(name, "").strip().lower()
 
 
 def switched_off(name: str) -> bool:
     """True when the variable `name` says 0, false, no or off; unset means on."""
-    return not switch(name, default=True)
+    return _value(name) in OFF
 
 
 def switched_on(name: str) -> bool:
     """True when the variable `name` says 1, true, yes or on; unset means off."""
-    return switch(name, default=False)
+    return _value(name) in ON

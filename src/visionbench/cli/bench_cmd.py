@@ -1,11 +1,7 @@
 """`visionbench bench MODEL...` and `visionbench run` (the seed suite): one set of options, two presets.
 
-Every option of both commands is declared once, in `BENCH_OPTIONS`, and fills the `BenchConfig` field of
-its own name (`--max-loop-time` fills `max_loop_time`); its help is that field's description. `run` is
-the same command with the suite's models and a preset of defaults (`RUN_PRESET`), plus `--quick`.
-
-Both write <out>/<YYYYMMDD_HHMMSS>/ (run.json, summary.csv, report.md, a folder per model) as each
-model finishes, show a progress bar with the model, its phase and the ETA, then a results table.
+Each option fills the `BenchConfig` field of its name (`BENCH_FIELDS`) and its help is that field's
+description; `run` is the same command with the suite's models, `RUN_PRESET`'s defaults and `--quick`.
 Exit code: 0 when every model was measured, 1 when some failed (their reasons are in the run), 2 for
 bad input, 130 on Ctrl-C (finished models stay on disk; `--out RUN_DIR --resume` continues).
 """
@@ -16,7 +12,6 @@ import inspect
 import shlex
 import sys
 import time
-from copy import copy
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,70 +23,34 @@ from rich.table import Table
 
 from visionbench.bench.suite import SuiteObserver, check_run_folder, resume_suite, run_suite
 from visionbench.cli import app
-from visionbench.cli.common import command, console, err_console, print_json
+from visionbench.cli.common import JsonOpt, command, console, err_console, print_json
 from visionbench.config import SUITE_MODELS, BenchConfig, ModelPlan
 from visionbench.errors import UnsupportedOptionError
 from visionbench.files import check_output_dir
 from visionbench.results import DevicePeak, ModelResult, RunResult
 
 _F = BenchConfig.model_fields
-
-
-def _field_option(field: str, *flags: str, prefix: str = "") -> Any:
-    """An option that fills the BenchConfig field `field`: named after it, described by it."""
-    return typer.Option(*(flags or ("--" + field.replace("_", "-"),)), help=prefix + (_F[field].description or ""))
-
-
-# (parameter = BenchConfig field, type on the command line, option). Order is --help's order.
-BENCH_OPTIONS: list[tuple[str, Any, Any]] = [
-    ("images", list[str] | None, _field_option("images", "--images", "--image")),
-    ("weights", str, _field_option("weights")),
-    ("device", str, _field_option("device")),
-    ("dtype", str, _field_option("dtype")),
-    ("input_size", int | None, _field_option("input_size")),
-    ("batch_sizes", str, _field_option("batch_sizes", prefix="Comma-separated, e.g. 1,2,4. ")),
-    ("compile", bool, _field_option("compile")),
-    ("channels_last", bool, _field_option("channels_last")),
-    ("fuse", bool, _field_option("fuse", "--fuse/--no-fuse")),
-    ("variants", str | None, _field_option("variants", prefix="Comma-separated. ")),
-    ("preset", str | None, _field_option("preset")),
-    ("threads", int | None, _field_option("threads")),
-    ("runs", int, _field_option("runs")),
-    ("warmup", int, _field_option("warmup")),
-    ("budget", float, _field_option("budget")),
-    ("max_loop_time", float | None, _field_option("max_loop_time")),
-    ("slow_forward_s", float | None, _field_option("slow_forward_s")),
-    ("count_warmup_s", float, _field_option("count_warmup_s")),
-    ("timeout", float | None, _field_option("timeout")),
-    ("e2e", bool, _field_option("e2e", "--e2e/--no-e2e")),
-    ("dissect", bool, _field_option("dissect", "--dissect/--no-dissect")),
-    ("profile", bool, _field_option("profile")),
-    ("seed", int, _field_option("seed")),
-    ("baseline", str, _field_option("baseline")),
-    ("trust_remote_code", bool, _field_option("trust_remote_code")),
-]
+# The BenchConfig fields that are options, in --help's order. Each is `--field-name` of the field's type,
+# described by the field, except where these say otherwise (a list typed as text, a --no- switch).
+BENCH_FIELDS = ["images", "weights", "device", "dtype", "input_size", "batch_sizes", "compile", "channels_last",
+                "fuse", "variants", "preset", "threads", "runs", "warmup", "budget", "max_loop_time",
+                "slow_forward_s", "count_warmup_s", "timeout", "e2e", "dissect", "profile", "seed", "baseline",
+                "trust_remote_code"]  # fmt: skip
+FLAGS = {"images": ("--images", "--image"), "fuse": ("--fuse/--no-fuse",), "e2e": ("--e2e/--no-e2e",),
+         "dissect": ("--dissect/--no-dissect",)}  # fmt: skip
+CLI_TYPES: dict[str, Any] = {"images": list[str] | None, "batch_sizes": str, "variants": str | None}
+HELP_PREFIX = {"batch_sizes": "Comma-separated, e.g. 1,2,4. ", "variants": "Comma-separated. "}
 # Options of the command, not of the run it describes.
 OUT_HELP = "Folder that receives <YYYYMMDD_HHMMSS>/; with --resume, the run folder to continue."
 RESUME_HELP = (
     "Continue the run in --out: its models not finished run again with the run's own options "
     "(MODELS, if given, narrows them). Trust comes only from this command line's --trust-remote-code."
 )
-COMMAND_OPTIONS: list[tuple[str, Any, Any, Any]] = [
-    ("out", Path, typer.Option("--out", help=OUT_HELP), Path("runs")),
-    ("resume", bool, typer.Option("--resume", help=RESUME_HELP), False),
-    ("as_json", bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables."), False),
-]
-# What `run` changes: the suite's models, a per-model timeout, a loop cap so a forward of minutes gets 2
-# samples, and a dissection after each benchmark.
-# `run` also profiles each model's components (measured "where the time goes"): for a slow model the hooks
-# ride on its counted warmup, so the profile costs it no forward (bench/plan.py).
-RUN_PRESET: dict[str, Any] = {
-    "timeout": 1800.0,
-    "max_loop_time": 240.0,
-    "dissect": True,
-    "profile": True,
-    "variants": "auto",
-}  # dtype/layout variants, said when not applicable
+# What `run` changes: a per-model timeout, a loop cap so a forward of minutes gets 2 samples, a dissection and a
+# component profile after each benchmark (a slow model's profile hooks ride on its counted warmup, so it costs no
+# forward: bench/plan.py), and the dtype/layout variants that suit the device (said when not applicable).
+RUN_PRESET: dict[str, Any] = {"timeout": 1800.0, "max_loop_time": 240.0, "dissect": True, "profile": True,
+                              "variants": "auto"}  # fmt: skip
 # --quick keeps DepthPro where one forward is predicted under this (4 minutes: a quick run of the suite
 # then stays within about 10 minutes), with a loop cap for every model.
 QUICK_MAX_FORWARD_S = 240.0
@@ -101,29 +60,32 @@ QUICK_HELP = "A shorter run (fewer repeats, no dissection, the slowest models cu
 RESUME_OPTIONS = {"out", "resume", "as_json", "trust_remote_code", "models"}
 
 
-def _default(field: str) -> Any:
-    info = _F[field]
-    return None if info.default_factory is not None else info.default
+def _param(name: str, default: Any, kind: Any, option: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+
+
+def _field_param(name: str, preset: dict[str, Any]) -> inspect.Parameter:
+    """The option that fills the BenchConfig field `name`: named after it, described by it."""
+    info = _F[name]
+    default = preset.get(name, None if info.default_factory is not None else info.default)
+    if name == "batch_sizes":
+        default = ",".join(str(b) for b in default)
+    flags = FLAGS.get(name, ("--" + name.replace("_", "-"),))
+    option = typer.Option(*flags, help=HELP_PREFIX.get(name, "") + (info.description or ""))
+    return _param(name, default, CLI_TYPES.get(name, info.annotation), option)
 
 
 def _signature(models_help: str, preset: dict[str, Any], extra: list[inspect.Parameter]) -> inspect.Signature:
     """The Typer signature of a bench-like command: MODELS, then every option once, with the preset's defaults."""
-    kw = inspect.Parameter.KEYWORD_ONLY
-    params = [
-        inspect.Parameter("ctx", kw, annotation=typer.Context),
-        inspect.Parameter(
-            "models", kw, default=None, annotation=Annotated[list[str] | None, typer.Argument(help=models_help)]
-        ),
+    return inspect.Signature([
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+        _param("models", None, list[str] | None, typer.Argument(help=models_help)),
         *extra,
-    ]
-    for name, kind, option in BENCH_OPTIONS:
-        default = preset.get(name, _default(name))
-        if name == "batch_sizes":
-            default = ",".join(str(b) for b in default)
-        params.append(inspect.Parameter(name, kw, default=default, annotation=Annotated[kind, copy(option)]))
-    for name, kind, option, default in COMMAND_OPTIONS:
-        params.append(inspect.Parameter(name, kw, default=default, annotation=Annotated[kind, copy(option)]))
-    return inspect.Signature(params)
+        *(_field_param(name, preset) for name in BENCH_FIELDS),
+        _param("out", Path("runs"), Path, typer.Option("--out", help=OUT_HELP)),
+        _param("resume", False, bool, typer.Option("--resume", help=RESUME_HELP)),
+        inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
+    ])  # fmt: skip
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -227,8 +189,8 @@ def _execute(ctx: typer.Context, models: list[str], opts: dict[str, Any]) -> Non
     cmd = "visionbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if resume:
         given = [n for n in opts if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
-        if any(n not in RESUME_OPTIONS for n in given):
-            flags = ", ".join("--" + n.replace("_", "-") for n in given if n not in RESUME_OPTIONS)
+        if changed := [n for n in given if n not in RESUME_OPTIONS]:
+            flags = ", ".join("--" + n.replace("_", "-") for n in changed)
             raise UnsupportedOptionError(f"--resume continues the run with its own options; {flags} cannot change "
                                          "them (start a new run instead)")  # fmt: skip
         check_run_folder(out)
@@ -242,7 +204,7 @@ def _execute(ctx: typer.Context, models: list[str], opts: dict[str, Any]) -> Non
     observer = RichObserver()
     start = time.perf_counter()
     try:
-        with observer:
+        with observer.bar:
             if resume:
                 run, run_dir = resume_suite(out, models=models or None,
                                             trust_remote_code=opts["trust_remote_code"], observer=observer,
@@ -278,24 +240,14 @@ _bench.__signature__ = _signature(  # type: ignore[attr-defined]
 _run.__signature__ = _signature(  # type: ignore[attr-defined]
     "Models to run (default: the 8 suite models); with --resume, the run's models to continue.",
     RUN_PRESET,
-    [
-        inspect.Parameter(
-            "quick",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=False,
-            annotation=Annotated[bool, typer.Option("--quick", help=QUICK_HELP)],
-        )
-    ],  # fmt: skip
+    [_param("quick", False, bool, typer.Option("--quick", help=QUICK_HELP))],
 )
 bench = command(app, "bench")(_bench)
 run_cmd = command(app, "run")(_run)
 
 
 def _final_report(run_dir: Path) -> None:
-    """The full report (markdown + self-contained HTML with charts) from the run folder's files.
-
-    A report failure never costs the measurements: run.json and the per-model files are already written.
-    """
+    """The full report; its failure is a warning, since run.json and the per-model files are already written."""
     from visionbench.report import build_report
 
     try:
@@ -344,13 +296,6 @@ class RichObserver(SuiteObserver):
         self.task = None
         self.run_dir: Path | None = None
 
-    def __enter__(self) -> RichObserver:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)  # type: ignore[arg-type]
-
     def started(self, run: RunResult, run_dir: Path, todo: list[str], eta_s: float) -> None:
         self.run_dir = run_dir
         done = len(run.config.models) - len(todo)
@@ -381,9 +326,5 @@ class RichObserver(SuiteObserver):
 
 
 def _eta(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return (
-        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
+    hours, rest = divmod(max(0, int(seconds)), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -1,19 +1,16 @@
-"""What every command shares: the console, option types, and turning errors into one clear line.
+"""What every command shares: the consoles, option types, and the error policy: one clear line, never a traceback.
 
-Commands register with `@command(app)`: an expected failure (`VisionbenchError`, a bad option)
-prints `error: ...` and exits 2; out of memory exits 3; Ctrl-C exits 130. `--debug` shows tracebacks.
-Usage errors that Click finds before a command runs (an unknown option, a value of the wrong type)
-take the same path through `OneLineErrors`, the app's group class. Every user string printed through
-rich is escaped (`escape`), so a name like `x[/]` is shown, never read as markup.
+`VisionbenchError` or a bad option exits 2, out of memory 3, Ctrl-C 130; `--debug` shows tracebacks. User
+strings printed through rich are escaped (`escape`), so a name like `x[/]` is shown, never read as markup.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -38,10 +35,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Commands that run a model in this process get the bench workers' allocator policy; the others
 # (models, trace, report, compare) and library calls leave the process as they found it.
 IN_PROCESS_MODEL_COMMANDS = {"dissect", "depth", "eval", "profile", "video"}
-
-
-def debug_enabled() -> bool:
-    return switched_on("VISIONBENCH_DEBUG")
 
 
 def setup_logging() -> None:
@@ -107,24 +100,13 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
                 return func(*args, **kw)
             except (typer.Exit, typer.Abort):
                 raise
-            except VisionbenchError as exc:
-                if debug_enabled():
-                    raise
-                raise fail(str(exc), exc.exit_code) from None
             except KeyboardInterrupt:
                 raise fail("interrupted; results written so far are kept", 130) from None
-            except OSError as exc:  # the environment failed (a file gone, a disk full): one line; --debug for more
-                if debug_enabled():
-                    raise
-                raise fail(str(exc) or type(exc).__name__, 2) from None
-            except MemoryError:
-                if debug_enabled():
-                    raise
-                raise fail("out of memory (try a smaller --input-size, --batch-size or --dtype bfloat16)", 3) from None
             except Exception as exc:
-                if debug_enabled() or "OutOfMemoryError" not in type(exc).__name__:
+                line = None if switched_on("VISIONBENCH_DEBUG") else _one_line(exc)
+                if line is None:
                     raise
-                raise fail(f"out of memory: {(str(exc).splitlines() or [''])[0]}", 3) from None
+                raise fail(*line) from None
 
         app.command(name, **kwargs)(run)
         return func
@@ -132,10 +114,21 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
     return wrap
 
 
+def _one_line(exc: Exception) -> tuple[str, int] | None:
+    """The error line and exit code for an expected failure; None for a bug (its traceback is shown)."""
+    if isinstance(exc, VisionbenchError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, OSError):  # the environment failed (a file gone, a disk full)
+        return str(exc) or type(exc).__name__, 2
+    if isinstance(exc, MemoryError):
+        return "out of memory (try a smaller --input-size, --batch-size or --dtype bfloat16)", 3
+    if "OutOfMemoryError" in type(exc).__name__:
+        return f"out of memory: {(str(exc).splitlines() or [''])[0]}", 3
+    return None
+
+
 def print_json(data: Any) -> None:
     """JSON for scripts on stdout, nothing else on stdout."""
-    import json
-
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
@@ -180,4 +173,3 @@ TrustOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for random weights and random inputs.")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]

@@ -11,20 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from visionbench.cli import app
-from visionbench.cli.common import (
-    DeviceOpt,
-    InputSizeOpt,
-    JsonOpt,
-    ModelArg,
-    SeedOpt,
-    TrustOpt,
-    WeightsOpt,
-    command,
-    console,
-    err_console,
-    print_json,
-)  # fmt: skip
+from visionbench.cli import app, common
+from visionbench.cli.common import command, console, err_console, print_json
 from visionbench.errors import BadInputError, UnsupportedOptionError
 from visionbench.files import check_output_dir
 
@@ -54,7 +42,7 @@ def _npy(text: str) -> int | str:
 
 @command(app, "dissect")
 def dissect(
-    model: ModelArg,
+    model: common.ModelArg,
     image: Annotated[
         Path | None, typer.Option("--image", help="Image to run on (default: ultralytics' bus.jpg).")
     ] = None,
@@ -80,13 +68,13 @@ def dissect(
     ] = None,
     drift_sample: Annotated[int, typer.Option("--drift-sample", min=16, help="Elements compared per output.")] = 16384,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip summary.png and components.png.")] = False,
-    weights: WeightsOpt = "auto",
-    device: DeviceOpt = "auto",
-    input_size: InputSizeOpt = None,
-    seed: SeedOpt = 0,
-    trust_remote_code: TrustOpt = False,
+    weights: common.WeightsOpt = "auto",
+    device: common.DeviceOpt = "auto",
+    input_size: common.InputSizeOpt = None,
+    seed: common.SeedOpt = 0,
+    trust_remote_code: common.TrustOpt = False,
     rows: Annotated[int, typer.Option("--rows", help="Layers shown in the table (-1: all).")] = 30,
-    as_json: JsonOpt = False,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Dissect MODEL in ONE forward pass: per-layer statistics, feature-map grids and NPY, summary plots.
 
@@ -154,26 +142,17 @@ def _print(result: object, rows: int) -> None:
         comp.add_column(col, justify="left" if col == "component" else "right")
     for label, c in doc.components.items():
         z = "-" if c["zeros_fraction"] is None else f"{c['zeros_fraction']:.1%}"
-        comp.add_row(
-            escape(label),
-            f"{c['params']:,}",
-            str(c["records"]),
-            f"{c['output_elements']:,}",
-            z,
-            str(c["nan_count"] + c["inf_count"]),
-        )
+        comp.add_row(escape(label), f"{c['params']:,}", str(c["records"]), f"{c['output_elements']:,}", z,
+                     str(c["nan_count"] + c["inf_count"]))  # fmt: skip
     console.print(comp)
     drift = doc.drift
     if drift:
         jump = drift["first_jump"]
+        where = f"first jump at [bold]{escape(jump['name'])}[/] ({escape(jump['reason'])})" if jump else None
         console.print(
             f"drift float32 vs {drift['dtype']}: median layer error {drift['median_relative_error']:.3g}, "
             f"max {drift['max_relative_error']:.3g}, final output {drift['final_relative_error']}; "
-            + (
-                f"first jump at [bold]{escape(jump['name'])}[/] ({escape(jump['reason'])})"
-                if jump
-                else "no jump, no overflow"
-            )
+            f"{where or 'no jump, no overflow'}"
         )
     s = result.summary  # type: ignore[attr-defined]
     console.print(

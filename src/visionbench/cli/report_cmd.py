@@ -9,20 +9,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from visionbench.cli import app
-from visionbench.cli.common import (
-    DeviceOpt,
-    DtypeOpt,
-    InputSizeOpt,
-    JsonOpt,
-    ModelArg,
-    SeedOpt,
-    WeightsOpt,
-    command,
-    console,
-    err_console,
-    print_json,
-)
+from visionbench.cli import app, common
+from visionbench.cli.common import command, console, err_console, print_json
 from visionbench.errors import UnsupportedOptionError
 
 RunDirArg = Annotated[Path, typer.Argument(help="A run folder written by `visionbench bench` or `visionbench run`.")]
@@ -30,16 +18,16 @@ RunDirArg = Annotated[Path, typer.Argument(help="A run folder written by `vision
 
 @command(app, "profile")
 def profile_cmd(
-    model: ModelArg,
-    input_size: InputSizeOpt = None,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "float32",
-    weights: WeightsOpt = "auto",
+    model: common.ModelArg,
+    input_size: common.InputSizeOpt = None,
+    device: common.DeviceOpt = "auto",
+    dtype: common.DtypeOpt = "float32",
+    weights: common.WeightsOpt = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward (copies of bus.jpg).")] = 1,
     runs: Annotated[int, typer.Option("--runs", help="Timed runs; each times a plain and a hooked forward.")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs before timing.")] = 1,
-    seed: SeedOpt = 0,
-    as_json: JsonOpt = False,
+    seed: common.SeedOpt = 0,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Measure where one forward's time, FLOPs and parameters go, component by component.
 
@@ -88,7 +76,7 @@ def report_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for report.md/html (default: the run folder).")
     ] = None,
-    as_json: JsonOpt = False,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Write report.md (GitHub Markdown, figures in report_files/) and a self-contained report.html for a run.
 
@@ -112,7 +100,7 @@ def compare_cmd(
     run_a: Annotated[Path, typer.Argument(help="The earlier (reference) run folder.")],
     run_b: Annotated[Path, typer.Argument(help="The later run folder, compared against RUN_A.")],
     out: Annotated[Path | None, typer.Option("--out", help="Folder for compare.md/json (default: RUN_B).")] = None,
-    as_json: JsonOpt = False,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Per-model change in median latency and peak memory between two runs, flagged only beyond the runs' noise.
 
