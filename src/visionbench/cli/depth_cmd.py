@@ -219,18 +219,13 @@ def eval_cmd(
 
 
 def _run_eval(opts: EvalOptions, show_progress: bool) -> EvalResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from visionbench.depth.datasets import load_dataset
     from visionbench.depth.evaluate import evaluate
+    from visionbench.depth.progress import rate_bar
 
-    if not show_progress:
-        return evaluate(opts)
-    total = len(load_dataset(opts.dataset, opts.depth_scale))
-    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar:  # fmt: skip
-        task = bar.add_task("eval", total=total)
-        return evaluate(opts, progress=lambda n: bar.advance(task, n))
+    total = len(load_dataset(opts.dataset, opts.depth_scale)) if show_progress else None
+    with rate_bar(show_progress, total, "eval") as advance:
+        return evaluate(opts, progress=advance)
 
 
 COLUMNS = [("abs_rel", "AbsRel", ".4f"), ("sq_rel", "SqRel", ".4f"), ("rmse", "RMSE m", ".3f"),
