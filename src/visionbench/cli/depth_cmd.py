@@ -27,6 +27,7 @@ from visionbench.errors import BadInputError
 
 if TYPE_CHECKING:
     from visionbench.depth.evaluate import EvalOptions, EvalResult
+    from visionbench.depth.ray_engine import RayRunSummary
 
 DEPTH_MODEL_HELP = "Depth model: depthpro (metric + focal length) or depth-anything-v2-small/base/large (relative)."
 
@@ -148,14 +149,12 @@ def depth_cmd(
         raise typer.Exit(1)
 
 
-def _ray_line(summary: object) -> str:
-    per = ", ".join(f"{k.removeprefix('num_')} {v:g}" for k, v in summary.actor_resources.items())  # type: ignore[attr-defined]
-    res = ", ".join(f"{k} {v:g}" for k, v in summary.cluster_resources.items() if k != "memory")  # type: ignore[attr-defined]
-    where = summary.ray_address or "a local Ray started here"  # type: ignore[attr-defined]
-    return (
-        f"ray: {summary.actors} model actor(s) ({per} each) on {where} ({res}); "  # type: ignore[attr-defined]
-        f"start-up {summary.startup_seconds:.1f} s"
-    )  # type: ignore[attr-defined]
+def _ray_line(summary: RayRunSummary) -> str:
+    per = ", ".join(f"{k.removeprefix('num_')} {v:g}" for k, v in summary.actor_resources.items())
+    res = ", ".join(f"{k} {v:g}" for k, v in summary.cluster_resources.items() if k != "memory")
+    where = summary.ray_address or "a local Ray started here"
+    start = f"start-up {summary.startup_seconds:.1f} s"
+    return f"ray: {summary.actors} model actor(s) ({per} each) on {where} ({res}); {start}"
 
 
 @command(app, "eval")
