@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from visionbench.depth import intrinsics, io
-from visionbench.depth.outputs import plan_outputs
+from visionbench.depth.outputs import scan_inputs
 from visionbench.errors import BadInputError, UnsupportedOptionError
 
 
@@ -101,15 +101,16 @@ def test_output_plan_keeps_relative_paths_and_never_reads_its_own_outputs(tmp_pa
     out = photos / "depth"  # inside the input folder
     (out / "a").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(out / "a" / "x.depth.png")
-    plans, excluded = plan_outputs([photos], out)
+    scan = scan_inputs([photos], out)
+    plans, excluded = scan.plans, scan.excluded
     assert [p.source.relative_to(photos).as_posix() for p in plans] == ["a/x.jpg", "a/x.png", "y.jpg"]
     bases = [p.base.relative_to(out.resolve()).as_posix() for p in plans]
     assert bases == ["a/x", "a/x_png", "y"]  # same stem twice: the second keeps its extension
     assert [p.name for p in excluded] == ["x.depth.png"]
     with pytest.raises(BadInputError, match="input folder"):
-        plan_outputs([photos], photos)
+        scan_inputs([photos], photos)
     with pytest.raises(BadInputError, match="no such file"):
-        plan_outputs([tmp_path / "nope"], out)
+        scan_inputs([tmp_path / "nope"], out)
 
 
 def test_is_whole_tells_complete_files_from_cut_ones(tmp_path) -> None:

@@ -27,6 +27,7 @@ from visionbench.errors import BadInputError
 
 if TYPE_CHECKING:
     from visionbench.depth.evaluate import EvalOptions, EvalResult
+    from visionbench.depth.ray_engine import RayRunSummary
 
 DEPTH_MODEL_HELP = "Depth model: depthpro (metric + focal length) or depth-anything-v2-small/base/large (relative)."
 
@@ -148,14 +149,12 @@ def depth_cmd(
         raise typer.Exit(1)
 
 
-def _ray_line(summary: object) -> str:
-    per = ", ".join(f"{k.removeprefix('num_')} {v:g}" for k, v in summary.actor_resources.items())  # type: ignore[attr-defined]
-    res = ", ".join(f"{k} {v:g}" for k, v in summary.cluster_resources.items() if k != "memory")  # type: ignore[attr-defined]
-    where = summary.ray_address or "a local Ray started here"  # type: ignore[attr-defined]
-    return (
-        f"ray: {summary.actors} model actor(s) ({per} each) on {where} ({res}); "  # type: ignore[attr-defined]
-        f"start-up {summary.startup_seconds:.1f} s"
-    )  # type: ignore[attr-defined]
+def _ray_line(summary: RayRunSummary) -> str:
+    per = ", ".join(f"{k.removeprefix('num_')} {v:g}" for k, v in summary.actor_resources.items())
+    res = ", ".join(f"{k} {v:g}" for k, v in summary.cluster_resources.items() if k != "memory")
+    where = summary.ray_address or "a local Ray started here"
+    start = f"start-up {summary.startup_seconds:.1f} s"
+    return f"ray: {summary.actors} model actor(s) ({per} each) on {where} ({res}); {start}"
 
 
 @command(app, "eval")
@@ -219,18 +218,13 @@ def eval_cmd(
 
 
 def _run_eval(opts: EvalOptions, show_progress: bool) -> EvalResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from visionbench.depth.datasets import load_dataset
     from visionbench.depth.evaluate import evaluate
+    from visionbench.depth.progress import rate_bar
 
-    if not show_progress:
-        return evaluate(opts)
-    total = len(load_dataset(opts.dataset, opts.depth_scale))
-    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar:  # fmt: skip
-        task = bar.add_task("eval", total=total)
-        return evaluate(opts, progress=lambda n: bar.advance(task, n))
+    total = len(load_dataset(opts.dataset, opts.depth_scale)) if show_progress else None
+    with rate_bar(show_progress, total, "eval") as advance:
+        return evaluate(opts, progress=advance)
 
 
 COLUMNS = [("abs_rel", "AbsRel", ".4f"), ("sq_rel", "SqRel", ".4f"), ("rmse", "RMSE m", ".3f"),

@@ -91,17 +91,13 @@ def video_cmd(
     from visionbench.video.options import VideoOptions, check_options
     from visionbench.video.run_video import run_video
 
-    if fps <= 0:
-        raise BadInputError("--fps must be positive")
-    if end is not None and end <= start:
-        raise BadInputError(f"--end {end} must be after --start {start}")
     if sample == (input_path is not None):
         raise BadInputError("give a video or folder of frames, or --sample (not both)")
     opts = checked_options(VideoOptions, model=model, weights=weights, device=device, dtype=dtype,
                            input_size=input_size, batch_size=batch_size, out=out, cmap=cmap, side_by_side=side_by_side,
                            focal_px=focal_px, resume=resume, every=every, start_s=start, end_s=end, fps=fps,
                            ground_truth=ground_truth, flow=flow, flicker=flicker, seed=seed)  # fmt: skip
-    check_options(opts)  # before the sample is rendered
+    check_options(opts)  # before the sample is rendered (--fps, --end after --start, --flow, --cmap)
     if sample:
         from visionbench.files import check_output_dir
         from visionbench.video.sample import make_sample

@@ -102,8 +102,6 @@ def load_dataset(name_or_dir: str | Path, depth_scale: float | None = None) -> D
             raise BadInputError(
                 f"--dataset {root}: missing {sub.name}/ folder (layout: images/NAME.jpg + depth/NAME.npy|png)"
             )
-    if depth_scale is not None and not (depth_scale > 0 and math.isfinite(depth_scale)):
-        raise BadInputError(f"--depth-scale {depth_scale}: must be a positive number")
     intrinsics = _read_intrinsics(root / "intrinsics.json")
     depth_files: dict[str, Path] = {}
     for p in _listing(depth_dir):

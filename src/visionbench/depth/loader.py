@@ -46,7 +46,7 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-def _decode(index: int, path: Path, read_exif: bool) -> LoadedImage:
+def decode_image(index: int, path: Path, read_exif: bool) -> LoadedImage:
     import time
 
     t0 = time.perf_counter()
@@ -73,7 +73,7 @@ def stream_images(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vb-decode") as pool:
         try:
             for i, p in items:
-                pending.append(pool.submit(_decode, i, Path(p), read_exif))
+                pending.append(pool.submit(decode_image, i, Path(p), read_exif))
                 if len(pending) >= max(prefetch, workers):
                     yield pending.popleft().result()
             while pending:

@@ -1,6 +1,6 @@
 """Where the Ray engine reads images and writes outputs: local paths or filesystem URLs (s3://, gs://, file://).
 
-Local inputs and a local output folder are planned by `outputs.plan_outputs`, exactly as the local engine
+Local inputs and a local output folder are planned by `outputs.scan_inputs`, exactly as the local engine
 plans them, so both engines give each image the same output names. For URLs, fsspec lists the files and
 this module gives them the same relative layout (`ROOT/a/b.jpg` -> `OUT/a/b.*`). Remote outputs are
 written to a local scratch folder by the local engine's writers and then uploaded, sidecar last: an object
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from visionbench.depth.outputs import OutputPlan, plan_outputs
+from visionbench.depth.outputs import OutputPlan, scan_inputs
 from visionbench.errors import BadInputError
-from visionbench.images import IMAGE_SUFFIXES, load_image
+from visionbench.images import IMAGE_SUFFIXES
 
 
 def is_url(location: str | Path) -> bool:
@@ -57,8 +57,8 @@ class ImageJob:
 def plan_jobs(inputs: list[str | Path], out: str | Path) -> tuple[list[ImageJob], int]:
     """Every image of `inputs` with its output base, and how many files were left out for lying in `out`."""
     if not any(is_url(i) for i in inputs) and not is_url(out):
-        plans, excluded = plan_outputs([local_path(i) for i in inputs], local_path(out))
-        return [ImageJob(i, str(p.source), str(p.base)) for i, p in enumerate(plans)], len(excluded)
+        scan = scan_inputs([local_path(i) for i in inputs], local_path(out))
+        return [ImageJob(i, str(p.source), str(p.base)) for i, p in enumerate(scan.plans)], len(scan.excluded)
     jobs: list[ImageJob] = []
     used: set[str] = set()
     out_root = str(out).rstrip("/") if is_url(out) else str(local_path(out).expanduser().resolve())
@@ -67,7 +67,7 @@ def plan_jobs(inputs: list[str | Path], out: str | Path) -> tuple[list[ImageJob]
             rel_path = PurePosixPath(rel)
             stem = f"{out_root}/{rel_path.parent / rel_path.stem}"
             base = stem
-            if base in used:  # a.jpg and a.png side by side, or one name from two inputs (as plan_outputs)
+            if base in used:  # a.jpg and a.png side by side, or one name from two inputs (as scan_inputs)
                 base, n = f"{stem}_{rel_path.suffix.lstrip('.').lower()}", 2
                 while base in used:
                     base, n = f"{stem}_{n}", n + 1
@@ -105,10 +105,11 @@ def _list_images(item: str | Path) -> list[tuple[str, str]]:
 
 def read_image(source: str) -> tuple[Any, float | None, str | None]:
     """(RGB image, EXIF 35 mm focal length or None, error or None), with the local engine's error texts."""
-    from visionbench.depth.intrinsics import exif_focal_35mm
+    from visionbench.depth.loader import decode_image
 
     if not is_url(source):
-        return _decode(Path(source), source, exif_focal_35mm)
+        item = decode_image(0, Path(source), read_exif=True)
+        return item.image, item.exif_focal_35mm, item.error
     try:
         fs, path = filesystem(source)
         data = fs.cat_file(path)
@@ -117,18 +118,8 @@ def read_image(source: str) -> tuple[Any, float | None, str | None]:
     with tempfile.TemporaryDirectory(prefix="vb-read-") as tmp:
         local = Path(tmp) / PurePosixPath(path).name
         local.write_bytes(data)
-        image, f35, error = _decode(local, source, exif_focal_35mm)
-        return image, f35, error.replace(str(local), source) if error else None
-
-
-def _decode(path: Path, name: str, exif: Any) -> tuple[Any, float | None, str | None]:
-    try:
-        image = load_image(path)
-    except BadInputError as exc:
-        return None, None, str(exc)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's failure, not the run's
-        return None, None, f"{name}: cannot read ({type(exc).__name__}: {exc})"
-    return image, exif(path), None
+        item = decode_image(0, local, read_exif=True)
+        return item.image, item.exif_focal_35mm, item.error.replace(str(local), source) if item.error else None
 
 
 def outputs_whole(jobs: list[ImageJob], out: str, **kw: Any) -> set[int]:
@@ -164,12 +155,3 @@ def write_text_to(location: str, text: str) -> None:
     from visionbench.files import write_text
 
     write_text(local_path(location), text)
-
-
-def remove(location: str) -> None:
-    if is_url(location):
-        fs, path = filesystem(location)
-        if fs.exists(path):
-            fs.rm(path)
-    else:
-        local_path(location).unlink(missing_ok=True)

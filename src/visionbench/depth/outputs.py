@@ -73,12 +73,6 @@ class InputScan:
     problems: list[tuple[Path, str]]  # (path, reason): unlistable folders, symlink loops, dangling links
 
 
-def plan_outputs(inputs: list[str | Path], out: Path) -> tuple[list[OutputPlan], list[Path]]:
-    """Images found in `inputs` with their output names, and the files left out because they lie in `out`."""
-    scan = scan_inputs(inputs, out)
-    return scan.plans, scan.excluded
-
-
 def scan_inputs(inputs: list[str | Path], out: Path) -> InputScan:
     """Images found in `inputs` with their output names, the files left out and the paths that cannot be read.
 

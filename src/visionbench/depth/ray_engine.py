@@ -23,19 +23,12 @@ from typing import Any
 from pydantic import Field
 
 from visionbench.depth.io import colour_table
-from visionbench.depth.locations import ImageJob, is_url, local_path, outputs_whole, plan_jobs, write_text_to
+from visionbench.depth.locations import ImageJob, is_url, local_path, outputs_whole, plan_jobs
 from visionbench.depth.options import DepthOptions
 from visionbench.depth.predict import depth_kind
 from visionbench.depth.progress import rate_bar
 from visionbench.depth.ray_stages import build_dataset, rows_of
-from visionbench.depth.summary import (
-    FAILURES_FILE,
-    SUMMARY_FILE,
-    DepthRunSummary,
-    Failure,
-    previous_runs,
-    write_run_summary,
-)
+from visionbench.depth.summary import DepthRunSummary, Failure, previous_runs, write_run_summary
 from visionbench.errors import BadInputError, UnsupportedOptionError
 
 log = logging.getLogger("visionbench")
@@ -204,15 +197,7 @@ def _run(jobs: list[ImageJob], todo: list[ImageJob], excluded: int, opts: DepthO
 
 def write_summary(out: str, summary: RayRunSummary, opts: DepthOptions) -> None:
     """OUT/depth_run.json and OUT/failures-<run id>.txt, as the local engine writes them (URLs through fsspec)."""
-    if not is_url(out):
-        write_run_summary(Path(out), summary, opts, previous_runs(Path(out)))
-        return
-    failures = f"{out.rstrip('/')}/{FAILURES_FILE.format(run_id=summary.run_id)}"
-    if summary.failures:
-        write_text_to(failures, "".join(f"{f.path}\t{f.error}\n" for f in summary.failures))
-        summary.failures_file = failures
-    doc = {"summary": summary.model_dump(), "options": opts.model_dump(mode="json")}
-    write_text_to(f"{out.rstrip('/')}/{SUMMARY_FILE}", json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
+    write_run_summary(out, summary, opts, None if is_url(out) else previous_runs(Path(out)))
 
 
 @contextmanager

@@ -54,7 +54,7 @@ def run_depth(
     `model` reuses an already built model (then opts.model, weights, device, dtype, input_size are ignored).
     Raises OutputWriteError (after writing the summary) when the filesystem refuses a write midway.
     """
-    from visionbench.models.registry import create_model
+    from visionbench.models.registry import create_model, resolve_device
 
     if not inputs:
         raise BadInputError("no input given: pass images, folders or a .txt list of paths")
@@ -68,7 +68,7 @@ def run_depth(
     previous = previous_runs(out)
     if model is None:
         model = create_model(
-            opts.model, weights=opts.weights, device=_device(opts.device), dtype=opts.dtype,
+            opts.model, weights=opts.weights, device=str(resolve_device(opts.device)), dtype=opts.dtype,
             input_size=opts.input_size, seed=opts.seed,
         )  # fmt: skip
     kind = depth_kind(model.name, model.card.task, ply=opts.ply)
@@ -105,12 +105,6 @@ def _finish_run(out: Path, summary: DepthRunSummary, opts: DepthOptions, previou
     summary.images_per_s = summary.done / summary.seconds if summary.seconds > 0 else 0.0
     summary.not_attempted = max(0, summary.total - summary.skipped - summary.done - summary.failed)
     return write_run_summary(out, summary, opts, previous)
-
-
-def _device(name: str) -> str:
-    from visionbench.models.registry import resolve_device
-
-    return str(resolve_device(name))
 
 
 def _pipeline(

@@ -12,11 +12,15 @@ from visionbench.depth.predict import has_fov_head, is_depth_pro
 from visionbench.models.base import VisionModel
 
 
-def known_focal_px(item: LoadedImage, opts: DepthOptions) -> float | None:
-    """The focal length (px) from --focal-px or EXIF, or None when only a model could guess it."""
+def _choose_focal(item: LoadedImage, opts: DepthOptions, predicted_px: float | None) -> tuple[float | None, str]:
     w, h = item.image.size  # type: ignore[union-attr]
     exif = None if opts.ignore_exif else item.exif_focal_35mm
-    focal, source = intrinsics.choose_focal(cli_px=opts.focal_px, exif_35mm=exif, model_px=None, width=w, height=h)
+    return intrinsics.choose_focal(cli_px=opts.focal_px, exif_35mm=exif, model_px=predicted_px, width=w, height=h)
+
+
+def known_focal_px(item: LoadedImage, opts: DepthOptions) -> float | None:
+    """The focal length (px) from --focal-px or EXIF, or None when only a model could guess it."""
+    focal, source = _choose_focal(item, opts, None)
     return focal if source in {"cli", "exif"} else None
 
 
@@ -24,11 +28,8 @@ def focal_facts(
     model: VisionModel, item: LoadedImage, opts: DepthOptions, predicted_px: float | None
 ) -> dict[str, Any]:
     """The sidecar's focal-length fields: which focal length was used, where it came from, what the model said."""
-    w, h = item.image.size  # type: ignore[union-attr]
-    exif = None if opts.ignore_exif else item.exif_focal_35mm
-    focal, source = intrinsics.choose_focal(
-        cli_px=opts.focal_px, exif_35mm=exif, model_px=predicted_px, width=w, height=h
-    )
+    w = item.image.width  # type: ignore[union-attr]
+    focal, source = _choose_focal(item, opts, predicted_px)
     facts: dict[str, Any] = {}
     if is_depth_pro(model):
         if focal is None and has_fov_head(model):  # the head gave 0, a negative or a nan field of view

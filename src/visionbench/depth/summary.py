@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from visionbench.depth.io import write_bytes, write_json
+from visionbench.depth.locations import write_text_to
 from visionbench.depth.options import DepthOptions
 
 FAILURES_FILE = "failures-{run_id}.txt"  # one file per run: a later run never overwrites an earlier one's list
@@ -81,25 +81,30 @@ def _one_line(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
 
 
-def write_run_summary(out: Path, summary: DepthRunSummary, opts: DepthOptions,
+def write_run_summary(out: Path | str, summary: DepthRunSummary, opts: DepthOptions,
                       previous: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
-    """This run's failures-<run id>.txt and OUT/depth_run.json; returns where the summary went.
+    """This run's failures-<run id>.txt and OUT/depth_run.json (OUT a folder or a URL); returns where the summary went.
 
     When `out` refuses the write, the summary goes to the temporary folder instead, and as a last
     resort to stderr: a run never ends without saying what it did.
     """
+    root = str(out).rstrip("/")
     if summary.failures:
         text = "".join(f"{_one_line(f.path)}\t{_one_line(f.error)}\n" for f in summary.failures)
+        target = f"{root}/{FAILURES_FILE.format(run_id=summary.run_id)}"
         try:
-            summary.failures_file = str(write_bytes(out / FAILURES_FILE.format(run_id=summary.run_id), text.encode()))
+            write_text_to(target, text)
+            summary.failures_file = target
         except OSError:
             summary.failures_file = None  # the list is in the summary too
     record = {"summary": summary.model_dump(), "options": opts.model_dump(mode="json"),
               "previous_runs": previous or []}  # fmt: skip
+    text = json.dumps(record, indent=2, default=str, allow_nan=False) + "\n"
     fallback = Path(tempfile.gettempdir()) / f"visionbench-{SUMMARY_FILE.removesuffix('.json')}-{summary.run_id}.json"
-    for target in (out / SUMMARY_FILE, fallback):
+    for target in (f"{root}/{SUMMARY_FILE}", str(fallback)):
         try:
-            return str(write_json(target, record))
+            write_text_to(target, text)
+            return target
         except OSError:
             continue
     sys.stderr.write(json.dumps(record, default=str) + "\n")
