@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from visionbench.bench.events import EventSink
-from visionbench.bench.loops import one_loop, two_loops
+from visionbench.bench.loops import run_loops
 from visionbench.bench.output_pictures import write_output_pictures
 from visionbench.bench.plan import LoopPlan, choose_plan
 from visionbench.bench.process import benchmark_process
@@ -296,11 +296,8 @@ def _measure_batch(
         loops = 1 if loop_plan.one_loop or not config.e2e else 2
         left = max(0, policy.expected_runs(per_call_s) - len(prior))
         events.emit("estimate", remaining_s=loops * left * per_call_s, batch_size=bs)
-        if loop_plan.one_loop:
-            preds = one_loop(model, batch, bs, config, policy, images, outputs, prior, warm_ms, loop_plan, out, result,
-                              events)  # fmt: skip
-        else:
-            preds = two_loops(model, batch, bs, config, policy, images, outputs, warm_ms, out, result, events)
+        preds = run_loops(model, batch, bs, config, policy, images, outputs, prior, warm_ms, loop_plan, out, result,
+                          events)  # fmt: skip
         meter.stop()
         out.model_latency.warmup_ms = warm_ms  # type: ignore[union-attr]
         if out.flops:
