@@ -67,7 +67,7 @@ def bench_model(
     """Benchmark one model under `config` on the given (already validated) images; never raises for model faults."""
     events = events or EventSink(None)
     start = time.perf_counter()
-    result = ModelResult(name=name, status="failed", images=[str(p) for p in images], folder=name_to_folder(name))
+    result = ModelResult(name=name, status="failed", images=[str(p) for p in images], folder=safe_name(name))
     plan = config.plan_for(name)
     result.plan = plan.model_dump()
     try:
@@ -344,11 +344,6 @@ def is_oom(exc: BaseException) -> bool:
 def one_line(exc: BaseException) -> str:
     lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def name_to_folder(name: str) -> str:
-    """A model's folder name inside the run folder: open-door names made filesystem-safe."""
-    return safe_name(name)
 
 
 def main(argv: list[str] | None = None) -> int:
