@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from visionbench.measure.flops import component_flops, count_flops
+from visionbench.measure.flops import component_flops, component_params, count_flops
 from visionbench.measure.timing import synchronize
 from visionbench.models.base import Batch, VisionModel
 from visionbench.results import OTHER, ComponentProfile, ProfileResult
@@ -104,17 +104,6 @@ def _timed(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
     fn()
     sync()
     return (time.perf_counter_ns() - start) / 1e6
-
-
-def _params(module: torch.nn.Module, components: dict[str, list[str]]) -> dict[str, int]:
-    out = {label: 0 for label in components}
-    prefix_to_label = [(p, label) for label, prefixes in components.items() for p in prefixes]
-    for name, p in module.named_parameters():
-        for prefix, label in prefix_to_label:
-            if name == prefix or name.startswith(prefix + "."):
-                out[label] += p.numel()
-                break
-    return out
 
 
 def profile_model(
@@ -223,7 +212,7 @@ def build_profile(
     components = model.components()
     total_flops, per_module = flops if flops else (0, {})
     comp_flops = component_flops(per_module, components)
-    comp_params = _params(model.module, components)
+    comp_params = component_params(model.module, components)
     n_params = model.num_params()
     used = middle_half(hooked)
     hooked_mean = statistics.fmean(hooked[k] for k in used)
