@@ -99,16 +99,18 @@ def test_contention_sees_another_process_and_not_our_own_children() -> None:
     pid = int(subprocess.run(["sh", "-c", launch], capture_output=True, text=True, check=True).stdout)
     try:
         time.sleep(0.5)  # the spinner is running
-        with meter.measuring():
-            time.sleep(1.5)  # this process idles: the spinner's core is other work
+        meter.start()
+        time.sleep(1.5)  # this process idles: the spinner's core is other work
+        meter.stop()
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     c = meter.result()
     assert c is not None and c.other_cores > 0.5 and c.own_cores < 0.3 and c.cores >= 1
     own = ContentionMeter()
-    with own.measuring():  # our own child spinning is this worker's work, not contention
-        subprocess.run([sys.executable, "-c", SPIN.format(s=1.5)], check=True)
+    own.start()  # our own child spinning is this worker's work, not contention
+    subprocess.run([sys.executable, "-c", SPIN.format(s=1.5)], check=True)
+    own.stop()
     mine = own.result()
     assert mine is not None and mine.own_cores > 0.5
 

@@ -1,15 +1,8 @@
 """Time estimates for a suite, from this machine: a matmul probe, each model's FLOPs and a prior utilisation.
 
-A forward's time is FLOPs / (probe FLOP/s x utilisation). FLOPs of one forward are properties of the
-architectures (`NATIVE_GFLOP`, counted on the meta device); the probe (`visionbench.measure.peak`, a
-square matmul in the run's dtype and thread count) says what this machine does, busy or not; the
-utilisation is what share of the probe a model family reaches (`PRIOR_UTILISATION`, see its comment).
-After each model the measured utilisation corrects the priors of the rest, and each worker's own probe
-replaces the parent's. The worker's plan (bench/plan.py) is modelled too: a slow model pays its warmup
-and the samples the loop cap allows, not two loops.
-
-The parent process is never changed by the probe: it runs in a short subprocess (`probe_peak`) in the
-same `benchmark_process` settings the workers use.
+A forward's time is FLOPs / (probe FLOP/s x utilisation); each finished model's measured utilisation
+corrects the priors of the rest and its worker's probe replaces the parent's. The probe runs in a short
+subprocess (`probe_peak`) with the workers' settings, so the parent process is never changed.
 """
 
 from __future__ import annotations

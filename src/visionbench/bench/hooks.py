@@ -41,7 +41,7 @@ def run_dissection(model: Any, image: Path, run_dir: Path, folder: str) -> Disse
         log.warning("dissection of %s failed: %s", model.name, exc)
         text = str(exc).strip().splitlines()
         return DissectionRef(path=folder, error=f"{type(exc).__name__}: {text[0] if text else ''}")
-    written = Path(getattr(result, "folder", run_dir / folder))
+    written = Path(result.folder)
     rel = written.relative_to(run_dir).as_posix() if written.is_relative_to(run_dir) else str(written)
     return DissectionRef(path=rel, summary=_summary(result))
 
@@ -98,15 +98,7 @@ def run_profile(
 
 
 def _summary(result: Any) -> dict[str, Any]:
-    """Small JSON-ready facts of a dissection result, whatever its type."""
-    if result is None:
-        return {}
-    if hasattr(result, "model_dump"):
-        data = result.model_dump(mode="json")
-        out = {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool)) or v is None}
-        if isinstance(data.get("summary"), dict):
-            out.update(data["summary"])
-        return out
-    if isinstance(result, dict):
-        return {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) or v is None}
-    return {"result": str(result)[:200]}
+    """The dissection's scalar facts and its summary, JSON-ready."""
+    data = result.model_dump(mode="json")
+    out = {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    return {**out, **data["summary"]}

@@ -1,7 +1,7 @@
 """The timed loops of one batch size: the model loop and the end-to-end loop, or a slow model's single loop.
 
-`bench/plan.py` decides which from the first warmup forward; the worker calls `two_loops` or `one_loop`,
-and both return the first end-to-end call's predictions (the output summary and pictures come from them).
+`bench/plan.py` decides which from the first warmup forward; `run_loops` returns the first end-to-end call's
+predictions (the output summary and pictures come from them).
 """
 
 from __future__ import annotations
@@ -19,41 +19,20 @@ from visionbench.measure.timing import PhaseClock, RepeatPolicy, latency_stats, 
 from visionbench.results import BatchResult, LatencyStats, ModelResult
 
 
-def two_loops(model: Any, batch: Any, bs: int, config: BenchConfig, policy: RepeatPolicy, images: list[Path],
-               outputs: Any, warm_ms: list[float], out: BatchResult, result: ModelResult,
-               events: EventSink) -> list[Any]:  # fmt: skip
-    """The model loop on prepared tensors, then (with --e2e) the end-to-end loop; its first call's predictions."""
-    events.emit("phase", phase="model", batch_size=bs)
-    with torch.inference_mode():
-        samples, why = time_calls(
-            lambda: model.forward(batch), policy, model.device,
-            on_sample=lambda n, s, ms: events.emit("sample", loop="model", n=n, spent_s=s, ms=ms, batch_size=bs),
-        )  # fmt: skip
-    out.model_latency = latency_stats(samples, kind="model", batch_size=bs, warmup_calls=len(warm_ms), stop_reason=why)
-    if config.e2e:
-        events.emit("phase", phase="end-to-end", batch_size=bs)
-        out.e2e_latency, preds, _ = end_to_end(model, images, bs, outputs, policy, events)
-        if not result.output_summary:
-            result.output_summary = [p.summary() for p in preds]
-        return preds
-    return []
-
-
-def one_loop(model: Any, batch: Any, bs: int, config: BenchConfig, policy: RepeatPolicy, images: list[Path],
+def run_loops(model: Any, batch: Any, bs: int, config: BenchConfig, policy: RepeatPolicy, images: list[Path],
               outputs: Any, prior: list[float], warm_ms: list[float], plan: LoopPlan, out: BatchResult,
               result: ModelResult, events: EventSink) -> list[Any]:  # fmt: skip
-    """A slow model's single loop (bench/plan.py): its samples, the counted warmup first, are the model latency.
+    """The plan's loops; the first end-to-end call's predictions ([] without --e2e).
 
-    Returns the first end-to-end call's predictions ([] without --e2e)."""
+    Two loops: the model loop on prepared tensors, then the end-to-end loop. A slow model's one loop: the
+    end-to-end loop (without --e2e the model loop), whose forwards after the counted warmup `prior` are the
+    model latency.
+    """
+    slow = plan.one_loop
     preds: list[Any] = []
-    if config.e2e:
-        events.emit("phase", phase="end-to-end", batch_size=bs)
-        out.e2e_latency, preds, forwards = end_to_end(model, images, bs, outputs, policy, events, prior_ms=prior)
-        why = out.e2e_latency.stop_reason if out.e2e_latency else policy.stop(prior, sum(prior) / 1e3) or ""
-        source = "end-to-end loop forward phase"
-        if not result.output_summary:
-            result.output_summary = [p.summary() for p in preds]
-    else:
+    forwards: list[float] = []
+    why, source = "", "model loop"
+    if not (slow and config.e2e):
         events.emit("phase", phase="model", batch_size=bs)
         with torch.inference_mode():
             forwards, why = time_calls(
@@ -61,7 +40,22 @@ def one_loop(model: Any, batch: Any, bs: int, config: BenchConfig, policy: Repea
                 on_sample=lambda n, s, ms: events.emit("sample", loop="model", n=n + len(prior), spent_s=s, ms=ms,
                                                        batch_size=bs),
             )  # fmt: skip
-        source = "model loop"
+    if config.e2e:
+        events.emit("phase", phase="end-to-end", batch_size=bs)
+        out.e2e_latency, preds, e2e_forwards = end_to_end(
+            model, images, bs, outputs, policy, events, prior_ms=prior if slow else None
+        )
+        if not result.output_summary:
+            result.output_summary = [p.summary() for p in preds]
+        if slow:
+            forwards = e2e_forwards
+            why = out.e2e_latency.stop_reason if out.e2e_latency else policy.stop(prior, sum(prior) / 1e3) or ""
+            source = "end-to-end loop forward phase"
+    if not slow:
+        out.model_latency = latency_stats(
+            forwards, kind="model", batch_size=bs, warmup_calls=len(warm_ms), stop_reason=why
+        )
+        return preds
     if prior:
         source = "counted warmup + " + source if forwards else "counted warmup"
     samples = prior + forwards

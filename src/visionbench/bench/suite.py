@@ -24,10 +24,9 @@ from typing import Any
 from visionbench.bench.eta import Eta, probe_peak
 from visionbench.bench.events import EventReader
 from visionbench.bench.stopped import collect_result
-from visionbench.bench.worker import name_to_folder
 from visionbench.config import BenchConfig
 from visionbench.errors import BadInputError, UnknownModelError
-from visionbench.files import check_output_dir, write_json
+from visionbench.files import check_output_dir, safe_name, write_json
 from visionbench.images import default_image_path, find_images, load_image
 from visionbench.results import (
     MODEL_FILE,
@@ -221,7 +220,7 @@ def _run_one(
     """One model in its own worker process, with the timeout, crash and Ctrl-C policies."""
     from visionbench.models.registry import get_card
 
-    folder = name_to_folder(name)
+    folder = safe_name(name)
     model_dir = run_dir / folder
     try:
         get_card(name)  # an unknown name fails here, without paying for a process

@@ -16,7 +16,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ VARIANT_SHARE = 0.25
 # Planning figure for the skip rule only (the measured first call is recorded as `compile_s`): what inductor's
 # compilation of a vision model's forward takes before its first result, order of magnitude.
 COMPILE_GUESS_S = 30.0
+# `--variants auto` (and the default `run`): dtypes a CPU lacks stay listed, so the report says why they are
+# missing; compile is left to --preset fast (its compilation costs minutes on a CPU).
+AUTO = ["bfloat16", "float16", "channels-last", "sdpa"]
 PIECES = ["bfloat16", "float16", "sdpa", "channels-last", "fused", "compile", "cuda-graphs"]
 
 
@@ -49,14 +52,6 @@ class Prepared:
     compiled: bool = False
 
 
-@dataclass
-class Context:
-    model: Any
-    config: BenchConfig
-    device: torch.device
-    notes: dict[str, str] = field(default_factory=dict)
-
-
 def native_low_precision(device: torch.device) -> dict[str, str | None]:
     """dtype -> None when the device runs it natively, else why not (the reason a variant is not applicable)."""
     if device.type == "cuda":
@@ -66,20 +61,16 @@ def native_low_precision(device: torch.device) -> dict[str, str | None]:
     if device.type == "mps":
         return {"bfloat16": None, "float16": None}
     flags = cpu_flags()
-    mkldnn = torch.backends.mkldnn.is_available()
-    bf16_ok = mkldnn and ("avx512_bf16" in flags or "amx_bf16" in flags)
-    fp16_ok = mkldnn and ("avx512_fp16" in flags or "amx_fp16" in flags)
     cap = torch.backends.cpu.get_cpu_capability()
-    return {
-        "bfloat16": None
-        if bf16_ok
-        else f"no native bfloat16 on this CPU ({cap}; no avx512_bf16 or amx_bf16): "
-        "torch would emulate it, slower than float32",
-        "float16": None
-        if fp16_ok
-        else f"no native float16 on this CPU ({cap}; no avx512_fp16 or amx_fp16): "
-        "torch would emulate it, slower than float32",
-    }
+    out: dict[str, str | None] = {"bfloat16": None, "float16": None}
+    for dtype, short in (("bfloat16", "bf16"), ("float16", "fp16")):
+        native = torch.backends.mkldnn.is_available() and bool({f"avx512_{short}", f"amx_{short}"} & flags)
+        if not native:
+            out[dtype] = (
+                f"no native {dtype} on this CPU ({cap}; no avx512_{short} or amx_{short}): "
+                "torch would emulate it, slower than float32"
+            )
+    return out
 
 
 def cpu_flags() -> set[str]:
@@ -91,20 +82,11 @@ def cpu_flags() -> set[str]:
     return set(line.partition(":")[2].split())
 
 
-def auto_variants(device: torch.device) -> list[str]:
-    """What `--variants auto` (and the default `run`) measures: both low-precision dtypes and channels-last.
-
-    On a CPU the dtypes it has no native support for are still listed, so the report says why they are
-    missing; compile is left to --preset fast (its compilation costs minutes on a CPU).
-    """
-    return ["bfloat16", "float16", "channels-last", "sdpa"]
-
-
-def plan_names(config: BenchConfig, device: torch.device) -> list[str]:
+def plan_names(config: BenchConfig) -> list[str]:
     """The variants this run measures, in order: --variants (auto expanded), then the fast preset's."""
     names: list[str] = []
     for n in config.variants:
-        for m in auto_variants(device) if n == "auto" else [n]:
+        for m in AUTO if n == "auto" else [n]:
             if m not in names:
                 names.append(m)
     if config.preset == "fast":
@@ -119,11 +101,10 @@ def run_variants(
 ) -> list[VariantResult]:
     """Every planned variant of `model` (its eager float32 module in place), one VariantResult each."""
     device = model.device
-    names = plan_names(config, device)
+    names = plan_names(config)
     main = result.primary
     if not names or main is None or main.model_latency is None:
         return []
-    ctx = Context(model, config, device)
     base_ms = main.model_latency.median_ms
     bs = main.batch_size
     vpolicy = RepeatPolicy(min_runs=min(policy.min_runs, 3), budget_s=min(policy.budget_s, 3.0), cap_s=policy.cap_s)
@@ -131,11 +112,10 @@ def run_variants(
     out: list[VariantResult] = []
     reference: list[Any] | None = None
     batch = None
-    solo: dict[str, float] = {}
     for name in names:
         vr = VariantResult(name=name, status="ok", batch_size=bs, baseline_ms=base_ms)
         out.append(vr)
-        prepared = _prepare(name, ctx, solo) if name != "fast" else _prepare_fast(ctx, out)
+        prepared = _prepare(name, model, config) if name != "fast" else _prepare_fast(model, config, out)
         if isinstance(prepared, str):
             vr.status, vr.reason = "not_applicable", prepared
             continue
@@ -156,11 +136,9 @@ def run_variants(
                 batch = model.preprocess([load_image(images[i % len(images)]) for i in range(bs)])
                 with torch.inference_mode():
                     reference = model.postprocess(model.forward(batch), batch)
-            _measure(vr, prepared, ctx, batch, reference, vpolicy)
+            _measure(vr, prepared, model, batch, reference, vpolicy)
             if name == "fast":
-                _batch_search(vr, prepared, ctx, images, left_s)
-            if vr.speedup is not None:
-                solo[name] = vr.speedup
+                _batch_search(vr, prepared, model, images, left_s)
         except Exception as exc:  # noqa: BLE001 - a variant's fault is that variant's record only
             from visionbench.bench.worker import is_oom, one_line
 
@@ -175,14 +153,14 @@ def run_variants(
     return out
 
 
-def _batch_search(vr: VariantResult, p: Prepared, ctx: Context, images: list[Path], left_s: float | None) -> None:
+def _batch_search(vr: VariantResult, p: Prepared, model: Any, images: list[Path], left_s: float | None) -> None:
     """The fast preset's largest batch: doubling from the timed one until out of memory (CUDA only)."""
     from visionbench.bench.worker import is_oom
 
-    if ctx.device.type != "cuda":
+    if model.device.type != "cuda":
         vr.applied.append("largest batch not searched: on a CPU a too-large batch pages memory instead of failing")
         return
-    model, bs, limit = ctx.model, (vr.batch_size or 1) * 2, 256
+    bs, limit = (vr.batch_size or 1) * 2, 256
     start = time.perf_counter()
     budget = min(60.0, VARIANT_SHARE * left_s) if left_s is not None else 60.0
     vr.max_batch_size = vr.batch_size
@@ -195,7 +173,7 @@ def _batch_search(vr: VariantResult, p: Prepared, ctx: Context, images: list[Pat
             model.module = p.module if not p.compiled else p.module._orig_mod  # type: ignore[union-attr]
             with torch.inference_mode():
                 model.forward(type(batch)(inputs=inputs, sizes=batch.sizes, extras=batch.extras))
-            synchronize(ctx.device)
+            synchronize(model.device)
             vr.max_batch_size = bs
         except Exception as exc:  # noqa: BLE001
             if not is_oom(exc):
@@ -224,9 +202,9 @@ def _time_left(config: BenchConfig, result: ModelResult) -> float | None:
 
 
 def _measure(
-    vr: VariantResult, p: Prepared, ctx: Context, batch: Any, reference: list[Any], policy: RepeatPolicy
+    vr: VariantResult, p: Prepared, model: Any, batch: Any, reference: list[Any], policy: RepeatPolicy
 ) -> None:
-    model, device = ctx.model, ctx.device
+    device = model.device
     inputs = {k: _convert(v, p) for k, v in batch.inputs.items()}
     vbatch = type(batch)(inputs=inputs, sizes=batch.sizes, extras=batch.extras)
     eager = model.module
@@ -265,9 +243,9 @@ def _has_conv(module: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.Conv2d) for m in module.modules())
 
 
-def _prepare(name: str, ctx: Context, solo: dict[str, float]) -> Prepared | str:
+def _prepare(name: str, model: Any, cfg: BenchConfig) -> Prepared | str:
     """The variant's module, or why it does not apply here."""
-    model, cfg, device = ctx.model, ctx.config, ctx.device
+    device = model.device
     if name in ("bfloat16", "float16"):
         if cfg.dtype == name:
             return f"the main measurement already runs in {name}"
@@ -313,9 +291,9 @@ def _prepare(name: str, ctx: Context, solo: dict[str, float]) -> Prepared | str:
     return f"unknown variant {name!r}"
 
 
-def _prepare_fast(ctx: Context, done: list[VariantResult]) -> Prepared | str:
+def _prepare_fast(model: Any, config: BenchConfig, done: list[VariantResult]) -> Prepared | str:
     """Every piece that applies and, where it was timed alone, helped (speed-up > 1): one module."""
-    model, device = ctx.model, ctx.device
+    device = model.device
     by_name = {v.name: v for v in done}
 
     def helps(name: str) -> bool:
@@ -326,7 +304,7 @@ def _prepare_fast(ctx: Context, done: list[VariantResult]) -> Prepared | str:
     p = Prepared(module, [])
     native = native_low_precision(device)
     for dt in ("bfloat16", "float16"):
-        if native[dt] is None and ctx.config.dtype == "float32" and helps(dt):
+        if native[dt] is None and config.dtype == "float32" and helps(dt):
             p.dtype = getattr(torch, dt)
             p.module = p.module.to(p.dtype)
             p.applied.append(dt)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from visionbench.bench.events import EventSink
-from visionbench.bench.loops import one_loop, two_loops
+from visionbench.bench.loops import run_loops
 from visionbench.bench.output_pictures import write_output_pictures
 from visionbench.bench.plan import LoopPlan, choose_plan
 from visionbench.bench.process import benchmark_process
@@ -67,7 +67,7 @@ def bench_model(
     """Benchmark one model under `config` on the given (already validated) images; never raises for model faults."""
     events = events or EventSink(None)
     start = time.perf_counter()
-    result = ModelResult(name=name, status="failed", images=[str(p) for p in images], folder=name_to_folder(name))
+    result = ModelResult(name=name, status="failed", images=[str(p) for p in images], folder=safe_name(name))
     plan = config.plan_for(name)
     result.plan = plan.model_dump()
     try:
@@ -296,11 +296,8 @@ def _measure_batch(
         loops = 1 if loop_plan.one_loop or not config.e2e else 2
         left = max(0, policy.expected_runs(per_call_s) - len(prior))
         events.emit("estimate", remaining_s=loops * left * per_call_s, batch_size=bs)
-        if loop_plan.one_loop:
-            preds = one_loop(model, batch, bs, config, policy, images, outputs, prior, warm_ms, loop_plan, out, result,
-                              events)  # fmt: skip
-        else:
-            preds = two_loops(model, batch, bs, config, policy, images, outputs, warm_ms, out, result, events)
+        preds = run_loops(model, batch, bs, config, policy, images, outputs, prior, warm_ms, loop_plan, out, result,
+                          events)  # fmt: skip
         meter.stop()
         out.model_latency.warmup_ms = warm_ms  # type: ignore[union-attr]
         if out.flops:
@@ -347,11 +344,6 @@ def is_oom(exc: BaseException) -> bool:
 def one_line(exc: BaseException) -> str:
     lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def name_to_folder(name: str) -> str:
-    """A model's folder name inside the run folder: open-door names made filesystem-safe."""
-    return safe_name(name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,11 +86,7 @@ def paired_mask_iou(ref: np.ndarray, masks: np.ndarray) -> float | None:
     n = min(len(ref), len(masks))
     if n == 0:
         return None if len(ref) == len(masks) else 0.0
-    return (
-        float(np.mean([mask_iou(a, b) for a, b in zip(ref[:n], masks[:n], strict=True)]))
-        * n
-        / max(len(ref), len(masks))
-    )
+    return sum(mask_iou(a, b) for a, b in zip(ref[:n], masks[:n], strict=True)) / max(len(ref), len(masks))
 
 
 def accuracy_cost(reference: list[Any], preds: list[Any]) -> dict[str, float | None]:

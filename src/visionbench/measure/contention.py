@@ -21,13 +21,13 @@ METHOD = (
     "(psutil cpu_times of the process and its children), over the timed loops, per wall second"
 )
 CONTENDED_SHARE = 0.25  # of the cores: one other busy thread on a 2-core machine halves what the model gets
-BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal", "guest_nice")
+# guest time is already inside user on Linux, guest_nice inside nice: counted once
+BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 
 
 def _system_busy_s() -> float:
     t = psutil.cpu_times()
-    # guest time is already inside user on Linux; guest_nice inside nice: count neither twice
-    return sum(getattr(t, f, 0.0) for f in BUSY_FIELDS if f != "guest_nice")
+    return sum(getattr(t, f, 0.0) for f in BUSY_FIELDS)
 
 
 def _tree_s(proc: psutil.Process) -> float:
@@ -63,14 +63,6 @@ class ContentionMeter:
         self.wall_s += wall
         self.own_s += own
         self.other_s += max(0.0, busy - own)  # the two clocks tick at different moments: never below zero
-
-    @contextlib.contextmanager
-    def measuring(self):  # type: ignore[no-untyped-def]
-        self.start()
-        try:
-            yield self
-        finally:
-            self.stop()
 
     def result(self) -> ContentionStats | None:
         """The figures so far; None before any span was measured."""

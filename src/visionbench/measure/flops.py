@@ -46,6 +46,15 @@ def component_flops(per_module: dict[str, int], components: dict[str, list[str]]
     return {label: sum(per_module.get(p, 0) for p in prefixes) for label, prefixes in components.items()}
 
 
+def component_params(module: torch.nn.Module, components: dict[str, list[str]]) -> dict[str, int]:
+    """Parameters under each component's module-path prefixes."""
+    named = list(module.named_parameters())
+    return {
+        label: sum(p.numel() for n, p in named if any(n == pre or n.startswith(pre + ".") for pre in prefixes))
+        for label, prefixes in components.items()
+    }
+
+
 def shapes_of(value: Any) -> list[list[int]]:
     """Every tensor's shape inside a tensor, tuple/list, dict or ModelOutput, in order."""
     if isinstance(value, torch.Tensor):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from visionbench.measure.timing import synchronize
+from visionbench.measure.timing import RepeatPolicy, synchronize, time_calls
 from visionbench.results import DevicePeak, ModelResult
 
 log = logging.getLogger("visionbench")
@@ -55,18 +56,14 @@ def device_name(device: torch.device) -> str:
     return cpu_model() if device.type == "cpu" else device.type
 
 
-def _median_seconds(fn: object, device: torch.device, budget_s: float, min_runs: int = 3) -> tuple[float, int]:
-    """Median seconds of fn() after one warmup call: at least `min_runs` calls, more until `budget_s` is spent."""
-    fn()  # type: ignore[operator]
+def _median_seconds(
+    fn: Callable[[], Any], device: torch.device, budget_s: float, min_runs: int = 3
+) -> tuple[float, int]:
+    """Median seconds of fn() after one warmup call, timed like the models (measure/timing.py)."""
+    fn()
     synchronize(device)
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < min_runs or (time.perf_counter() - start < budget_s and len(samples) < 200):
-        t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
-        synchronize(device)
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples), len(samples)
+    samples, _ = time_calls(fn, RepeatPolicy(min_runs=min_runs, budget_s=budget_s, max_runs=200), device)
+    return statistics.median(samples) / 1e3, len(samples)
 
 
 def measure_peak(device: torch.device | str, dtype: torch.dtype | str, budget_s: float = 1.0) -> DevicePeak:

@@ -1,29 +1,16 @@
 """Measured compute breakdown: time, FLOPs and parameters per component of one forward pass.
 
-Hand-written reports guess where the time goes from layer counts; this module measures it. Each
-component (`VisionModel.components()`: label -> module-path prefixes, e.g. DepthPro's patch encoder,
-image encoder, neck, fusion, head, FOV) gets a forward pre-hook and a forward hook on its root
-modules. Every hook synchronises the device (CUDA / MPS) and reads a monotonic clock, and the
-elapsed time since the previous hook goes to the component on top of a stack. So:
-
-- a component called several times in one forward (YOLO's backbone layers, a shared block)
-  accumulates all its calls;
-- time is exclusive: if one component's module runs inside another's call, it is not counted twice;
-- the time of the forward outside every component (tensor plumbing between the parts, interpolation
-  in the top-level forward) is the row "other (glue)", so all rows add up to the measured total.
-
-Each run times one plain forward (no hooks) and one hooked forward. Within one run the rows add up
-exactly to that hooked forward's time. Across runs, the breakdown is averaged over the middle half of
-the runs ranked by their hooked total (a trimmed mean, robust like a median): per-component medians
-would not add up to the median total on a busy machine, where a burst of contention hits one
-component in one run and another in the next. `forward_ms` (median of the plain forwards) is the
-headline time, `hook_overhead` what the synchronising hooks cost, `noise` the spread of the totals.
-FLOPs come from `torch.utils.flop_counter` (2 FLOPs per multiply-add) in a separate forward.
-The records it produces (`ProfileResult`, `ComponentProfile`) live in `visionbench.results`.
+Each component (`VisionModel.components()`: label -> module-path prefixes) gets pre/post forward hooks
+on its root modules that synchronise the device and give the time since the previous hook to the
+component on top of a stack: calls accumulate, time is exclusive, and the rest of the forward is
+"other (glue)", so the rows add up to the hooked total. The breakdown is averaged over the middle half
+of the runs ranked by total: per-component medians would not add up to the median total on a busy
+machine, where contention hits one component in one run and another in the next.
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -31,7 +18,8 @@ from typing import Any
 
 import torch
 
-from visionbench.measure.flops import component_flops, count_flops
+from visionbench.measure.flops import component_flops, component_params, count_flops
+from visionbench.measure.timing import synchronize
 from visionbench.models.base import Batch, VisionModel
 from visionbench.results import OTHER, ComponentProfile, ProfileResult
 
@@ -53,15 +41,6 @@ METHOD_TAKEN = (
     "median of the benchmark's samples without hooks; FLOPs on a meta copy (no compute) from "
     "torch.utils.flop_counter (2 per multiply-add)"
 )
-
-
-def synchronizer(device: torch.device) -> Callable[[], None]:
-    """A function that waits for all queued work on `device` (a no-op on CPU, where ops are synchronous)."""
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    if device.type == "mps":
-        return torch.mps.synchronize
-    return lambda: None
 
 
 def component_roots(module: torch.nn.Module, components: dict[str, list[str]]) -> dict[str, list[torch.nn.Module]]:
@@ -119,32 +98,12 @@ class _StackTimer:
         self.mark = now
 
 
-def _install(roots: dict[str, list[torch.nn.Module]], timer: _StackTimer) -> list[Any]:
-    handles = []
-    for label, modules in roots.items():
-        for mod in modules:
-            handles.append(mod.register_forward_pre_hook(lambda *_a, _l=label: timer.enter(_l)))
-            handles.append(mod.register_forward_hook(lambda *_a, _l=label: timer.leave(_l)))
-    return handles
-
-
 def _timed(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
     sync()
     start = time.perf_counter_ns()
     fn()
     sync()
     return (time.perf_counter_ns() - start) / 1e6
-
-
-def _params(module: torch.nn.Module, components: dict[str, list[str]]) -> dict[str, int]:
-    out = {label: 0 for label in components}
-    prefix_to_label = [(p, label) for label, prefixes in components.items() for p in prefixes]
-    for name, p in module.named_parameters():
-        for prefix, label in prefix_to_label:
-            if name == prefix or name.startswith(prefix + "."):
-                out[label] += p.numel()
-                break
-    return out
 
 
 def profile_model(
@@ -165,34 +124,22 @@ def profile_model(
     """
     if runs < 1:
         raise ValueError("runs must be at least 1")
-    components = model.components()
-    roots = component_roots(model.module, components)
-    sync = synchronizer(model.device)
-    timer = _StackTimer(sync)
-
-    def forward() -> None:
-        model.forward(batch)
-
-    plain_ms_given = plain_ms
+    hooks = ComponentHooks(model)
+    sync = hooks.timer.sync
     plain, hooked = [], []
     per_run: list[dict[str, int]] = []
     calls: dict[str, int] = {}
     total = warmup + runs
     with torch.inference_mode():
         for i in range(total):
-            one_plain = _timed(forward, sync) if plain_ms_given is None else 0.0
-            handles = _install(roots, timer)
-            timer.reset()
-            try:
-                hooked_ms = _timed(forward, sync)
-            finally:
-                for h in handles:
-                    h.remove()
+            one_plain = _timed(lambda: model.forward(batch), sync) if plain_ms is None else 0.0
+            with hooks:
+                hooked_ms = _timed(lambda: model.forward(batch), sync)
             if i >= warmup:
                 plain.append(one_plain)
                 hooked.append(hooked_ms)
-                per_run.append(dict(timer.ns))
-                calls = dict(timer.calls)
+                per_run.append(hooks.ns)
+                calls = hooks.calls
             if progress is not None:
                 progress(i + 1, total)
 
@@ -202,8 +149,8 @@ def profile_model(
         method = METHOD.replace("FLOPs from", "FLOPs on a meta copy (no compute) from")
     else:
         counted = count_flops(model, batch) if flops else None
-    if plain_ms_given is not None:
-        plain = list(plain_ms_given)
+    if plain_ms is not None:
+        plain = list(plain_ms)
         method += "; plain forward time: the benchmark's own samples (no plain forward of its own)"
     return build_profile(model, batch, plain=plain, hooked=hooked, per_run=per_run, calls=calls, flops=counted,
                          runs=runs, warmup=warmup, method=method)  # fmt: skip
@@ -223,14 +170,18 @@ class ComponentHooks:
     def __init__(self, model: VisionModel) -> None:
         self.components = model.components()
         self.roots = component_roots(model.module, self.components)
-        self.timer = _StackTimer(synchronizer(model.device))
+        self.timer = _StackTimer(functools.partial(synchronize, model.device))
         self.ns: dict[str, int] = {}
         self.calls: dict[str, int] = {}
         self._handles: list[Any] = []
 
     def __enter__(self) -> ComponentHooks:
-        self.timer.reset()
-        self._handles = _install(self.roots, self.timer)
+        timer = self.timer
+        timer.reset()
+        for label, modules in self.roots.items():
+            for mod in modules:
+                self._handles.append(mod.register_forward_pre_hook(lambda *_a, _l=label: timer.enter(_l)))
+                self._handles.append(mod.register_forward_hook(lambda *_a, _l=label: timer.leave(_l)))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -261,7 +212,7 @@ def build_profile(
     components = model.components()
     total_flops, per_module = flops if flops else (0, {})
     comp_flops = component_flops(per_module, components)
-    comp_params = _params(model.module, components)
+    comp_params = component_params(model.module, components)
     n_params = model.num_params()
     used = middle_half(hooked)
     hooked_mean = statistics.fmean(hooked[k] for k in used)

@@ -1,12 +1,8 @@
 """Timing: device sync, an adaptive repeat policy (minimum runs + time budget) and latency statistics.
 
-Why not `torch.utils.benchmark.Timer`: its `blocked_autorange` reports per-block means (several calls
-averaged), stops on a fixed `min_run_time`, and cannot give "at least N samples, more until a budget
-is spent" with every single call kept. A DepthPro forward of minutes on a CPU and a YOLO forward of
-milliseconds need the same policy here. So each call is timed on its own: `time.perf_counter()`
-around the call with an explicit device synchronisation inside the timed region on CPU/MPS, and
-CUDA events on CUDA (the GPU's own clock, no host jitter). benchmarks/harness_overhead.py measures
-the overhead against a bare loop.
+Not `torch.utils.benchmark.Timer`: its `blocked_autorange` reports per-block means and stops on a fixed
+`min_run_time`; here every call is its own sample ("at least N, more until a budget is spent"), so a
+forward of minutes and one of milliseconds share one policy. CUDA calls are timed with CUDA events.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from visionbench.measure.flops import component_flops, counting_on_meta, flops_by_module, shapes_of
+from visionbench.measure.flops import component_flops, component_params, counting_on_meta, flops_by_module, shapes_of
 from visionbench.models.registry import create_model
 
 
@@ -65,24 +65,16 @@ def trace(name: str, input_size: int | None = None, batch_size: int = 1, **overr
             h.remove()
     per_module = flops_by_module(counter)
     components = model.components()
-    params = {
-        label: sum(p.numel() for n, p in model.module.named_parameters() if any(_under(n, pre) for pre in prefixes))
-        for label, prefixes in components.items()
-    }
     return TraceResult(
         model=name,
         input_size=model.input_size,
         batch_size=batch_size,
         params=model.num_params(),
         flops=counter.get_total_flops(),
-        component_params=params,
+        component_params=component_params(model.module, components),
         component_flops=component_flops(per_module, components),
         input_shapes={k: list(v.shape) for k, v in batch.inputs.items()},
         output_shapes=shapes_of(output),
         layers=layers,
         seconds=time.perf_counter() - start,
     )
-
-
-def _under(param_name: str, prefix: str) -> bool:
-    return param_name == prefix or param_name.startswith(prefix + ".")
