@@ -1,8 +1,4 @@
-"""One registry, one factory: `create_model(name, weights=...)` and `list_models(pattern)` are the only ways in.
-
-Names map to a card and a builder. Two open doors resolve at call time: `hf:<repo id or folder>`
-(any transformers depth-estimation model) and `ultralytics:<yaml or weights path>`.
-"""
+"""One registry, one factory: names map to a card and a builder; `hf:` and `ultralytics:` resolve at call time."""
 
 from __future__ import annotations
 
@@ -65,8 +61,8 @@ def register(card: ModelCard) -> Callable[[Builder], Builder]:
 
 
 def _load_catalog() -> None:
-    """Import the adapter modules (they register themselves); cheap, no model library imported."""
-    from visionbench.models import catalog  # noqa: F401
+    """The adapters register themselves on import; no model library is imported yet."""
+    from visionbench.models import depth_anything, depth_pro, mobile_sam, open_doors, yolo  # noqa: F401
 
 
 def list_models(pattern: str = "*", include_hidden: bool = False) -> list[str]:
