@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from abc import ABC, abstractmethod
@@ -104,18 +105,10 @@ class Prediction:
         out: dict[str, Any] = {"task": self.task}
         if self.depth is not None:
             d = self.depth[np.isfinite(self.depth)]
-            out.update(
-                depth_kind=self.depth_kind,
-                height=int(self.depth.shape[0]),
-                width=int(self.depth.shape[1]),
-                depth_min=float(d.min()) if d.size else None,
-                depth_max=float(d.max()) if d.size else None,
-                depth_mean=float(d.mean()) if d.size else None,
-                depth_median=float(np.median(d)) if d.size else None,
-                depth_std=float(d.std()) if d.size else None,
-                fov_deg=self.fov_deg,
-                focal_px=self.focal_px,
-            )
+            out.update(depth_kind=self.depth_kind, height=int(self.depth.shape[0]), width=int(self.depth.shape[1]))
+            for stat in ("min", "max", "mean", "median", "std"):
+                out[f"depth_{stat}"] = float(getattr(np, stat)(d)) if d.size else None
+            out.update(fov_deg=self.fov_deg, focal_px=self.focal_px)
         if self.boxes is not None:
             out["detections"] = int(len(self.boxes))
         if self.masks is not None:
@@ -217,9 +210,5 @@ class VisionModel(ABC):
             "input_size": self.input_size,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
-            "weights_mode": self.weights.mode,
-            "weights_source": self.weights.source,
-            "weights_warning": self.weights.warning,
-            "weights_revision": self.weights.revision,
-            "weights_files": dict(self.weights.files),
+            **{f"weights_{key}": value for key, value in dataclasses.asdict(self.weights).items()},
         }

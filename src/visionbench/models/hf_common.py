@@ -74,7 +74,7 @@ def build_transformers(
         folder = req.path if req.path.is_dir() and (req.path / "config.json").exists() else None
         if folder is not None:
             return _from_folder(spec, model_cls, folder), folder_info(f"folder {folder}", folder), folder
-        file = resolve_file_in_folder(req.path) if req.path.is_dir() else req.path
+        file = resolve_file_in_folder(req.path)
         module, note = _from_file(spec, model_cls, config, file, convert)
         return module, file_info(file, note), None
     # auto: cache or hub, else random with a loud warning

@@ -98,19 +98,16 @@ def _entry(name: str) -> _Entry:
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """`auto` picks cuda, then mps, then cpu; asking for an absent accelerator is a clear error."""
     name = str(device)
+    mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
         raise UnsupportedOptionError(f"--device {name!r}: not a device (use cpu, cuda, cuda:N, mps or auto)") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UnsupportedOptionError("--device cuda: no CUDA device is available on this machine (use cpu or auto)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if dev.type == "mps" and not mps:
         raise UnsupportedOptionError("--device mps: MPS is not available on this machine (use cpu or auto)")
     if dev.type not in {"cpu", "cuda", "mps", "meta"}:  # meta: tracing only, never a CLI choice
         raise UnsupportedOptionError(f"--device {name!r}: unsupported (use cpu, cuda, mps or auto)")

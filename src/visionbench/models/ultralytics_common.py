@@ -101,7 +101,7 @@ def load_ultralytics_weights(
         return module, random_info(spec)
     if req.kind == "path":
         assert req.path is not None
-        file = resolve_file_in_folder(req.path) if req.path.is_dir() else req.path
+        file = resolve_file_in_folder(req.path)
         load_into(module, read_state_dict(file, allow_pickle=spec.trust_remote_code), str(file))
         return module, file_info(file)
     found = find_local_checkpoint(checkpoint_name) if checkpoint_name else None

@@ -199,7 +199,9 @@ def random_info(spec: BuildSpec, where: str | None = None) -> WeightsInfo:
 
 
 def resolve_file_in_folder(folder: Path) -> Path:
-    """A weights folder without config.json: its single weights file."""
+    """A weights file as it is; a weights folder without config.json: its single weights file."""
+    if not folder.is_dir():
+        return folder
     files = [p for p in sorted(folder.iterdir()) if p.suffix in SAFE_SUFFIXES]
     if len(files) != 1:
         raise BadInputError(f"{folder}: expected one weights file or a config.json, found {len(files)} weights files")
