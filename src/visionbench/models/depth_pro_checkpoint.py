@@ -35,9 +35,9 @@ class _Rule:
         found = re.fullmatch(_regex(src), key)
         if found is None:
             return None
-        values: dict[str, object] = {}
-        for name, value in found.groupdict().items():
-            values[name] = value if name == "p" else maps.get(name, _same)(int(value))
+        values = {
+            name: value if name == "p" else maps.get(name, int)(int(value)) for name, value in found.groupdict().items()
+        }
         return dst.format(**values)
 
 
@@ -49,10 +49,6 @@ def _regex(template: str) -> str:
         pos = m.end()
     out.append(re.escape(template[pos:]))
     return "".join(out)
-
-
-def _same(i: int) -> int:
-    return i
 
 
 def _rule(hf: str, orig: str, **maps: tuple[Callable[[int], int], Callable[[int], int]]) -> _Rule:

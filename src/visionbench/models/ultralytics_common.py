@@ -24,6 +24,7 @@ from visionbench.switches import switched_on
 log = logging.getLogger("visionbench")
 
 RELEASE_HOST = "github.com"
+OUR_CACHE = Path.home() / ".cache" / "visionbench" / "weights"
 DOWNLOAD_TIMEOUT_S = 600.0  # a whole release file (yolo11n 5.4 MB, mobile_sam 40 MB) on a slow link
 
 
@@ -34,13 +35,12 @@ def weights_dir() -> Path:
 
         return Path(SETTINGS["weights_dir"])
     except Exception:  # noqa: BLE001 - settings unreadable: our own cache still works
-        return Path.home() / ".cache" / "visionbench" / "weights"
+        return OUR_CACHE
 
 
 def weight_search_dirs() -> list[Path]:
     """Where `auto` looks for ultralytics checkpoints: cwd, ultralytics' weights_dir, our cache."""
-    dirs = [Path.cwd(), weights_dir(), Path.home() / ".cache" / "visionbench" / "weights"]
-    return list(dict.fromkeys(dirs))
+    return list(dict.fromkeys([Path.cwd(), weights_dir(), OUR_CACHE]))
 
 
 def find_local_checkpoint(filename: str) -> Path | None:

@@ -56,10 +56,9 @@ TRUST_HINT = "pass --trust-remote-code only if you trust this file"
 
 
 def load_model_yaml(target: str, *, trust_remote_code: bool = False) -> dict[str, Any]:
-    """The model dict of a yaml path or stock name (e.g. `yolo11s.yaml`), checked unless trusted.
+    """The model dict (as `yaml_model_load` returns it) of a yaml path or stock name, checked unless trusted.
 
-    The dict is what ultralytics' `yaml_model_load` returns (with `scale` and `yaml_file`), so the
-    caller hands it to the model class instead of the path and ultralytics never reads the file itself.
+    The caller hands the dict, not the path, to the model class: ultralytics never reads the file itself.
     """
     path = find_model_yaml(target)
     try:
