@@ -1,12 +1,9 @@
-"""The one interface every model family implements: build, preprocess, forward, postprocess.
-
-A `VisionModel` owns the real `torch.nn.Module` of its library plus that family's own pre- and
-post-processing, so every measurement (timing, memory, dissection, depth export) drives any model
-the same way: `batch = m.preprocess(images)`, `out = m.forward(batch)`, `preds = m.postprocess(out, batch)`.
-"""
+"""The one interface every family implements, so every measurement drives any model the same way:
+`batch = m.preprocess(images)`, `out = m.forward(batch)`, `preds = m.postprocess(out, batch)`."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from abc import ABC, abstractmethod
@@ -43,6 +40,20 @@ class WeightsInfo:
         return WeightsRecord(
             mode=self.mode, source=self.source, warning=self.warning, revision=self.revision, files=dict(self.files)
         )
+
+
+META_WEIGHTS = WeightsInfo("random", "meta (no weights)")
+
+
+def file_info(file: Path, note: str = "", revision: str | None = None) -> WeightsInfo:
+    """The record of pretrained weights read from one file."""
+    return WeightsInfo("pretrained", f"file {file}{note}", revision=revision, files=file_digests([file]))
+
+
+def first_line(exc: BaseException) -> str:
+    """A library's multi-line message as the one line an error of ours quotes."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def file_digests(paths: list[Path]) -> dict[str, str]:
@@ -94,18 +105,10 @@ class Prediction:
         out: dict[str, Any] = {"task": self.task}
         if self.depth is not None:
             d = self.depth[np.isfinite(self.depth)]
-            out.update(
-                depth_kind=self.depth_kind,
-                height=int(self.depth.shape[0]),
-                width=int(self.depth.shape[1]),
-                depth_min=float(d.min()) if d.size else None,
-                depth_max=float(d.max()) if d.size else None,
-                depth_mean=float(d.mean()) if d.size else None,
-                depth_median=float(np.median(d)) if d.size else None,
-                depth_std=float(d.std()) if d.size else None,
-                fov_deg=self.fov_deg,
-                focal_px=self.focal_px,
-            )
+            out.update(depth_kind=self.depth_kind, height=int(self.depth.shape[0]), width=int(self.depth.shape[1]))
+            for stat in ("min", "max", "mean", "median", "std"):
+                out[f"depth_{stat}"] = float(getattr(np, stat)(d)) if d.size else None
+            out.update(fov_deg=self.fov_deg, focal_px=self.focal_px)
         if self.boxes is not None:
             out["detections"] = int(len(self.boxes))
         if self.masks is not None:
@@ -159,9 +162,16 @@ class VisionModel(ABC):
     def postprocess(self, outputs: Any, batch: Batch) -> list[Prediction]:
         """Raw module outputs -> one Prediction per image, at each image's own resolution."""
 
-    @abstractmethod
-    def example_batch(self, batch_size: int = 1, device: torch.device | str | None = None) -> Batch:
+    @classmethod
+    def from_spec(cls, spec: Any, module: torch.nn.Module, info: WeightsInfo) -> Any:
+        """The built model as its BuildSpec says (card, input size, device, dtype)."""
+        return cls(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
+
+    def example_batch(self, batch_size: int = 1, device: torch.device | str | None = None, side: int = 0) -> Batch:
         """Random inputs of the right shape at `input_size` (also on `meta`, for tracing)."""
+        s = side or self.input_size
+        pixels = torch.randn(batch_size, 3, s, s, device=device or self.device, dtype=self.dtype)
+        return Batch({"pixel_values": pixels}, [(s, s)] * batch_size)
 
     def predict(self, images: list[Image.Image]) -> list[Prediction]:
         """End to end: preprocess, forward under inference_mode, postprocess."""
@@ -175,11 +185,7 @@ class VisionModel(ABC):
         return {name: [name] for name, _ in self.module.named_children()}
 
     def token_layout(self) -> dict[str, Any] | None:
-        """For transformer encoders: how [B, tokens, dim] outputs map to a patch grid, else None.
-
-        Keys: `prefix_tokens` (class + register tokens to drop), `grid` ((rows, cols) of patches),
-        `module_prefixes` (paths whose outputs follow this layout).
-        """
+        """Transformer encoders: `prefix_tokens` to drop, patch `grid` (rows, cols), `module_prefixes`."""
         return None
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> VisionModel:
@@ -204,9 +210,5 @@ class VisionModel(ABC):
             "input_size": self.input_size,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
-            "weights_mode": self.weights.mode,
-            "weights_source": self.weights.source,
-            "weights_warning": self.weights.warning,
-            "weights_revision": self.weights.revision,
-            "weights_files": dict(self.weights.files),
+            **{f"weights_{key}": value for key, value in dataclasses.asdict(self.weights).items()},
         }

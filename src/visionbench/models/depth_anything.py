@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
+from visionbench.models.base import Batch, VisionModel
 from visionbench.models.card import ModelCard
-from visionbench.models.hf_common import adopt_folder_processor, build_transformers, meta_module
+from visionbench.models.hf_common import HFDepthModel, adopt_folder_processor, build_transformers
 from visionbench.models.registry import BuildSpec, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,7 +47,7 @@ def depth_anything_config(variant: str) -> Any:
     )  # fmt: skip
 
 
-class DepthAnythingModel(VisionModel):
+class DepthAnythingModel(HFDepthModel):
     """Depth Anything with the DPT processor its model cards use: keep aspect, multiple of 14, bicubic."""
 
     @cached_property
@@ -69,18 +69,8 @@ class DepthAnythingModel(VisionModel):
         pixels = torch.cat(tensors).to(self.device, self.dtype)
         return Batch({"pixel_values": pixels}, [(im.height, im.width) for im in images])
 
-    def postprocess(self, outputs: Any, batch: Batch) -> list[Prediction]:
-        depth = outputs.predicted_depth.float().unsqueeze(1)
-        preds = []
-        for i, (h, w) in enumerate(batch.sizes):
-            d = F.interpolate(depth[i : i + 1], size=(h, w), mode="bicubic", align_corners=False)[0, 0]
-            preds.append(Prediction(task=self.card.task, depth=d.cpu().numpy(), depth_kind="relative-inverse"))
-        return preds
-
     def example_batch(self, batch_size: int = 1, device: torch.device | str | None = None) -> Batch:
-        s = self.input_size - self.input_size % 14
-        pixels = torch.randn(batch_size, 3, s, s, device=device or self.device, dtype=self.dtype)
-        return Batch({"pixel_values": pixels}, [(s, s)] * batch_size)
+        return super().example_batch(batch_size, device, side=self.input_size - self.input_size % 14)
 
     def components(self) -> dict[str, list[str]]:
         return {"backbone": ["backbone"], "neck": ["neck"], "head": ["head"]}
@@ -98,19 +88,11 @@ def _builder(variant: str) -> Any:
         from transformers import DepthAnythingForDepthEstimation
 
         config = depth_anything_config(variant)
-        if spec.device.type == "meta":
-            module, info = (
-                meta_module(DepthAnythingForDepthEstimation, config),
-                WeightsInfo("random", "meta (no weights)"),
-            )
-        else:
-            module, info, folder = build_transformers(
-                spec, DepthAnythingForDepthEstimation, config, spec.card.weights_source
-            )
-        model = DepthAnythingModel(
-            spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype
+        module, info, folder = build_transformers(
+            spec, DepthAnythingForDepthEstimation, config, spec.card.weights_source
         )
-        if spec.device.type != "meta" and folder is not None:
+        model = DepthAnythingModel.from_spec(spec, module, info)
+        if folder is not None:
             from transformers import DPTImageProcessor
 
             adopt_folder_processor(model, folder, DPTImageProcessor, spec)

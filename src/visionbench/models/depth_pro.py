@@ -17,7 +17,7 @@ from visionbench.errors import UnsupportedOptionError
 from visionbench.models import depth_pro_checkpoint
 from visionbench.models.base import Batch, Prediction, VisionModel
 from visionbench.models.card import ModelCard
-from visionbench.models.hf_common import adopt_folder_processor, build_transformers, meta_module
+from visionbench.models.hf_common import adopt_folder_processor, build_transformers
 from visionbench.models.registry import BuildSpec, register
 
 IMAGENET_STANDARD = (0.5, 0.5, 0.5)
@@ -35,30 +35,19 @@ DINOV2_TINY = dict(
 def depth_pro_config(tiny: bool = False, use_fov_model: bool = True) -> Any:
     from transformers import DepthProConfig
 
-    if not tiny:
-        enc = DINOV2_L16
-        return DepthProConfig(
-            patch_model_config=enc, image_model_config=enc, fov_model_config=enc, use_fov_model=use_fov_model
-        )
-    enc = DINOV2_TINY
-    return DepthProConfig(
-        patch_size=64,
-        patch_model_config=enc,
-        image_model_config=enc,
-        fov_model_config=enc,
-        use_fov_model=use_fov_model,
-        fusion_hidden_size=16,
-        intermediate_hook_ids=[1, 0],
-        intermediate_feature_dims=[16, 16],
+    enc = DINOV2_TINY if tiny else DINOV2_L16
+    small = dict(
+        patch_size=64, fusion_hidden_size=16, intermediate_hook_ids=[1, 0], intermediate_feature_dims=[16, 16],
         scaled_images_feature_dims=[32, 32, 16],
-    )
+    )  # fmt: skip
+    return DepthProConfig(
+        patch_model_config=enc, image_model_config=enc, fov_model_config=enc, use_fov_model=use_fov_model,
+        **(small if tiny else {}),
+    )  # fmt: skip
 
 
 def resize_bilinear(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
-    """[1, 3, H, W] float32 in 0..255: bilinear, half-pixel centres, no antialiasing (the processor's resize).
-
-    The uint8 HWC array is viewed as channels-last NCHW, a layout torch's bilinear kernel handles fast.
-    """
+    """[1, 3, H, W] float32 in 0..255: the processor's resize (bilinear, half-pixel, no antialiasing)."""
     hwc = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
     nchw = hwc.permute(2, 0, 1).unsqueeze(0).float()
     out = torch.nn.functional.interpolate(nchw, size=size, mode="bilinear", align_corners=False, antialias=False)
@@ -76,13 +65,8 @@ class DepthProModel(VisionModel):
         return DepthProImageProcessor(size={"height": s, "width": s})
 
     def preprocess(self, images: list[Image.Image]) -> Batch:
-        """The processor's numbers (normalise, then bilinear resize without antialiasing) at half its cost.
-
-        Bilinear weights are non-negative and sum to one, so the per-channel affine normalisation commutes
-        with the resize: resizing the uint8 photo first and normalising the small result gives the same
-        tensor (to float rounding; tests/test_depth_pro_preprocess.py compares it with the processor) while
-        touching the full-size image once. `benchmarks/component_costs.py` measures the two side by side.
-        """
+        """The processor's numbers at half its cost: bilinear weights sum to one, so normalising commutes
+        with the resize, and resizing the uint8 photo first touches the full-size image once."""
         s = self.input_size
         resized = [resize_bilinear(im, (s, s)) for im in images]
         mean = torch.tensor(self.processor.image_mean).view(1, 3, 1, 1)
@@ -109,11 +93,6 @@ class DepthProModel(VisionModel):
                 )
             )
         return preds
-
-    def example_batch(self, batch_size: int = 1, device: torch.device | str | None = None) -> Batch:
-        s, dev = self.input_size, device or self.device
-        pixels = torch.randn(batch_size, 3, s, s, device=dev, dtype=self.dtype)
-        return Batch({"pixel_values": pixels}, [(s, s)] * batch_size)
 
     def components(self) -> dict[str, list[str]]:
         parts = {
@@ -144,12 +123,9 @@ class DepthProModel(VisionModel):
 
 
 def _patch_scales(config: Any) -> list[str]:
-    """Label of each of the patch encoder's patches, e.g. 'scale 0.25 (1x1) #0', in batch-axis order.
-
-    transformers concatenates the scales high resolution first (`torch.cat(scaled_images[::-1])`).
-    """
+    """Label of each patch, e.g. 'scale 0.25 (1x1) #0', in batch order (transformers puts high resolution first)."""
     groups: list[list[str]] = []
-    size = config.patch_size / min(config.scaled_images_ratios) / 1  # full input size in px
+    size = config.patch_size / min(config.scaled_images_ratios)  # full input size in px
     for ratio, overlap in zip(config.scaled_images_ratios, config.scaled_images_overlap_ratios, strict=True):
         side_px = size * ratio
         stride = config.patch_size * (1 - overlap)
@@ -176,16 +152,10 @@ def _builder(tiny: bool, use_fov: bool = True) -> Any:
                 f"--input-size {spec.input_size}: {spec.card.name} needs at least {smallest} px (its smallest scale, "
                 f"{min(config.scaled_images_ratios):g}x, must still fill one {config.patch_size} px encoder patch)"
             )
-        if spec.device.type == "meta":
-            from visionbench.models.base import WeightsInfo
-
-            module, info = meta_module(DepthProForDepthEstimation, config), WeightsInfo("random", "meta (no weights)")
-            folder = None
-        else:
-            module, info, folder = build_transformers(
-                spec, DepthProForDepthEstimation, config, None if tiny else spec.card.weights_source, _apple_layout
-            )
-        model = DepthProModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
+        module, info, folder = build_transformers(
+            spec, DepthProForDepthEstimation, config, None if tiny else spec.card.weights_source, _apple_layout
+        )
+        model = DepthProModel.from_spec(spec, module, info)
         if folder is not None:
             from transformers import DepthProImageProcessor
 

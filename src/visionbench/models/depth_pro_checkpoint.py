@@ -35,9 +35,9 @@ class _Rule:
         found = re.fullmatch(_regex(src), key)
         if found is None:
             return None
-        values: dict[str, object] = {}
-        for name, value in found.groupdict().items():
-            values[name] = value if name == "p" else maps.get(name, _same)(int(value))
+        values = {
+            name: value if name == "p" else maps.get(name, int)(int(value)) for name, value in found.groupdict().items()
+        }
         return dst.format(**values)
 
 
@@ -49,10 +49,6 @@ def _regex(template: str) -> str:
         pos = m.end()
     out.append(re.escape(template[pos:]))
     return "".join(out)
-
-
-def _same(i: int) -> int:
-    return i
 
 
 def _rule(hf: str, orig: str, **maps: tuple[Callable[[int], int], Callable[[int], int]]) -> _Rule:
@@ -118,44 +114,45 @@ def is_original(state: dict[str, torch.Tensor]) -> bool:
 
 def hf_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """transformers' DepthPro state dict in ml-depth-pro's names (q, k, v joined into qkv)."""
-    out: dict[str, torch.Tensor] = {}
     qkv: dict[str, dict[str, torch.Tensor]] = {}
-    unknown = []
+    rest = {}
     for key, tensor in state.items():
         joined = _qkv_key(key)
-        if joined is not None:
-            name, part = joined
-            qkv.setdefault(name, {})[part] = tensor
-            continue
-        name = _convert(key, "hf")
-        if name is None:
-            unknown.append(key)
+        if joined is None:
+            rest[key] = tensor
         else:
-            out[name] = tensor
+            qkv.setdefault(joined[0], {})[joined[1]] = tensor
+    out = _rename(rest, "hf", "transformers DepthPro")
     for name, parts in qkv.items():
         if set(parts) != {"q", "k", "v"}:
             raise WeightsError(f"{name}: needs q, k and v projections, found {', '.join(sorted(parts))}")
         out[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-    _refuse_unknown(unknown, "transformers DepthPro")
     return out
 
 
 def original_to_hf(state: dict[str, torch.Tensor], source: str = "depth_pro.pt") -> dict[str, torch.Tensor]:
     """ml-depth-pro's state dict in transformers' names (each qkv split into q, k, v)."""
     out: dict[str, torch.Tensor] = {}
-    unknown = []
+    rest = {}
     for key, tensor in state.items():
         split = _split_qkv(key, tensor)
-        if split is not None:
-            out.update(split)
-            continue
-        name = _convert(key, "orig")
-        if name is None:
-            unknown.append(key)
+        if split is None:
+            rest[key] = tensor
         else:
-            out[name] = tensor
-    _refuse_unknown(unknown, source)
-    return out
+            out.update(split)
+    return {**out, **_rename(rest, "orig", source)}
+
+
+def _rename(state: dict[str, torch.Tensor], side: str, source: str) -> dict[str, torch.Tensor]:
+    """Every key through the rules; a key that no rule explains is an error, never dropped."""
+    names = {key: _convert(key, side) for key in state}
+    unknown = [key for key, name in names.items() if name is None]
+    if unknown:
+        raise WeightsError(
+            f"{source}: {len(unknown)} keys are not part of DepthPro's layout (e.g. {', '.join(unknown[:3])}); "
+            "is this a checkpoint of another model?"
+        )
+    return {name: state[key] for key, name in names.items() if name is not None}
 
 
 def _convert(key: str, side: str) -> str | None:
@@ -185,11 +182,3 @@ def _split_qkv(key: str, tensor: torch.Tensor) -> dict[str, torch.Tensor] | None
             q, k, v = torch.chunk(tensor, 3, dim=0)
             return {hf + _QKV_HF.format(n=n, x=x, p=p): t for x, t in zip("qkv", (q, k, v), strict=True)}
     return None
-
-
-def _refuse_unknown(keys: list[str], source: str) -> None:
-    if keys:
-        raise WeightsError(
-            f"{source}: {len(keys)} keys are not part of DepthPro's layout (e.g. {', '.join(keys[:3])}); "
-            "is this a checkpoint of another model?"
-        )

@@ -1,10 +1,7 @@
-"""Random weights without paying for initialisation twice.
+"""Random weights without paying for initialisation twice (constructors, then `_init_weights`).
 
-Library constructors run every module's initialiser (trunc_normal_, kaiming) on real memory, and
-transformers then runs `_init_weights` over the model again. Here parameters are created on the
-`meta` device (no memory, no work), buffers stay real (their values are computed, not random),
-and one pass fills every parameter from a seeded generator. DepthPro: 12 s -> see
-benchmarks/random_init.py for the measured ratio.
+Parameters start on `meta`, buffers stay real (computed, not random), and one seeded pass fills
+every parameter; benchmarks/random_init.py measures the saving.
 """
 
 from __future__ import annotations
@@ -51,10 +48,9 @@ def build_with_random_weights(
 
 @torch.no_grad()
 def materialize_random(module: nn.Module, *, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
-    """Replace meta parameters with real ones: norms 1/0, biases 0, weights U(+-1/sqrt(fan_in)).
+    """Meta parameters made real: norms 1/0, biases 0, weights U(+-1/sqrt(fan_in)), tied ones still tied.
 
-    The uniform bound is PyTorch's default for Linear and Conv, which keeps activations of a random
-    network in a sane range through deep stacks. Shared (tied) parameters stay shared.
+    The bound is PyTorch's default for Linear and Conv: a random deep stack keeps sane activations.
     """
     generator = torch.Generator(device="cpu").manual_seed(seed)
     done: dict[int, nn.Parameter] = {}

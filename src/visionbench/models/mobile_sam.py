@@ -1,8 +1,7 @@
 """MobileSAM (ultralytics `build_mobile_sam`): TinyViT image encoder + SAM prompt encoder and mask decoder.
 
-Ultralytics' `SAMModel` has no forward of its own (its predictor calls the parts), so `PromptedSam`
-wraps the three parts into one module whose forward is what a user runs: image + point prompts ->
-mask logits. It adds no parameters. Default prompt: one foreground point at the image centre.
+`SAMModel` has no forward (its predictor calls the parts), so `PromptedSam` joins them, adding no
+parameters: image + point prompts -> mask logits. Default prompt: one point at the image centre.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
+from visionbench.models.base import Batch, Prediction, VisionModel
 from visionbench.models.card import ModelCard
 from visionbench.models.registry import BuildSpec, register
 from visionbench.models.ultralytics_common import load_ultralytics_weights
@@ -112,12 +111,8 @@ def _build(spec: BuildSpec) -> VisionModel:
     def make() -> nn.Module:
         return PromptedSam(build_mobile_sam(checkpoint=None)).eval()
 
-    if spec.device.type == "meta":
-        module, info = make().to("meta"), WeightsInfo("random", "meta (no weights)")
-    else:
-        module, info = load_ultralytics_weights(spec, make, "mobile_sam.pt")
-        module = module.to(device=spec.device, dtype=spec.dtype).eval()
-    return MobileSamModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
+    module, info = load_ultralytics_weights(spec, make, "mobile_sam.pt")
+    return MobileSamModel.from_spec(spec, module.to(device=spec.device, dtype=spec.dtype), info)
 
 
 register(

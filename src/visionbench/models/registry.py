@@ -1,8 +1,4 @@
-"""One registry, one factory: `create_model(name, weights=...)` and `list_models(pattern)` are the only ways in.
-
-Names map to a card and a builder. Two open doors resolve at call time: `hf:<repo id or folder>`
-(any transformers depth-estimation model) and `ultralytics:<yaml or weights path>`.
-"""
+"""One registry, one factory: names map to a card and a builder; `hf:` and `ultralytics:` resolve at call time."""
 
 from __future__ import annotations
 
@@ -65,8 +61,8 @@ def register(card: ModelCard) -> Callable[[Builder], Builder]:
 
 
 def _load_catalog() -> None:
-    """Import the adapter modules (they register themselves); cheap, no model library imported."""
-    from visionbench.models import catalog  # noqa: F401
+    """The adapters register themselves on import; no model library is imported yet."""
+    from visionbench.models import depth_anything, depth_pro, mobile_sam, open_doors, yolo  # noqa: F401
 
 
 def list_models(pattern: str = "*", include_hidden: bool = False) -> list[str]:
@@ -102,19 +98,16 @@ def _entry(name: str) -> _Entry:
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """`auto` picks cuda, then mps, then cpu; asking for an absent accelerator is a clear error."""
     name = str(device)
+    mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
         raise UnsupportedOptionError(f"--device {name!r}: not a device (use cpu, cuda, cuda:N, mps or auto)") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UnsupportedOptionError("--device cuda: no CUDA device is available on this machine (use cpu or auto)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if dev.type == "mps" and not mps:
         raise UnsupportedOptionError("--device mps: MPS is not available on this machine (use cpu or auto)")
     if dev.type not in {"cpu", "cuda", "mps", "meta"}:  # meta: tracing only, never a CLI choice
         raise UnsupportedOptionError(f"--device {name!r}: unsupported (use cpu, cuda, mps or auto)")

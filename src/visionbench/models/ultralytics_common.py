@@ -1,16 +1,14 @@
 """Weights for ultralytics models: a local checkpoint first, else the official release file.
 
-`auto` looks in the working folder, ultralytics' `weights_dir` and our cache; when none holds the
-file and the network answers (and neither `HF_HUB_OFFLINE` nor `YOLO_OFFLINE` is set), ultralytics'
-own downloader fetches the official release file into `weights_dir`, where `auto` finds it next
-time, under a time limit. Checkpoints are read with weights_only and the stock-class allow-list
-(`checkpoints.py`), so official `.pt` files load without `--trust-remote-code`.
+`auto` looks in the working folder, ultralytics' `weights_dir` and our cache; else, unless
+`HF_HUB_OFFLINE` or `YOLO_OFFLINE` is set and when the host answers, ultralytics' downloader fetches
+the release file into `weights_dir` under a time limit. Files are read with the stock-class
+allow-list (weights.py), so official `.pt` files load without `--trust-remote-code`.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,14 +16,15 @@ from pathlib import Path
 from torch import nn
 
 from visionbench.errors import WeightsError
-from visionbench.models.base import WeightsInfo, file_digests
+from visionbench.models.base import META_WEIGHTS, WeightsInfo, file_info, first_line
 from visionbench.models.registry import BuildSpec
-from visionbench.models.weights import load_into, random_fallback_warning, read_state_dict, resolve_file_in_folder
+from visionbench.models.weights import can_connect, load_into, random_info, read_state_dict, resolve_file_in_folder
 from visionbench.switches import switched_on
 
 log = logging.getLogger("visionbench")
 
 RELEASE_HOST = "github.com"
+OUR_CACHE = Path.home() / ".cache" / "visionbench" / "weights"
 DOWNLOAD_TIMEOUT_S = 600.0  # a whole release file (yolo11n 5.4 MB, mobile_sam 40 MB) on a slow link
 
 
@@ -36,13 +35,12 @@ def weights_dir() -> Path:
 
         return Path(SETTINGS["weights_dir"])
     except Exception:  # noqa: BLE001 - settings unreadable: our own cache still works
-        return Path.home() / ".cache" / "visionbench" / "weights"
+        return OUR_CACHE
 
 
 def weight_search_dirs() -> list[Path]:
     """Where `auto` looks for ultralytics checkpoints: cwd, ultralytics' weights_dir, our cache."""
-    dirs = [Path.cwd(), weights_dir(), Path.home() / ".cache" / "visionbench" / "weights"]
-    return list(dict.fromkeys(dirs))
+    return list(dict.fromkeys([Path.cwd(), weights_dir(), OUR_CACHE]))
 
 
 def find_local_checkpoint(filename: str) -> Path | None:
@@ -61,20 +59,8 @@ def downloads_off() -> str | None:
     return None
 
 
-def release_host_reachable(timeout_s: float = 2.0) -> bool:
-    """A TCP connect to the release host with a short timeout; never a long hang on a closed network."""
-    try:
-        with socket.create_connection((RELEASE_HOST, 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
 def download_release_file(filename: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """The official release file through ultralytics' downloader, saved in `weights_dir()`.
-
-    Raises WeightsError (one line) when the download fails, times out or leaves no file.
-    """
+    """The official release file through ultralytics' downloader into `weights_dir()`, or one line why not."""
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
 
     if filename not in GITHUB_ASSETS_NAMES:
@@ -97,7 +83,7 @@ def download_release_file(filename: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) 
             f"download of {filename} timed out after {timeout_s:g} s (place the file in {target.parent})"
         )
     if failure:
-        raise WeightsError(f"download of {filename} failed: {_first_line(failure[0])}")
+        raise WeightsError(f"download of {filename} failed: {first_line(failure[0])}")
     if not target.is_file() or target.stat().st_size == 0:
         raise WeightsError(f"download of {filename} left no file at {target}")
     return target
@@ -106,34 +92,31 @@ def download_release_file(filename: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) 
 def load_ultralytics_weights(
     spec: BuildSpec, build_random: Callable[[], nn.Module], checkpoint_name: str | None
 ) -> tuple[nn.Module, WeightsInfo]:
-    """Build the architecture, then fill it from the requested, discovered or downloaded checkpoint.
-
-    A file the user named never falls back to random weights: it loads or the build fails.
-    """
+    """The architecture filled from the named, found or downloaded file (a named one never falls back)."""
     req = spec.weights
     module = build_random()
+    if spec.device.type == "meta":
+        return module, META_WEIGHTS
     if req.kind == "random":
-        return module, WeightsInfo("random", f"random init (seed {spec.seed})")
+        return module, random_info(spec)
     if req.kind == "path":
         assert req.path is not None
-        file = resolve_file_in_folder(req.path) if req.path.is_dir() else req.path
-        load_into(module, _state(file, spec), str(file))
-        return module, WeightsInfo("pretrained", f"file {file}", files=file_digests([file]))
+        file = resolve_file_in_folder(req.path)
+        load_into(module, read_state_dict(file, allow_pickle=spec.trust_remote_code), str(file))
+        return module, file_info(file)
     found = find_local_checkpoint(checkpoint_name) if checkpoint_name else None
     revision = None
     if found is None and checkpoint_name:
         found, revision, where = _try_download(checkpoint_name)
     if found is not None:
         try:
-            load_into(module, _state(found, spec), str(found))
-            return module, WeightsInfo("pretrained", f"file {found}", revision=revision, files=file_digests([found]))
+            load_into(module, read_state_dict(found, allow_pickle=spec.trust_remote_code), str(found))
+            return module, file_info(found, revision=revision)
         except WeightsError as exc:
             where = f"found {found} but could not load it safely ({exc})"
     elif not checkpoint_name:
         where = "no checkpoint is known for this model"
-    warning = random_fallback_warning(spec.card.name, where)
-    log.warning(warning)
-    return module, WeightsInfo("random", f"random init (seed {spec.seed})", warning)
+    return module, random_info(spec, where)
 
 
 def _try_download(filename: str) -> tuple[Path | None, str | None, str]:
@@ -143,7 +126,7 @@ def _try_download(filename: str) -> tuple[Path | None, str | None, str]:
     off = downloads_off()
     if off is not None:
         return None, None, f"{missing}, and no download was tried ({off})"
-    if not release_host_reachable():
+    if not can_connect(RELEASE_HOST):
         return None, None, f"{missing}, and {RELEASE_HOST} is unreachable (no download)"
     try:
         file = download_release_file(filename)
@@ -156,12 +139,3 @@ def _try_download(filename: str) -> tuple[Path | None, str | None, str]:
     release = inspect.signature(attempt_download_asset).parameters["release"].default  # the tag it fetches
     log.info("downloaded %s into %s", filename, file.parent)
     return file, f"ultralytics/assets {release}" if release else None, ""
-
-
-def _state(file: Path, spec: BuildSpec) -> dict:
-    return read_state_dict(file, allow_pickle=spec.trust_remote_code)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from visionbench.errors import BadInputError, UnknownModelError
+from visionbench.models.base import first_line
 
 # Top-level keys of the stock yamls (ultralytics/cfg/models), plus what yaml_model_load adds.
 ALLOWED_KEYS = frozenset(
@@ -55,16 +56,15 @@ TRUST_HINT = "pass --trust-remote-code only if you trust this file"
 
 
 def load_model_yaml(target: str, *, trust_remote_code: bool = False) -> dict[str, Any]:
-    """The model dict of a yaml path or stock name (e.g. `yolo11s.yaml`), checked unless trusted.
+    """The model dict (as `yaml_model_load` returns it) of a yaml path or stock name, checked unless trusted.
 
-    The dict is what ultralytics' `yaml_model_load` returns (with `scale` and `yaml_file`), so the
-    caller hands it to the model class instead of the path and ultralytics never reads the file itself.
+    The caller hands the dict, not the path, to the model class: ultralytics never reads the file itself.
     """
     path = find_model_yaml(target)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"ultralytics:{target}: not a readable yaml ({_first_line(exc)})") from exc
+        raise BadInputError(f"ultralytics:{target}: not a readable yaml ({first_line(exc)})") from exc
     except OSError as exc:
         raise BadInputError(f"ultralytics:{target}: cannot read {path} ({exc.strerror or exc})") from exc
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("backbone", "head")):
@@ -160,10 +160,7 @@ def _check_rows(data: dict[str, Any], what: str, *, shape_only: bool) -> None:
                 raise BadInputError(f"{where}: module {module[:60]!r} is not a stock ultralytics layer; {TRUST_HINT}")
             if module == "TorchVision":  # [out channels, torchvision model name, weights name, ...]
                 _check_torchvision(args, where)
-                continue
-            for j, arg in enumerate(args):
-                if not _allowed_arg(arg):
-                    raise BadInputError(f"{where}: argument {j} {str(arg)[:60]!r} is not a literal; {TRUST_HINT}")
+            _check_args(args, where, start=3 if module == "TorchVision" else 0)
 
 
 def _check_torchvision(args: list[Any], where: str) -> None:
@@ -176,7 +173,10 @@ def _check_torchvision(args: list[Any], where: str) -> None:
     weights = args[2] if len(args) > 2 else "DEFAULT"
     if not (isinstance(weights, str) and weights.isidentifier()):
         raise BadInputError(f"{where}: TorchVision weights {str(weights)[:60]!r} is not a weights name; {TRUST_HINT}")
-    for j, arg in enumerate(args[3:], start=3):
+
+
+def _check_args(args: list[Any], where: str, start: int) -> None:
+    for j, arg in enumerate(args[start:], start=start):
         if not _allowed_arg(arg):
             raise BadInputError(f"{where}: argument {j} {str(arg)[:60]!r} is not a literal; {TRUST_HINT}")
 
@@ -232,8 +232,3 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -1,10 +1,7 @@
-"""YOLO11 detect / segment / pose (ultralytics), built from the model yaml, run the way ultralytics'
-predictor runs it: Conv+BN fused (`fuse=False` keeps the trained module as it is), its rectangular
-letterbox (`auto=True`: padded only to a multiple of 32) when a batch's images share one shape, and
-its NMS postprocessing. The card's parameter count is the published (unfused) one.
-
-Ultralytics runs a forward pass inside its constructor (to find strides), so parameters cannot start on
-`meta` there; these models are small (2.6-2.9 M parameters) and build in a fraction of a second.
+"""YOLO11 detect / segment / pose, run as ultralytics' predictor runs it: Conv+BN fused (`fuse=False`
+keeps the trained module), its letterbox (rectangular when a batch shares one shape) and its NMS.
+The card's parameter count is the published (unfused) one. Ultralytics' constructor runs a forward
+pass (to find strides), so parameters cannot start on `meta`; these models are small.
 """
 
 from __future__ import annotations
@@ -17,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from visionbench.errors import BadInputError
-from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo
+from visionbench.models.base import Batch, Prediction, VisionModel, WeightsInfo, first_line
 from visionbench.models.card import ModelCard
 from visionbench.models.registry import BuildSpec, register
 from visionbench.models.ultralytics_common import load_ultralytics_weights
@@ -113,10 +110,8 @@ def build_yolo_module(cfg: dict[str, Any], task: str) -> nn.Module:
     try:
         return cls(copy.deepcopy(cfg), verbose=False).eval()
     except Exception as exc:  # noqa: BLE001 - a yaml of the right shape that ultralytics cannot build
-        text = str(exc).strip().splitlines()
-        reason = text[0] if text else type(exc).__name__
         what = f"ultralytics:{cfg.get('yaml_file', 'yaml')}"
-        raise BadInputError(f"{what}: ultralytics cannot build it ({reason})") from exc
+        raise BadInputError(f"{what}: ultralytics cannot build it ({first_line(exc)})") from exc
 
 
 def fuse(module: nn.Module, spec: BuildSpec) -> nn.Module:
@@ -127,9 +122,7 @@ def fuse(module: nn.Module, spec: BuildSpec) -> nn.Module:
 
 
 def meta_copy(module: nn.Module) -> nn.Module:
-    """Parameters and buffers on `meta` for a shape-only pass. Plain tensor attributes (the head's
-    strides) stay real: ultralytics reads them as Python numbers while building anchors, and its
-    `_apply` override would otherwise move them too."""
+    """Parameters and buffers on `meta`; the strides stay real (read as numbers while building anchors)."""
     saved = {id(m): m.stride for m in module.modules() if isinstance(getattr(m, "stride", None), torch.Tensor)}
     module = module.to("meta")
     for m in module.modules():
@@ -138,16 +131,22 @@ def meta_copy(module: nn.Module) -> nn.Module:
     return module
 
 
-def yolo_builder(yaml: str, task: str, checkpoint: str | None) -> Any:
+def build_yolo(spec: BuildSpec, make: Any, checkpoint: str | None) -> VisionModel:
+    """A YOLO from `make()` with its weights as `spec` asks (`checkpoint`: the release file `auto` looks for)."""
+    return yolo_model(spec, *load_ultralytics_weights(spec, make, checkpoint))
+
+
+def yolo_model(spec: BuildSpec, module: nn.Module, info: WeightsInfo) -> VisionModel:
+    """Fused unless asked not to, then on the spec's device (shape-only on `meta`)."""
+    module = fuse(module, spec)
+    module = meta_copy(module) if spec.device.type == "meta" else module.to(device=spec.device, dtype=spec.dtype)
+    return YoloModel.from_spec(spec, module, info)
+
+
+def yolo_builder(yaml: str, task: str, checkpoint: str) -> Any:
     def build(spec: BuildSpec) -> VisionModel:
         cfg = load_model_yaml(yaml, trust_remote_code=spec.trust_remote_code)
-        if spec.device.type == "meta":
-            module = meta_copy(fuse(build_yolo_module(cfg, task), spec))
-            info = WeightsInfo("random", "meta (no weights)")
-        else:
-            module, info = load_ultralytics_weights(spec, lambda: build_yolo_module(cfg, task), checkpoint)
-            module = fuse(module, spec).to(device=spec.device, dtype=spec.dtype).eval()
-        return YoloModel(spec.card, module, info, input_size=spec.input_size, device=spec.device, dtype=spec.dtype)
+        return build_yolo(spec, lambda: build_yolo_module(cfg, task), checkpoint)
 
     return build
 
