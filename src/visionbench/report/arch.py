@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterable
-
 from visionbench.errors import BadInputError
 from visionbench.files import inside
 from visionbench.layers_json import LAYERS_FILE, LayerRecord
 from visionbench.report import fmt, plots
 from visionbench.report.document import Align, Block, Bullets, Figure, Gallery, Heading, Note, Table, Text
 from visionbench.report.runview import Dissection, ModelView, RunView
+from visionbench.report.stages import by_stage, dims, fusion_records, highest, lowest, mean_of, stage_tables, substages
 from visionbench.results import OTHER, ProfileResult
 
 MAX_GRIDS = 3  # feature-map grids shown per model
@@ -132,101 +129,6 @@ def dissection_blocks(m: ModelView) -> list[Block]:
 
 
 # A component with more leaf rows than this is summarised one row per block of its block stack.
-MAX_LAYER_ROWS = 40
-SPLIT_ROWS = 24  # a sub-stage longer than this is split once more by its own module names
-MAX_SUBSTAGES = 8  # more sub-stages than this: one table for the component
-_BLOCK = re.compile(r"^(.*?\.(?:layer|layers|block|blocks|blk|h))\.(\d+)\.")
-
-
-def stage_tables(model: str, records: list[LayerRecord]) -> list[Block]:
-    """One table of layers per sub-stage of each component, sub-stages taken from the module names so any model
-    works; a long stack of transformer blocks gets one row per block instead (24 blocks' rows would drown it)."""
-    out: list[Block] = [Heading(4, f"{model}: the architecture stage by stage")]
-    for component, recs in _by_stage(records).items():
-        blocked = _per_block(recs) if len(recs) > MAX_LAYER_ROWS else None
-        if blocked:
-            out.append(Table(["block", "layers", "last output shape", "min", "max", "mean of means", "last std",
-                              "mean sparsity"], blocked,
-                             caption=f"{component}: {len(recs)} recorded layers summarised one row per block "
-                                     "(range over the block's layers, std of its last output).",
-                             align=["left", "right", "left", "right", "right", "right", "right", "right"]))  # fmt: skip
-            continue
-        groups = substages(recs)
-        # many sub-stages (a CNN's numbered modules) or siblings of one layer each: one table for the component
-        if len(groups) > MAX_SUBSTAGES or (len(groups) > 1 and all(len(g) == 1 for g in groups.values())):
-            groups = {".".join(_common_prefix([r.name for r in recs])) or component: recs}
-        for label, group in groups.items():
-            title = component if label == component else f"{component}: {label}"
-            out.append(Table(
-                ["index", "layer", "type", "output shape", "min", "max", "mean", "std", "sparsity"],
-                [[str(r.index), r.name.removeprefix(label + "."), r.type, _dims(r.shape), fmt.sci(r.min),
-                  fmt.sci(r.max), fmt.sci(r.mean), fmt.sci(r.std), fmt.pct(r.sparsity)] for r in group],
-                caption=f"{title} ({len(group)} layer{'s' if len(group) > 1 else ''} in execution order; "
-                        "sparsity = exact zeros).",
-                align=["right", "left", "left", "left", "right", "right", "right", "right", "right"]))  # fmt: skip
-    return out
-
-
-def substages(recs: list[LayerRecord]) -> dict[str, list[LayerRecord]]:
-    """Records of one component keyed by their sub-stage's module path, in execution order."""
-    prefix = _common_prefix([r.name for r in recs])
-    groups: dict[str, list[LayerRecord]] = {}
-    for r in recs:
-        groups.setdefault(_substage(prefix, r.name) or (recs[0].component or "other"), []).append(r)
-    out: dict[str, list[LayerRecord]] = {}
-    for label, group in groups.items():
-        if len(group) > SPLIT_ROWS and len(group) < len(recs):
-            out.update(substages(group))
-        else:
-            out[label] = group
-    return out
-
-
-def fusion_records(records: list[LayerRecord]) -> list[LayerRecord]:
-    """The layers of the fusion stages: a component called fusion, else module names with a fusion part."""
-    named = [r for r in records if "fusion" in (r.component or "").lower()]
-    return named or [r for r in records if "fusion" in r.name.lower()]
-
-
-def _common_prefix(names: list[str]) -> list[str]:
-    parts = [n.split(".") for n in names]
-    prefix: list[str] = []
-    for column in zip(*parts, strict=False):
-        if len(set(column)) != 1:
-            break
-        prefix.append(column[0])
-    if len(names) == 1:
-        prefix = prefix[:-1]
-    while prefix and prefix[-1].isdigit():  # a list's entries are sub-stages, not the prefix
-        prefix.pop()
-    return prefix
-
-
-def _substage(prefix: list[str], name: str) -> str:
-    parts = name.split(".")
-    rest = parts[len(prefix) : -1]  # never the leaf itself
-    if not rest:  # a layer right under the prefix: its own stage, unless it is an entry of a list
-        return ".".join(prefix if parts[-1].isdigit() else prefix + parts[-1:])
-    label = [rest[0]]
-    if not rest[0].isdigit() and len(rest) > 1 and rest[1].isdigit():
-        label.append(rest[1])
-    return ".".join(prefix + label)
-
-
-def _per_block(recs: list[LayerRecord]) -> list[list[str]] | None:
-    keyed: dict[str, list[LayerRecord]] = {}
-    for r in recs:
-        match = _BLOCK.match(r.name)
-        keyed.setdefault(f"{match.group(1)}.{match.group(2)}" if match else r.name, []).append(r)
-    if len(keyed) >= len(recs):
-        return None
-    return [[key, str(len(g)), _dims(g[-1].shape), fmt.sci(_min(r.min for r in g)), fmt.sci(_max(r.max for r in g)),
-             fmt.sci(_mean(r.mean for r in g)), fmt.sci(g[-1].std), fmt.pct(_mean(r.sparsity for r in g))]
-            for key, g in keyed.items()]  # fmt: skip
-
-
-def _dims(shape: list[int] | None) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]" if shape else fmt.MISSING
 
 
 def transformer_blocks(view: RunView) -> list[Block]:
@@ -237,7 +139,7 @@ def transformer_blocks(view: RunView) -> list[Block]:
         d = m.dissection
         assert d is not None
         for b in d.blocks:
-            rows.append([m.name, b.encoder, str(b.block), _dims(b.shape), fmt.sci(b.min), fmt.sci(b.max),
+            rows.append([m.name, b.encoder, str(b.block), dims(b.shape), fmt.sci(b.min), fmt.sci(b.max),
                          fmt.sci(b.mean), fmt.sci(b.std), b.shown or fmt.MISSING])  # fmt: skip
         for path in dict.fromkeys(b.figure for b in d.blocks if b.figure):
             try:
@@ -264,12 +166,12 @@ def transformer_blocks(view: RunView) -> list[Block]:
 
 def stage_rows(records: list[LayerRecord]) -> list[list[str]]:
     rows = []
-    for stage, recs in _by_stage(records).items():
+    for stage, recs in by_stage(records).items():
         stds = [r.std for r in recs if r.std is not None]
         rows.append([
-            stage, str(len(recs)), fmt.sci(_min(r.min for r in recs)), fmt.sci(_max(r.max for r in recs)),
+            stage, str(len(recs)), fmt.sci(lowest(r.min for r in recs)), fmt.sci(highest(r.max for r in recs)),
             f"{fmt.sci(stds[0])} → {fmt.sci(stds[-1])}" if stds else fmt.MISSING,
-            fmt.pct(_mean(r.sparsity for r in recs)), fmt.pct(_mean(r.near_zero for r in recs)),
+            fmt.pct(mean_of(r.sparsity for r in recs)), fmt.pct(mean_of(r.near_zero for r in recs)),
             str(sum(r.nan_count or 0 for r in recs)), str(sum(r.inf_count or 0 for r in recs)),
         ])  # fmt: skip
     return rows
@@ -280,7 +182,7 @@ def dissection_findings(records: list[LayerRecord]) -> list[str]:
     out = []
     big = _extreme(records)
     out.append(f"Largest magnitude: {big.name} (range {fmt.sci(big.min)} to {fmt.sci(big.max)}).")
-    stages = _by_stage(records)
+    stages = by_stage(records)
     if len(stages) > 1:
         out.append("Most extreme layer per stage: " + "; ".join(
             f"{stage}: {(e := _extreme(recs)).name} ({fmt.sci(e.min)} to {fmt.sci(e.max)})"
@@ -311,9 +213,9 @@ def dissection_findings(records: list[LayerRecord]) -> list[str]:
     fov = next((recs for stage, recs in stages.items() if stage.lower() in {"fov", "fov network", "fov_model"}), None)
     if fov:
         stds = [r.std for r in fov if r.std is not None]
-        out.append(f"FOV network: {len(fov)} layers, values {fmt.sci(_min(r.min for r in fov))} to "
-                   f"{fmt.sci(_max(r.max for r in fov))}, std {fmt.sci(min(stds))} to {fmt.sci(max(stds))}; its last "
-                   f"output {fov[-1].name} {_dims(fov[-1].shape)} ranges {fmt.sci(fov[-1].min)} to "
+        out.append(f"FOV network: {len(fov)} layers, values {fmt.sci(lowest(r.min for r in fov))} to "
+                   f"{fmt.sci(highest(r.max for r in fov))}, std {fmt.sci(min(stds))} to {fmt.sci(max(stds))}; "
+                   f"its last output {fov[-1].name} {dims(fov[-1].shape)} ranges {fmt.sci(fov[-1].min)} to "
                    f"{fmt.sci(fov[-1].max)}.")  # fmt: skip
     return out
 
@@ -377,30 +279,6 @@ def feature_grids(d: Dissection, records: list[LayerRecord], model: str) -> list
 
 def _extreme(records: list[LayerRecord]) -> LayerRecord:
     return max(records, key=lambda r: max(abs(r.min or 0), abs(r.max or 0)))
-
-
-def _by_stage(records: list[LayerRecord]) -> dict[str, list[LayerRecord]]:
-    stages: dict[str, list[LayerRecord]] = {}
-    for r in records:
-        stages.setdefault(r.component or "other", []).append(r)
-    return stages
-
-
-def _finite(values: Iterable[float | None]) -> list[float]:
-    return [float(v) for v in values if v is not None and math.isfinite(v)]
-
-
-def _min(values: Iterable[float | None]) -> float | None:
-    return min(_finite(values), default=None)
-
-
-def _max(values: Iterable[float | None]) -> float | None:
-    return max(_finite(values), default=None)
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    v = _finite(values)
-    return sum(v) / len(v) if v else None
 
 
 def _file(name: str) -> str:
